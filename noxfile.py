@@ -1,0 +1,25 @@
+"""Sessions: lint, tests (default). `nox -l` lists them all."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PY = "3.11"
+
+
+@nox.session(python=PY)
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+
+
+@nox.session(python=PY)
+def tests(session: nox.Session) -> None:
+    """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", *session.posargs)

@@ -1,0 +1,1 @@
+"""Preflight: GPUs, checkpoint, flags and installed SGLang checked before serving."""

@@ -1,0 +1,50 @@
+"""Preflight findings: what is wrong, how to fix it, and whether it stops `serve`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from glm51.errors import PreflightError
+
+
+class Severity(str, Enum):
+    ERROR = "error"  # serve would fail or silently misbehave: stop before SGLang starts
+    WARNING = "warning"  # worth knowing, serve goes on
+    OK = "ok"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # short id, e.g. "checkpoint.shard-missing"
+    severity: Severity
+    message: str  # what is wrong, naming the file / key / GPU
+    fix: str = ""  # how to fix it
+
+    def line(self) -> str:
+        fix = f" -> {self.fix}" if self.fix else ""
+        return f"[{self.severity.value}] {self.check}: {self.message}{fix}"
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, check: str, severity: Severity, message: str, fix: str = "") -> None:
+        self.findings.append(Finding(check, severity, message, fix))
+
+    def extend(self, findings: list[Finding]) -> None:
+        self.findings.extend(findings)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            lines = "\n  ".join(f.line() for f in self.errors)
+            raise PreflightError(f"preflight found {len(self.errors)} error(s):\n  {lines}")

@@ -1,0 +1,91 @@
+"""The one subprocess chokepoint: every docker, sglang and nvidia-smi call goes through here.
+
+Argv lists only (never a shell), the quoted command logged before it runs, and a typed
+error carrying the exit code when it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from glm51.errors import CommandFailed, InfraError
+
+log = logging.getLogger("glm51.proc")
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _merged_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    return None if env is None else {**os.environ, **env}
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    capture: bool = True,
+    check: bool = True,
+    timeout: float | None = None,
+    input: str | None = None,
+) -> Result:
+    """Run ``argv`` to completion. ``env`` is added to the current environment."""
+    argv = [os.fspath(a) for a in argv]
+    log.info("$ %s", shlex.join(argv))
+    try:
+        done = subprocess.run(
+            argv,
+            env=_merged_env(env),
+            cwd=cwd,
+            capture_output=capture,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise InfraError(f"{argv[0]}: command not found ({exc.strerror})") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise InfraError(f"timed out after {timeout}s: {shlex.join(argv)}") from exc
+    result = Result(tuple(argv), done.returncode, done.stdout or "", done.stderr or "")
+    if check and done.returncode != 0:
+        raise CommandFailed(argv, done.returncode, (done.stderr or "") + (done.stdout or ""))
+    return result
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a long-running process (a server) with inherited stdio."""
+    argv = [os.fspath(a) for a in argv]
+    log.info("$ %s", shlex.join(argv))
+    try:
+        return subprocess.Popen(argv, env=_merged_env(env), cwd=cwd)
+    except FileNotFoundError as exc:
+        raise InfraError(f"{argv[0]}: command not found ({exc.strerror})") from exc
+
+
+def forward_signals(child: subprocess.Popen[bytes]) -> None:
+    """Pass SIGINT/SIGTERM on to ``child`` so it can shut down cleanly (we may be PID 1)."""
+
+    def _forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _forward)

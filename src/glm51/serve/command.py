@@ -1,0 +1,79 @@
+"""Render a serve profile into the exact sglang argv and environment (pure)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glm51.recipe import Recipe
+from glm51.recipe.serving import Profile, ServerArgs
+
+# Server fields rendered by hand rather than by the generic loop below.
+_SPECIAL = {"speculative", "extra_args", "host", "port"}
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What `glm51 serve` runs: argv plus the variables added to the environment."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 30000
+
+    def shell(self) -> str:
+        """The command as one shell line, every word quoted."""
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env.items()]
+        return " ".join([*assignments, shlex.join(self.argv)])
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def server_flags(args: ServerArgs, *, host: str, port: int) -> list[str]:
+    flags: list[str] = []
+    for name in type(args).model_fields:
+        if name in _SPECIAL:
+            continue
+        value = getattr(args, name)
+        if value is None or value is False:
+            continue
+        flags += [_flag(name)] if value is True else [_flag(name), str(value)]
+    if args.speculative is not None:
+        spec = args.speculative
+        flags += [
+            "--speculative-algorithm", spec.algorithm,
+            "--speculative-num-steps", str(spec.num_steps),
+            "--speculative-eagle-topk", str(spec.eagle_topk),
+            "--speculative-num-draft-tokens", str(spec.num_draft_tokens),
+        ]  # fmt: skip
+    flags += list(args.extra_args)
+    flags += ["--host", host, "--port", str(port)]
+    return flags
+
+
+def render(
+    recipe: Recipe,
+    profile: Profile,
+    *,
+    model_path: Path | str,
+    host: str | None = None,
+    port: int | None = None,
+    passthrough: Sequence[str] = (),
+    python: str = sys.executable,
+) -> LaunchSpec:
+    """The sglang launch for ``profile`` on ``model_path``; ``passthrough`` goes last, as given."""
+    host = host or profile.server.host
+    port = port or profile.server.port
+    argv = [
+        python, "-m", "sglang.launch_server",
+        "--model-path", str(model_path),
+        "--served-model-name", recipe.model.served_name,
+        *server_flags(profile.server, host=host, port=port),
+        *passthrough,
+    ]  # fmt: skip
+    return LaunchSpec(tuple(argv), dict(profile.env), host=host, port=port)

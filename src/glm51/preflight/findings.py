@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from glm51.errors import PreflightError
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"  # serve would fail or silently misbehave: stop before SGLang starts
     WARNING = "warning"  # worth knowing, serve goes on
     OK = "ok"

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         model_id: Annotated[
             str | None,
             typer.Option(
-                help="A Hub repo resolved from the local Hub cache [default: recipe's published repo]."
+                help="Hub repo, resolved from the local Hub cache "
+                "[default: the recipe's published repo]."
             ),
         ] = None,
         revision: Annotated[

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from glm51.recipe.base import Strict
 from glm51.recipe.gates import Gates
+from glm51.recipe.quantize import QuantizeRecipe
 from glm51.recipe.serving import Profile, ServeDefaults, SGLangBuild
 
 
@@ -25,6 +26,7 @@ class Recipe(Strict):
     serve: ServeDefaults
     sglang_builds: dict[str, SGLangBuild]
     profiles: dict[str, Profile]
+    quantize: QuantizeRecipe
     gates: Gates
 
     @model_validator(mode="after")

@@ -1,0 +1,56 @@
+"""--model / --model-id / --revision resolve to a checkpoint folder, offline."""
+
+import pytest
+
+from glm51.errors import InputError
+from glm51.serve.model_path import from_hub_cache, resolve_model
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def hub_cache(tmp_path):
+    repo = tmp_path / "models--lukealonso--GLM-5.1-NVFP4"
+    (repo / "snapshots" / SHA).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(SHA + "\n")
+    return tmp_path
+
+
+def test_ref_resolves_to_its_snapshot(hub_cache):
+    path = from_hub_cache("lukealonso/GLM-5.1-NVFP4", "main", cache_dir=hub_cache)
+    assert path == hub_cache / "models--lukealonso--GLM-5.1-NVFP4" / "snapshots" / SHA
+
+
+def test_commit_sha_resolves_directly(hub_cache):
+    path = from_hub_cache("lukealonso/GLM-5.1-NVFP4", SHA, cache_dir=hub_cache)
+    assert path.name == SHA
+
+
+def test_env_var_locates_the_cache(hub_cache, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    assert resolve_model(None, None, None, "lukealonso/GLM-5.1-NVFP4").name == SHA
+
+
+@pytest.mark.parametrize(
+    ("repo", "revision", "expected"),
+    [
+        ("someone/Other", "main", "is not in the Hugging Face cache"),
+        ("lukealonso/GLM-5.1-NVFP4", "v2", "cached refs: main"),
+        ("lukealonso/GLM-5.1-NVFP4", "f" * 40, "snapshot"),
+    ],
+)
+def test_missing_cache_entries_say_what_to_do(hub_cache, repo, revision, expected):
+    with pytest.raises(InputError) as info:
+        from_hub_cache(repo, revision, cache_dir=hub_cache)
+    assert expected in str(info.value) and repo in str(info.value)
+
+
+def test_model_and_model_id_are_exclusive(tmp_path):
+    with pytest.raises(InputError, match="either --model PATH or --model-id"):
+        resolve_model(tmp_path, "a/b", None, "x/y")
+
+
+def test_model_must_be_a_folder(tmp_path):
+    with pytest.raises(InputError, match="must be a checkpoint folder"):
+        resolve_model(tmp_path / "missing", None, None, "x/y")

@@ -46,12 +46,12 @@ def parse(text: str) -> list[GpuInfo]:
             continue
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != len(FIELDS):
-            raise NoGpu(f"unexpected nvidia-smi output: {line.strip()!r}")
+            raise NoGpu(f"unexpected nvidia-smi output: {line.strip()}")
         index, name, cc, driver, memory = cells
         try:
             gpus.append(GpuInfo(int(index), name, cc, driver, int(float(memory))))
         except ValueError:
-            raise NoGpu(f"unexpected nvidia-smi output: {line.strip()!r}") from None
+            raise NoGpu(f"unexpected nvidia-smi output: {line.strip()}") from None
     if not gpus:
         raise NoGpu("nvidia-smi listed no GPUs")
     return gpus

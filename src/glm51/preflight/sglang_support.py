@@ -48,6 +48,8 @@ def launch_server_help(python: str = sys.executable) -> str:
         result = proc.run(argv, check=False, timeout=600)
     except Glm51Error as exc:
         raise SglangMissing(str(exc)) from None
+    if "No module named 'sglang'" in result.stderr:
+        raise SglangMissing(f"sglang is not installed for {python} (No module named 'sglang')")
     if result.returncode != 0:
         said = (result.stderr or result.stdout).strip().splitlines()
         raise SglangMissing(
@@ -105,7 +107,7 @@ def check(
     except SglangMissing as exc:
         return [Finding(
             "sglang.missing", Severity.ERROR,
-            f"sglang is not installed or does not start: {exc}", fix,
+            f"cannot read the installed sglang's flags: {exc}", fix,
         )]  # fmt: skip
     if not options.flags:
         return [Finding(

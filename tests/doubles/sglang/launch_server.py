@@ -38,9 +38,6 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(Path(os.environ.get("FAKE_SGLANG_HELP", HELP)).read_text())
         return 0
     code = int(os.environ.get("FAKE_SGLANG_EXIT_CODE", "43"))
-    if os.environ.get("FAKE_SGLANG_MARKER"):
-        env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "SGLANG_ENABLE_SPEC_V2")}
-        Path(os.environ["FAKE_SGLANG_MARKER"]).write_text(json.dumps({"argv": argv, "env": env}))
     host, port = _last(argv, "--host", "127.0.0.1"), int(_last(argv, "--port", "30000"))
     server = http.server.HTTPServer((host, port), _Health)
 
@@ -50,6 +47,10 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Written once the signals are handled, so a test may signal as soon as it sees it.
+    if os.environ.get("FAKE_SGLANG_MARKER"):
+        env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "SGLANG_ENABLE_SPEC_V2")}
+        Path(os.environ["FAKE_SGLANG_MARKER"]).write_text(json.dumps({"argv": argv, "env": env}))
     print(f"fake sglang listening on {host}:{port}", flush=True)
     server.serve_forever()
     return 0

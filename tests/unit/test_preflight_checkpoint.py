@@ -148,3 +148,14 @@ def test_safetensors_reader_rejects_garbage(tmp_path):
     bad.write_bytes(b"abc")
     with pytest.raises(ShardError, match="shorter than the 8-byte header length"):
         read_header(bad)
+
+
+def test_hf_quant_config_that_differs_is_a_warning(tmp_path, recipe, profile):
+    path = ckpt.build(tmp_path / "m")
+    hf_quant = path / "hf_quant_config.json"
+    data = json.loads(hf_quant.read_text())
+    data["quantization"]["exclude_modules"] = ["lm_head"]
+    hf_quant.write_text(json.dumps(data))
+    finding = run(path, recipe, profile)[0]["checkpoint.quant-config-differs"]
+    assert finding.severity is Severity.WARNING
+    assert "SGLang uses config.json's" in finding.message

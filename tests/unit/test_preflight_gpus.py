@@ -77,3 +77,10 @@ def test_adapter_reports_a_missing_nvidia_smi(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(gpus.NoGpu, match="nvidia-smi: command not found"):
         gpus.nvidia_smi()
+
+
+def test_cuda_visible_devices_limits_the_gpus():
+    found = gpu_probe("rtx-pro-6000-x8-595")()
+    assert [g.index for g in gpus.visible(found, "0,2")] == [0, 2]
+    assert gpus.visible(found, None) == found
+    assert gpus.visible(found, "GPU-1234") == found  # UUIDs: left as they are

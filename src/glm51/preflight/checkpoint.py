@@ -144,6 +144,34 @@ def _check_quant(quant: QuantConfig | None, recipe: Recipe) -> list[Finding]:
     return found
 
 
+def _check_quant_agree(
+    path: Path, config: dict[str, Any], quant: QuantConfig | None
+) -> list[Finding]:
+    # SGLang reads config.json's copy and ignores hf_quant_config.json: say so if they differ.
+    if quant is None or quant.source == HF_QUANT or not (path / HF_QUANT).is_file():
+        return []
+    try:
+        other = read_quant_config(
+            path, {k: v for k, v in config.items() if k != "quantization_config"}
+        )
+    except (OSError, ValueError):
+        return []
+    if other is None or (other.algo, other.group_size, set(other.exclude)) == (
+        quant.algo,
+        quant.group_size,
+        set(quant.exclude),
+    ):
+        return []
+    return [Finding(
+        "checkpoint.quant-config-differs", Severity.WARNING,
+        f"{HF_QUANT} (quant_algo {other.algo}, group_size {other.group_size}, "
+        f"{len(other.exclude)} exclusions) differs from config.json quantization_config "
+        f"(quant_algo {quant.algo}, group_size {quant.group_size}, {len(quant.exclude)} "
+        "exclusions); SGLang uses config.json's",
+        "re-export the checkpoint so both files agree",
+    )]  # fmt: skip
+
+
 def _check_shards(path: Path, weight_map: dict[str, str]) -> tuple[list[Finding], dict]:
     found: list[Finding] = []
     headers = {}
@@ -227,6 +255,7 @@ def check(path: Path, recipe: Recipe, profile: Profile) -> tuple[list[Finding], 
         ))  # fmt: skip
     else:
         found += _check_quant(quant, recipe)
+        found += _check_quant_agree(path, config, quant)
     facts = CheckpointFacts(config, quant)
 
     index_file = path / INDEX

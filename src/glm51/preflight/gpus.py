@@ -69,6 +69,20 @@ def nvidia_smi() -> list[GpuInfo]:
     return parse(result.stdout)
 
 
+def visible(gpus: list[GpuInfo], cuda_visible_devices: str | None) -> list[GpuInfo]:
+    """The GPUs CUDA_VISIBLE_DEVICES leaves to sglang (nvidia-smi lists them all).
+
+    Only index lists are understood; UUIDs or MIG names leave the list as it is.
+    """
+    if cuda_visible_devices is None:
+        return gpus
+    wanted = [p.strip() for p in cuda_visible_devices.split(",") if p.strip()]
+    if not all(p.isdigit() for p in wanted):
+        return gpus
+    by_index = {g.index: g for g in gpus}
+    return [by_index[int(p)] for p in wanted if int(p) in by_index]
+
+
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def check(
     except gpus.NoGpu as exc:
         report.extend([gpus.no_gpu_finding(str(exc))])
     else:
+        found = gpus.visible(
+            found, profile.env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+        )
         gpu_count = len(found)
         report.extend(gpus.check(profile, found))
 

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         extra: Annotated[
             list[str] | None,
             typer.Argument(
-                help="Pass-through sglang flags to check (after --).", show_default=False
+                help="Pass-through sglang flags to check (after --).",
+                show_default=False,
+                metavar="SGLANG_FLAGS",
             ),
         ] = None,
         model: Annotated[
@@ -38,15 +40,15 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Hub repo, resolved from the local Hub cache "
-                "[default: the recipe's published repo]."
+                "(default: the recipe's published repo)."
             ),
         ] = None,
         revision: Annotated[
-            str | None, typer.Option(help="Ref or commit of --model-id [default: main].")
+            str | None, typer.Option(help="Ref or commit of --model-id (default: main).")
         ] = None,
         profile: Annotated[
             str | None,
-            typer.Option(help="Serve profile [default: recipe's serve.default_profile]."),
+            typer.Option(help="Serve profile (default: recipe's serve.default_profile)."),
         ] = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the findings as JSON instead of a table.")

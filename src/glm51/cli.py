@@ -67,5 +67,9 @@ def main() -> None:
     try:
         app()
     except Glm51Error as exc:
-        err.print(f"[bold red]glm51: {exc.kind}:[/] {escape(str(exc))}", highlight=False)
+        # soft_wrap: no hard breaks at 80 columns, so logs keep whole lines and the fix
+        # commands in messages (pip install ..., URLs) stay copy-pasteable.
+        err.print(
+            f"[bold red]glm51: {exc.kind}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)

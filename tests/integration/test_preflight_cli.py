@@ -122,3 +122,16 @@ def test_doctor_bad_model_path_is_bad_input(tmp_path):
 
 def _environ():
     return dict(os.environ)
+
+
+def test_doctor_resolves_model_id_from_the_hub_cache(tmp_path, monkeypatch):
+    _use(monkeypatch)
+    repo = tmp_path / "hub" / "models--lukealonso--GLM-5.1-NVFP4"
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    ckpt.build(repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    result = CliRunner().invoke(app, ["doctor", "--json"])  # the recipe's published repo
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model_path"].endswith(f"snapshots/{sha}")

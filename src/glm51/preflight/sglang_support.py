@@ -126,7 +126,9 @@ def check(
             found.append(Finding(
                 "sglang.flag", Severity.ERROR,
                 f"the profile's {flag} {what} of the installed sglang (it would refuse to start)",
-                fix if not candidates else f"rename {flag} in the profile to one of them",
+                fix
+                if not candidates
+                else f"{fix} (or, if this is that build, rename {flag} in the profile)",
             ))  # fmt: skip
     given = parse_passthrough(passthrough)
     for flag in given:

@@ -51,10 +51,11 @@ def _root(
 
 def _register_stages() -> None:
     # Each stage adds its own commands; heavy imports stay inside the command bodies.
+    from glm51.preflight import cli as preflight_cli
     from glm51.recipe import cli as recipe_cli
     from glm51.serve import cli as serve_cli
 
-    for stage in (serve_cli, recipe_cli):
+    for stage in (serve_cli, preflight_cli, recipe_cli):
         stage.register(app)
 
 
@@ -66,5 +67,9 @@ def main() -> None:
     try:
         app()
     except Glm51Error as exc:
-        err.print(f"[bold red]glm51: {exc.kind}:[/] {escape(str(exc))}", highlight=False)
+        # soft_wrap: no hard breaks at 80 columns, so logs keep whole lines and the fix
+        # commands in messages (pip install ..., URLs) stay copy-pasteable.
+        err.print(
+            f"[bold red]glm51: {exc.kind}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)

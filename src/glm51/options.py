@@ -10,7 +10,7 @@ RecipeOption = Annotated[
     typer.Option(
         "--recipe",
         envvar="GLM51_RECIPE",
-        help="Recipe file [default: release/glm51.toml of the checkout, or the packaged copy].",
+        help="Recipe file (default: release/glm51.toml of the checkout, or the packaged copy).",
         dir_okay=False,
     ),
 ]

@@ -29,15 +29,15 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Hub repo, resolved from the local Hub cache "
-                "[default: the recipe's published repo]."
+                "(default: the recipe's published repo)."
             ),
         ] = None,
         revision: Annotated[
-            str | None, typer.Option(help="Ref or commit of --model-id [default: main].")
+            str | None, typer.Option(help="Ref or commit of --model-id (default: main).")
         ] = None,
         profile: Annotated[
             str | None,
-            typer.Option(help="Serve profile [default: recipe's serve.default_profile]."),
+            typer.Option(help="Serve profile (default: recipe's serve.default_profile)."),
         ] = None,
         host: Annotated[str | None, typer.Option(help="Override the profile's host.")] = None,
         port: Annotated[int | None, typer.Option(help="Override the profile's port.")] = None,

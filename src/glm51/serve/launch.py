@@ -52,7 +52,7 @@ def serve(
 
         report = check(recipe, name, model_path=model_path, passthrough=passthrough)
         for finding in report.warnings:
-            err.print(f"[yellow]{escape(finding.line())}[/]")
+            err.print(f"[yellow]{escape(finding.line())}[/]", soft_wrap=True)
         report.raise_for_errors()
     if not profile.validated:
         err.print(f"[yellow]profile {name} is not validated on hardware: {profile.evidence}[/]")

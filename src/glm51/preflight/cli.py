@@ -1,0 +1,118 @@
+"""`glm51 doctor`: the serve preflight on its own, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from glm51.options import RecipeOption
+
+GROUPS = {
+    "gpu": "GPUs (nvidia-smi)",
+    "checkpoint": "checkpoint",
+    "flags": "flags",
+    "sglang": "installed sglang",
+}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        context_settings={"allow_interspersed_args": False},
+        epilog="Exit codes: 0 no errors (warnings allowed), 3 bad input, 4 preflight errors. "
+        "Flags after `--` are checked as `glm51 serve` would pass them to sglang.",
+    )
+    def doctor(
+        extra: Annotated[
+            list[str] | None,
+            typer.Argument(
+                help="Pass-through sglang flags to check (after --).",
+                show_default=False,
+                metavar="SGLANG_FLAGS",
+            ),
+        ] = None,
+        model: Annotated[
+            Path | None, typer.Option(help="A local checkpoint folder.", file_okay=False)
+        ] = None,
+        model_id: Annotated[
+            str | None,
+            typer.Option(
+                help="Hub repo, resolved from the local Hub cache "
+                "(default: the recipe's published repo)."
+            ),
+        ] = None,
+        revision: Annotated[
+            str | None, typer.Option(help="Ref or commit of --model-id (default: main).")
+        ] = None,
+        profile: Annotated[
+            str | None,
+            typer.Option(help="Serve profile (default: recipe's serve.default_profile)."),
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the findings as JSON instead of a table.")
+        ] = False,
+        recipe: RecipeOption = None,
+    ) -> None:
+        """Check the GPUs, the checkpoint, the flags and the installed SGLang for a profile.
+
+        The same checks `glm51 serve` runs before it starts SGLang; nothing is started.
+        """
+        from glm51.errors import PreflightError
+        from glm51.preflight.run import check
+        from glm51.recipe import load_recipe
+        from glm51.serve.model_path import resolve_model
+
+        loaded = load_recipe(recipe)
+        name, prof = loaded.profile(profile)
+        model_path = resolve_model(model, model_id, revision, loaded.model.published)
+        report = check(loaded, name, model_path=model_path, passthrough=tuple(extra or ()))
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "profile": name,
+                        "validated": prof.validated,
+                        "model_path": str(model_path),
+                        "ok": not report.errors,
+                        "errors": len(report.errors),
+                        "warnings": len(report.warnings),
+                        "findings": [
+                            {
+                                "check": f.check,
+                                "severity": f.severity.value,
+                                "message": f.message,
+                                "fix": f.fix,
+                            }
+                            for f in report.findings
+                        ],
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            _print_table(report, name, model_path)
+        if report.errors:
+            raise typer.Exit(PreflightError.exit_code)
+
+
+def _print_table(report, profile: str, model_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    style = {"error": "bold red", "warning": "yellow", "ok": "green"}
+    table = Table(title=f"glm51 doctor: profile {profile}, {model_path}", show_lines=True)
+    for column in ("", "check", "finding", "fix"):
+        table.add_column(column, overflow="fold")
+    for finding in report.findings:
+        sev = finding.severity.value
+        table.add_row(f"[{style[sev]}]{sev}[/]", finding.check, finding.message, finding.fix)
+    for group, label in GROUPS.items():
+        if not any(f.check.startswith(group + ".") for f in report.findings):
+            table.add_row(f"[{style['ok']}]ok[/]", group, f"{label}: no problems found", "")
+    console = Console()
+    console.print(table)
+    errors, warnings = len(report.errors), len(report.warnings)
+    verdict = "[bold red]NOT ready to serve[/]" if errors else "[green]ready to serve[/]"
+    console.print(f"{verdict}: {errors} error(s), {warnings} warning(s)")

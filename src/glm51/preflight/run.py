@@ -1,0 +1,57 @@
+"""Run every preflight check for one profile and collect the findings (no side effects)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from glm51.preflight import checkpoint, flags, gpus, sglang_support
+from glm51.preflight.findings import Report
+from glm51.recipe import Recipe
+
+
+def check(
+    recipe: Recipe,
+    profile_name: str,
+    *,
+    model_path: Path,
+    passthrough: Sequence[str] = (),
+    gpu_probe: gpus.GpuProbe | None = None,
+    sglang_probe: sglang_support.SglangProbe | None = None,
+) -> Report:
+    """GPUs, checkpoint, flags and installed SGLang for ``profile_name`` on ``model_path``.
+
+    The probes default to the real nvidia-smi and `python -m sglang.launch_server --help`;
+    tests pass recorded outputs instead.
+    """
+    _, profile = recipe.profile(profile_name)
+    report = Report()
+
+    gpu_count: int | None = None
+    try:
+        found = (gpu_probe or gpus.nvidia_smi)()
+    except gpus.NoGpu as exc:
+        report.extend([gpus.no_gpu_finding(str(exc))])
+    else:
+        found = gpus.visible(
+            found, profile.env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+        )
+        gpu_count = len(found)
+        report.extend(gpus.check(profile, found))
+
+    ckpt_findings, facts = checkpoint.check(Path(model_path), recipe, profile)
+    report.extend(ckpt_findings)
+    report.extend(flags.check(profile, facts, passthrough, gpu_count=gpu_count))
+
+    build = recipe.sglang_builds[profile.sglang_build]
+    report.extend(
+        sglang_support.check(
+            profile,
+            profile.sglang_build,
+            build,
+            passthrough,
+            sglang_probe or sglang_support.launch_server_help,
+        )
+    )
+    return report

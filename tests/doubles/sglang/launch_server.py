@@ -1,0 +1,60 @@
+"""Test double for `python -m sglang.launch_server` (scaffolding, never a real server).
+
+- `--help`: prints the recorded help in $FAKE_SGLANG_HELP (default: the fork's recording).
+- otherwise: writes $FAKE_SGLANG_MARKER (argv and the env glm51 added, as JSON), serves
+  GET /health with 200 on --host/--port, and on SIGTERM/SIGINT exits with
+  $FAKE_SGLANG_EXIT_CODE (default 43), so a test can tell the server's code was passed on.
+"""
+
+import http.server
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+HELP = Path(__file__).resolve().parents[2] / "data" / "sglang-help" / "blackwell-fork.txt"
+
+
+def _last(argv: list[str], flag: str, default: str) -> str:
+    value = default
+    for i, token in enumerate(argv[:-1]):
+        if token == flag:
+            value = argv[i + 1]
+    return value
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    if "--help" in argv or "-h" in argv:
+        sys.stdout.write(Path(os.environ.get("FAKE_SGLANG_HELP", HELP)).read_text())
+        return 0
+    code = int(os.environ.get("FAKE_SGLANG_EXIT_CODE", "43"))
+    host, port = _last(argv, "--host", "127.0.0.1"), int(_last(argv, "--port", "30000"))
+    server = http.server.HTTPServer((host, port), _Health)
+
+    def stop(signum: int, _frame: object) -> None:
+        server.server_close()
+        os._exit(code)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # Written once the signals are handled, so a test may signal as soon as it sees it.
+    if os.environ.get("FAKE_SGLANG_MARKER"):
+        env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "SGLANG_ENABLE_SPEC_V2")}
+        Path(os.environ["FAKE_SGLANG_MARKER"]).write_text(json.dumps({"argv": argv, "env": env}))
+    print(f"fake sglang listening on {host}:{port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

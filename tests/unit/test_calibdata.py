@@ -369,3 +369,34 @@ def test_calib_cli_records_then_builds(tmp_path, data_dir, tok):
     calib = CalibSet.load(tmp_path / "b.npz")
     assert calib.digest == load_manifest(tmp_path / "calibration" / "broad.toml").sha256
     assert parse_manifest((tmp_path / "calibration" / "coding.toml").read_text()).sha256 is None
+
+
+def test_hub_sources_load_the_pinned_revision_with_a_token_when_gated(tmp_path, tok, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+    rows = {"org/chat": [_conversation_row(i) for i in range(8)], "org/tools": []}
+
+    def load_dataset(path, *, name, revision, split, token):
+        calls.append((path, revision, split, token))
+        if path == "org/tools":
+            return [
+                {
+                    "conversations": [{"from": "human", "value": f"hi {i} " + "w " * 8}],
+                    "tools": None,
+                }
+                for i in range(4)
+            ]
+        return rows[path]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    build_pass(_manifest(tmp_path), tok)
+    assert calls == [
+        ("org/chat", "main", "train", True),  # gated: use the logged-in token
+        ("org/tools", "0123456789abcdef0123456789abcdef01234567", "train", None),
+    ]
+    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
+    with pytest.raises(InputError, match=r"install glm51\[calib-hub\]"):
+        build_pass(_manifest(tmp_path), tok)

@@ -400,3 +400,15 @@ def test_hub_sources_load_the_pinned_revision_with_a_token_when_gated(tmp_path, 
     monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
     with pytest.raises(InputError, match=r"install glm51\[calib-hub\]"):
         build_pass(_manifest(tmp_path), tok)
+
+
+def test_tool_call_arguments_given_as_json_strings_become_objects(tok):
+    row = {
+        "conversations": [
+            {"from": "human", "value": "find it"},
+            {"from": "function_call", "value": '{"name": "f", "arguments": "{\\"q\\": 1}"}'},
+        ]
+    }
+    messages, _ = to_chat(row, _source(column="conversations", convert="sharegpt"))
+    assert messages[1]["tool_calls"][0]["function"]["arguments"] == {"q": 1}
+    assert "<arg_key>q</arg_key>" in tok.decode(tokenize_chat(tok, messages))

@@ -140,3 +140,26 @@ def test_reports_are_written(tmp_path):
     md = paths["md"].read_text()
     assert "# Expert coverage" in md and "| coding | 40 |" in md and "| merged | 45 |" in md
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_counter_matches_counting_the_stream_and_ignores_replayed_layers():
+    from glm51.quantize.coverage import ExpertCounter
+
+    rng = np.random.default_rng(5)
+    batches = [_routing(rng, n) for n in (7, 1, 12)]
+    counter = ExpertCounter(LAYERS, EXPERTS)
+    start = 0
+    for batch in batches:
+        for layer, ids in zip(LAYERS, batch, strict=True):
+            assert counter.add(layer, ids, start)
+        start += len(batch[0])
+    # Layerwise replay runs the routers of a layer again over the same tokens.
+    assert not counter.add(LAYERS[1], batches[0][1], 0)
+    joint = _counts([np.concatenate(p) for p in zip(*batches, strict=True)])
+    got = counter.result()
+    assert got.tokens == 20
+    np.testing.assert_array_equal(got.counts, joint.counts)
+    np.testing.assert_array_equal(got.first_seen, joint.first_seen)
+    torch = pytest.importorskip("torch")
+    counter.add(LAYERS[0], torch.tensor([[15, 14]]), 20)
+    assert counter.result(21).counts[0, 15] == joint.counts[0, 15] + 1

@@ -344,6 +344,7 @@ def test_malformed_rows_are_skipped_and_reported(tmp_path, tok):
 # -- the CLI -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_calib_cli_records_then_builds(tmp_path, data_dir, tok):
     from typer.testing import CliRunner
 
@@ -412,3 +413,16 @@ def test_tool_call_arguments_given_as_json_strings_become_objects(tok):
     messages, _ = to_chat(row, _source(column="conversations", convert="sharegpt"))
     assert messages[1]["tool_calls"][0]["function"]["arguments"] == {"q": 1}
     assert "<arg_key>q</arg_key>" in tok.decode(tokenize_chat(tok, messages))
+
+
+def test_local_json_arrays_and_non_utf8_files(tmp_path, data_dir, tok):
+    import json
+
+    rows = [json.loads(line) for line in (data_dir / "chat.jsonl").read_text().splitlines()]
+    (data_dir / "chat.jsonl").unlink()
+    (data_dir / "chat.json").write_text(json.dumps(rows))
+    assert len(build_pass(_manifest(tmp_path), tok, data_dir=data_dir)) == 9
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"messages": [{"role": "user", "content": "ok"}]}\n\xff\xfe\n')
+    with pytest.raises(InputError, match=r"latin1\.jsonl:\d+: not UTF-8"):
+        from_jsonl(bad, tok, max_length=10)

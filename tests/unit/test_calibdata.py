@@ -426,3 +426,12 @@ def test_local_json_arrays_and_non_utf8_files(tmp_path, data_dir, tok):
     bad.write_bytes(b'{"messages": [{"role": "user", "content": "ok"}]}\n\xff\xfe\n')
     with pytest.raises(InputError, match=r"latin1\.jsonl:\d+: not UTF-8"):
         from_jsonl(bad, tok, max_length=10)
+
+
+def test_the_wheel_ships_the_manifests_beside_the_recipe():
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert include["release/calibration"] == "glm51/_data/calibration"
+    assert include["release/glm51.toml"] == "glm51/_data/glm51.toml"

@@ -435,3 +435,31 @@ def test_the_wheel_ships_the_manifests_beside_the_recipe():
     include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     assert include["release/calibration"] == "glm51/_data/calibration"
     assert include["release/glm51.toml"] == "glm51/_data/glm51.toml"
+
+
+def test_a_sources_draw_does_not_depend_on_the_other_sources(tmp_path, data_dir, tok):
+    both = build_pass(_manifest(tmp_path), tok, data_dir=data_dir)
+    alone = tmp_path / "alone.toml"
+    alone.write_text(MANIFEST.format(seed=7).split('[[sources]]\nname = "tools"')[0])
+    chat_only = build_pass(alone, tok, data_dir=data_dir)
+    assert len(chat_only) == 6
+    assert all(s in both.samples for s in chat_only.samples)
+
+
+def test_manifest_errors_name_the_key_and_the_allowed_values(tmp_path):
+    text = MANIFEST.format(seed=1).replace('convert = "sharegpt"', 'convert = "alpaca"')
+    with pytest.raises(InputError) as err:
+        parse_manifest(text, tmp_path / "x.toml")
+    message = str(err.value)
+    assert "x.toml: invalid manifest" in message and "sources.1.convert" in message
+    assert "'sharegpt'" in message and "'xlam'" in message
+    with pytest.raises(InputError, match=r"sources\.0\.colour: unknown key"):
+        parse_manifest(text.replace('column = "conversation"', 'colour = "x"', 1))
+
+
+def test_release_revisions_are_commits_or_refs_to_pin(recipe_path):
+    for name in ("coding", "broad", "deep"):
+        for source in load_manifest(resolve_manifest(name, recipe_path)).sources:
+            assert source.pinned or re.fullmatch(r"[A-Za-z0-9._/-]+", source.revision)
+    deep = load_manifest(resolve_manifest("deep", recipe_path))
+    assert all(s.pinned for s in deep.sources)

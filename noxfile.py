@@ -21,5 +21,5 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,quantize]")
     session.run("pytest", *session.posargs)

@@ -74,7 +74,10 @@ class ServerArgs(Strict):
     disable_shared_experts_fusion: bool = False
     mem_fraction_static: float | None = Field(None, gt=0, le=1)
     max_running_requests: int | None = Field(None, ge=1)
-    cuda_graph_max_bs: int | None = Field(None, ge=1)
+    cuda_graph_max_bs: int | None = Field(None, ge=1, description="the fork's flag")
+    cuda_graph_max_bs_decode: int | None = Field(
+        None, ge=1, description="upstream 0.5.23's name (it split --cuda-graph-max-bs)"
+    )
     speculative: Speculative | None = None
     host: str = "127.0.0.1"
     port: Port = 30000

@@ -1,0 +1,1 @@
+"""`glm51 quantize`: NVFP4 with ModelOpt, calibration data, expert coverage, estimates."""

@@ -29,6 +29,7 @@ class BuildSpec:
     version: str
     build_id: str
     metadata_file: Path
+    default_profile: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     ca_bundle: Path | None = None
     push: bool = False
@@ -51,6 +52,7 @@ def buildx_argv(spec: BuildSpec) -> list[str]:
         "SGLANG_BUILD": spec.sglang_build,
         "GLM51_VERSION": spec.version,
         "BUILD_ID": spec.build_id,
+        "DEFAULT_PROFILE": spec.default_profile,
     }
     for name, value in build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
@@ -161,6 +163,7 @@ def plan(
         version=version,
         build_id=f"{docker_version(version)}-{short_sha(sha)}-{stack}",
         metadata_file=metadata_file,
+        default_profile=next(iter(recipe.images.cu130.profiles.get(sglang_build, ())), ""),
         labels=labels,
         ca_bundle=ca_bundle,
         push=push,

@@ -94,6 +94,18 @@ def test_labels(image, labels):
         assert labels["org.glm51.b12x.version"] == "1.5.1"
 
 
+def test_runtime_config(image):
+    out = proc.run(["docker", "image", "inspect", "--format", "{{json .Config}}", image])
+    config = json.loads(out.stdout)
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert "/cache/jit" in config["Volumes"]
+    jit = f"/cache/jit/{env['GLM51_BUILD_ID']}"
+    assert env["GLM51_JIT_CACHE"] == jit and env["TRITON_CACHE_DIR"].startswith(jit + "/")
+    assert "/health" in " ".join(config["Healthcheck"]["Test"])
+    assert config["Entrypoint"] == ["/usr/local/bin/glm51-entrypoint"]
+    assert config["Cmd"] == ["glm51", "serve"]
+
+
 def test_package_list_matches_the_lock(image, labels):
     listing = docker_run(
         image, "sh", "-c", "cat /opt/glm51/packages.txt; echo ---; cat /opt/glm51/lock-name"
@@ -149,9 +161,14 @@ def test_no_layer_or_history_holds_the_ca_bundle_or_a_build_secret(image, tmp_pa
             assert marker not in text and "BEGIN CERTIFICATE" not in text
         saved = tmp_path / "image.tar"
         proc.run(["docker", "save", "-o", str(saved), tag], timeout=600)
+        # Positive control: a line of ca-env.sh, which is in a layer, must be found, so a
+        # clean result cannot come from layers the grep could not read (e.g. compressed).
+        control = b"export PIP_CERT=/run/secrets/ca_bundle"
         needles = [marker.encode(), *_needles()]
-        found = _grep(saved, needles)
-        assert not found, f"found in the saved image: {found}"
+        found = _grep(saved, [control, *needles])
+        assert control in found, "the saved layers are not searchable as plain tar"
+        leaked = [n for n in found if n != control]
+        assert not leaked, f"found in the saved image: {leaked}"
     finally:
         proc.run(["docker", "rmi", "-f", tag], check=False)
 

@@ -4,14 +4,14 @@
 #   2. a local bookworm base image (ci/base-image.sh)
 #   3. the CI image from Dockerfile.cu130, tagged glm51:ci for tests/integration/test_image.py
 # Prints the time of each step. Environment:
-#   GLM51_CI_STACK   slim (default: glm51's light deps, same final stages) | full (the whole
+XX
 #                    SGLang + torch cu13 + b12x stack: ~11.5 GB, see docs/image.md for times)
 #   GLM51_CA_BUNDLE  CA bundle handed to the build as a secret [default: the host's bundle]
 #   GLM51            the glm51 command [default: .venv/bin/glm51, else glm51 on PATH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STACK=${GLM51_CI_STACK:-slim}
+STACK=${GLM51_CI_STACK:-full}
 CA=${GLM51_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 GLM51=${GLM51:-$( [ -x .venv/bin/glm51 ] && echo .venv/bin/glm51 || echo glm51 )}
 

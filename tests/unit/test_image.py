@@ -170,3 +170,32 @@ def test_selfcheck_reports_a_missing_backend(recipe):
         "invalid choice" in problems["rtx-pro-6000-x8-upstream"]
         or "unrecognized" in (problems["rtx-pro-6000-x8-upstream"])
     )
+
+
+def test_runner_builds_through_proc_and_records_the_digest(recipe, tmp_path, monkeypatch):
+    import json
+
+    from glm51.image import runner
+
+    spec = _plan(recipe, metadata_file=tmp_path / "meta.json")
+    calls = []
+
+    def fake_run(argv, **kw):
+        calls.append(list(argv))
+        spec.metadata_file.write_text(json.dumps({"containerimage.digest": "sha256:" + "a" * 64}))
+
+    monkeypatch.setattr(runner.proc, "run", fake_run)
+    result = runner.build(spec, record=tmp_path / "image.json")
+    assert calls == [buildx_argv(spec)]
+    recorded = json.loads((tmp_path / "image.json").read_text())
+    assert recorded["digest"] == result["digest"] == "sha256:" + "a" * 64
+    assert recorded["tags"] == list(spec.tags)
+
+
+def test_runner_without_metadata_is_an_infra_error(recipe, tmp_path, monkeypatch):
+    from glm51.errors import InfraError
+    from glm51.image import runner
+
+    monkeypatch.setattr(runner.proc, "run", lambda argv, **kw: None)
+    with pytest.raises(InfraError, match="no metadata"):
+        runner.build(_plan(recipe, metadata_file=tmp_path / "m.json"), record=tmp_path / "i.json")

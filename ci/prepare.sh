@@ -4,8 +4,8 @@
 #   2. a local bookworm base image (ci/base-image.sh)
 #   3. the CI image from Dockerfile.cu130, tagged glm51:ci for tests/integration/test_image.py
 # Prints the time of each step. Environment:
-#   GLM51_CI_STACK   full (default: the whole SGLang + torch cu13 + b12x stack, ~11.2 GB, about
-#                    7 min cold here, so the build-time SGLang/profile checks run in every CI)
+#   GLM51_CI_STACK   full (default: the whole SGLang + torch cu13 + b12x stack, ~11.2 GB, 6-7 min
+#                    cold here, so the build-time SGLang/profile checks run in every CI)
 #                    | slim (glm51's light deps only, same final stages, under 1 min)
 #   GLM51_CA_BUNDLE  CA bundle handed to the build as a secret [default: the host's bundle]
 #   GLM51            the glm51 command [default: .venv/bin/glm51, else glm51 on PATH]

@@ -1,6 +1,11 @@
-"""Sessions: lint, tests (default). `nox -l` lists them all."""
+"""Sessions: lint, tests (default), image, update_pins. `nox -l` lists them all."""
 
 from __future__ import annotations
+
+import json
+import tomllib
+import urllib.request
+from pathlib import Path
 
 import nox
 
@@ -8,14 +13,18 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PY = "3.11"
+REPO = Path(__file__).parent
+LOCK_DIR = REPO / "images" / "cu130"
+LOCK_PLATFORM = "x86_64-manylinux_2_36"  # glibc of bookworm (2.36) <= Ubuntu 24.04 (2.39)
+UV = "uv>=0.8"
 
 
 @nox.session(python=PY)
 def lint(session: nox.Session) -> None:
     """ruff check and format check."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "images")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "images")
 
 
 @nox.session(python=PY)
@@ -23,3 +32,87 @@ def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
     session.install("-e", ".[dev,quantize]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PY)
+def image(session: nox.Session) -> None:
+    """Build the serving image: `nox -s image -- [--local-base] [--stack slim]
+    [--base-image REF] [--sglang-build NAME] [--ca-bundle PATH] [--push]`
+    (all `glm51 image build` options; digest recorded in out/image/image.json)."""
+    session.install("-e", ".", "hatchling>=1.25", "hatch-vcs>=0.4")
+    session.run("glm51", "image", "build", *session.posargs, external=False)
+
+
+def _compile(session: nox.Session, stack: str, python: str, *extra: str) -> None:
+    tag = python.replace(".", "")
+    session.run(
+        "uv", "pip", "compile", "--quiet", "--generate-hashes", "--no-header",
+        "--annotation-style", "line", "--python-version", python,
+        "--python-platform", LOCK_PLATFORM, "--index-url", "https://pypi.org/simple",
+        *extra, str(LOCK_DIR / f"{stack}.in"), "-o", str(LOCK_DIR / f"{stack}-py{tag}.lock"),
+    )  # fmt: skip
+
+
+def _reachable(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=10)
+        return True
+    except Exception:
+        return False
+
+
+@nox.session(python=PY)
+def update_pins(session: nox.Session) -> None:
+    """Re-resolve the image locks (PyPI), and where reachable the fork's git lock (GitHub)
+    and the base image digest (a registry). Says clearly what it could not refresh."""
+    session.install(UV)
+    recipe = tomllib.loads((REPO / "release" / "glm51.toml").read_text())
+    pythons = recipe["images"]["cu130"]["python_versions"]
+    for python in pythons:
+        _compile(session, "upstream", python, "--excludes", str(LOCK_DIR / "excludes.txt"))
+        _compile(session, "slim", python)
+        _compile(session, "build", python)
+
+    if _reachable("https://github.com"):
+        for python in pythons:
+            tag = python.replace(".", "")
+            # sglang (a git requirement cannot be hashed) goes to a separate commit-pinned file.
+            _compile(
+                session, "blackwell-fork", python, "--no-emit-package", "sglang",
+                "--excludes", str(LOCK_DIR / "excludes.txt"),
+            )  # fmt: skip
+            fork = next(
+                line
+                for line in (LOCK_DIR / "blackwell-fork.in").read_text().splitlines()
+                if line.startswith("sglang @ git+")
+            )
+            (LOCK_DIR / "blackwell-fork-vcs.txt").write_text(fork + "\n")
+            session.log(f"blackwell-fork-py{tag}.lock resolved")
+    else:
+        session.warn(
+            "github.com is NOT reachable: the blackwell-fork lock was NOT refreshed "
+            "(it stays as committed; unresolved locks make a fork build stop with a message)"
+        )
+
+    pins = tomllib.loads((LOCK_DIR / "pins.toml").read_text())
+    image_ref = pins["base"]["ref"].split("@")[0]
+    try:
+        out = session.run(
+            "docker", "buildx", "imagetools", "inspect", image_ref,
+            "--format", "{{json .Manifest}}", external=True, silent=True,
+        )  # fmt: skip
+    except Exception:
+        out = None
+    if out:
+        new_ref = f"{image_ref}@{json.loads(out)['digest']}"
+        for path in (LOCK_DIR / "pins.toml", REPO / "Dockerfile.cu130"):
+            path.write_text(path.read_text().replace(pins["base"]["ref"], new_ref))
+        session.warn(
+            f"registry reachable: base re-resolved to {new_ref} (pins.toml and the Dockerfile "
+            "default updated; record the provenance and set verified = true in pins.toml)"
+        )
+    else:
+        session.warn(
+            f"no registry reachable: the base digest of {image_ref} was NOT re-resolved "
+            "(images/cu130/pins.toml kept as committed)"
+        )

@@ -1,5 +1,7 @@
 """The recipe parses into frozen objects, and every kind of mistake names file and key."""
 
+import re
+
 import pydantic
 import pytest
 
@@ -68,3 +70,34 @@ def test_bad_recipe_names_file_key_and_expectation(recipe_text, edit, expected):
 def test_recipe_reference_in_docs_is_current():
     committed = (REPO / "docs" / "recipe.md").read_text()
     assert committed == render_schema_markdown(), "run: glm51 recipe schema -o docs/recipe.md"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ('default_sglang_build = "upstream"', 'default_sglang_build = "nightly"'),
+            "images.cu130.default_sglang_build: expected one of",
+        ),
+        (
+            ('upstream = ["rtx-pro-6000-x8-upstream"]', 'upstream = ["no-such-profile"]'),
+            "'no-such-profile': no such profile",
+        ),
+        (
+            ('upstream = ["rtx-pro-6000-x8-upstream"]', 'upstream = ["rtx-pro-6000-x8"]'),
+            "'rtx-pro-6000-x8' needs sglang build 'blackwell-fork'",
+        ),
+        (
+            ('slim_tags = ["glm51:{version}-cu130-slim"]', 'slim_tags = ["glm51:{branch}"]'),
+            "only the fields",
+        ),
+    ],
+)
+def test_image_section_cross_checks(recipe_text, edit, expected):
+    from glm51.errors import InputError
+    from glm51.recipe import parse_recipe
+
+    old, new = edit
+    assert old in recipe_text
+    with pytest.raises(InputError, match=re.escape(expected)):
+        parse_recipe(recipe_text.replace(old, new))

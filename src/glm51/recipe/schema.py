@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from glm51.recipe.base import Strict
 from glm51.recipe.gates import Gates
+from glm51.recipe.images import Images
 from glm51.recipe.quantize import QuantizeRecipe
 from glm51.recipe.serving import Profile, ServeDefaults, SGLangBuild
 
@@ -28,6 +29,7 @@ class Recipe(Strict):
     profiles: dict[str, Profile]
     quantize: QuantizeRecipe
     gates: Gates
+    images: Images
 
     @model_validator(mode="after")
     def _cross_references(self) -> Recipe:
@@ -71,9 +73,42 @@ class Recipe(Strict):
                         f"hardware.gpu_count is {profile.hardware.gpu_count}",
                     )
                 )
+        problems += self._image_problems()
         if problems:
             raise CrossReferenceError(problems)
         return self
+
+    def _image_problems(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for image_name, image in self.images:
+            where = f"images.{image_name}"
+            if image.default_sglang_build not in self.sglang_builds:
+                problems.append(
+                    (
+                        f"{where}.default_sglang_build",
+                        f"expected one of {sorted(self.sglang_builds)}",
+                    )
+                )
+            for build, names in image.profiles.items():
+                if build not in self.sglang_builds:
+                    problems.append(
+                        (
+                            f"{where}.profiles.{build}",
+                            f"expected one of {sorted(self.sglang_builds)}",
+                        )
+                    )
+                for name in names:
+                    profile = self.profiles.get(name)
+                    if profile is None:
+                        problems.append((f"{where}.profiles.{build}", f"{name!r}: no such profile"))
+                    elif profile.sglang_build != build:
+                        problems.append(
+                            (
+                                f"{where}.profiles.{build}",
+                                f"{name!r} needs sglang build {profile.sglang_build!r}",
+                            )
+                        )
+        return problems
 
     def profile(self, name: str | None = None) -> tuple[str, Profile]:
         from glm51.errors import InputError

@@ -37,7 +37,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         profile: Annotated[
             str | None,
-            typer.Option(help="Serve profile (default: recipe's serve.default_profile)."),
+            typer.Option(
+                envvar="GLM51_PROFILE",
+                help="Serve profile (default: the recipe's serve.default_profile; in the image, "
+                "the first profile its SGLang build advertises).",
+            ),
         ] = None,
         host: Annotated[str | None, typer.Option(help="Override the profile's host.")] = None,
         port: Annotated[int | None, typer.Option(help="Override the profile's port.")] = None,

@@ -1,0 +1,179 @@
+"""The built serving image, run with a real Docker engine (ci/prepare.sh builds it).
+
+GLM51_TEST_IMAGE names the image under test (default glm51:ci, the tag ci/prepare.sh adds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from glm51 import proc
+from glm51.image import locks
+from glm51.image.build import buildx_argv, plan
+from tests.support.checkpoint import build as build_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = os.environ.get("GLM51_TEST_IMAGE", "glm51:ci")
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+pytestmark = pytest.mark.docker
+
+
+def _engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return proc.run(["docker", "info"], check=False, timeout=30).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if not _engine_answers():
+        pytest.skip("no Docker engine answers (start one with ci/docker-engine.sh)")
+    if proc.run(["docker", "image", "inspect", IMAGE], check=False).returncode != 0:
+        pytest.skip(f"image {IMAGE} not built (run ci/prepare.sh or set GLM51_TEST_IMAGE)")
+    return IMAGE
+
+
+def docker_run(image: str, *args: str, mounts: tuple[str, ...] = (), check: bool = True):
+    volumes = [a for m in mounts for a in ("-v", m)]
+    argv = ["docker", "run", "--rm", "--network", "host", *volumes, image, *args]
+    return proc.run(argv, check=check, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def labels(image: str) -> dict[str, str]:
+    out = proc.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image])
+    return json.loads(out.stdout)
+
+
+def test_version_in_container(image, labels):
+    out = docker_run(image, "glm51", "--version").stdout.strip()
+    assert out == f"glm51 {labels['org.opencontainers.image.version']}"
+
+
+def test_serve_dry_run_with_mounted_checkpoint(image, tmp_path):
+    ckpt = build_checkpoint(tmp_path / "ckpt")
+    out = docker_run(
+        image, "glm51", "serve", "--dry-run", "--model", "/models/ckpt",
+        mounts=(f"{ckpt}:/models/ckpt:ro",),
+    ).stdout  # fmt: skip
+    assert "-m sglang.launch_server --model-path /models/ckpt" in out
+    # The image serves the profile its SGLang build advertises, not one it cannot run.
+    advertised = docker_run(image, "sh", "-c", "echo $GLM51_PROFILE").stdout.strip()
+    assert advertised and f"# profile {advertised} " in out
+
+
+def test_doctor_without_gpu_is_a_preflight_failure(image):
+    done = docker_run(image, "glm51", "doctor", check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    assert "GPU" in output
+
+
+def test_labels(image, labels):
+    assert re.fullmatch(r"[0-9a-f]{40}", labels["org.opencontainers.image.revision"])
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+    assert labels["org.opencontainers.image.source"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", labels["org.glm51.lock.digest"])
+    if labels["org.glm51.stack"] == "full":
+        assert labels["org.glm51.sglang.version"] == "0.5.23"
+        assert labels["org.glm51.b12x.version"] == "1.5.1"
+
+
+def test_runtime_config(image):
+    out = proc.run(["docker", "image", "inspect", "--format", "{{json .Config}}", image])
+    config = json.loads(out.stdout)
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert "/cache/jit" in config["Volumes"]
+    jit = f"/cache/jit/{env['GLM51_BUILD_ID']}"
+    assert env["GLM51_JIT_CACHE"] == jit and env["TRITON_CACHE_DIR"].startswith(jit + "/")
+    assert "/health" in " ".join(config["Healthcheck"]["Test"])
+    assert config["Entrypoint"] == ["/usr/local/bin/glm51-entrypoint"]
+    assert config["Cmd"] == ["glm51", "serve"]
+
+
+def test_package_list_matches_the_lock(image, labels):
+    listing = docker_run(
+        image, "sh", "-c", "cat /opt/glm51/packages.txt; echo ---; cat /opt/glm51/lock-name"
+    ).stdout
+    packages, lock_name = listing.split("---")
+    installed = dict(line.split("==", 1) for line in packages.split() if "==" in line)
+    installed = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in installed.items()}
+    assert installed["glm51"] == labels["org.opencontainers.image.version"]
+    lock = REPO / "images" / "cu130" / lock_name.strip()
+    for name, version in locks.pinned_versions(lock).items():
+        assert installed.get(name) == version, name
+
+
+def _needles() -> list[bytes]:
+    """Distinctive lines of the host's local CAs (the proxy's): none may be in the image."""
+    needles = []
+    for cert in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        lines = [ln for ln in cert.read_text().splitlines() if ln and "-----" not in ln]
+        needles += [lines[len(lines) // 2].encode()] if lines else []
+    return needles
+
+
+@pytest.mark.slow
+def test_no_layer_or_history_holds_the_ca_bundle_or_a_build_secret(image, tmp_path):
+    """Build a throwaway slim image with a random secret; grep `docker save` and history."""
+    if not CA_BUNDLE.is_file():
+        pytest.skip(f"{CA_BUNDLE} missing")
+    marker = f"glm51-test-secret-{secrets.token_hex(16)}"
+    secret = tmp_path / "bundle.pem"
+    # A PEM reader ignores text between certificates: the bundle still works for pip/apt.
+    secret.write_text(CA_BUNDLE.read_text() + f"\n{marker}\n")
+    from glm51.recipe import load_recipe
+
+    tag = f"glm51-secret-test:{secrets.token_hex(4)}"
+    spec = plan(
+        load_recipe(REPO / "release" / "glm51.toml"),
+        REPO,
+        version="0.0.0",
+        sha="0" * 40,
+        created="1970-01-01T00:00:00Z",
+        source="test",
+        metadata_file=tmp_path / "meta.json",
+        base_image=os.environ.get("GLM51_LOCAL_BASE", "glm51-base:bookworm"),
+        stack="slim",
+        ca_bundle=secret,
+        no_cache=True,  # the install steps must really run with the secret mounted
+    )
+    proc.run(buildx_argv(replace(spec, tags=(tag,))), timeout=1800)
+    try:
+        history = proc.run(["docker", "history", "--no-trunc", tag]).stdout
+        config = proc.run(["docker", "image", "inspect", tag]).stdout
+        for text in (history, config):
+            assert marker not in text and "BEGIN CERTIFICATE" not in text
+        saved = tmp_path / "image.tar"
+        proc.run(["docker", "save", "-o", str(saved), tag], timeout=600)
+        # Positive control: a line of ca-env.sh, which is in a layer, must be found, so a
+        # clean result cannot come from layers the grep could not read (e.g. compressed).
+        control = b"export PIP_CERT=/run/secrets/ca_bundle"
+        needles = [marker.encode(), *_needles()]
+        found = _grep(saved, [control, *needles])
+        assert control in found, "the saved layers are not searchable as plain tar"
+        leaked = [n for n in found if n != control]
+        assert not leaked, f"found in the saved image: {leaked}"
+    finally:
+        proc.run(["docker", "rmi", "-f", tag], check=False)
+
+
+def _grep(path: Path, needles: list[bytes], chunk: int = 1 << 24) -> list[bytes]:
+    """Needles found in a (large) file, read in overlapping chunks."""
+    overlap = max(len(n) for n in needles)
+    found, tail = set(), b""
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            window = tail + block
+            found |= {n for n in needles if n in window}
+            tail = window[-overlap:]
+    return sorted(found)

@@ -135,3 +135,16 @@ def test_doctor_resolves_model_id_from_the_hub_cache(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["doctor", "--json"])  # the recipe's published repo
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["model_path"].endswith(f"snapshots/{sha}")
+
+
+def test_doctor_without_any_checkpoint_still_checks_gpus(tmp_path, monkeypatch):
+    # No --model and the published repo not cached (a fresh container): a finding, not a crash.
+    _use(monkeypatch, nvidia_smi="failed-no-driver", smi_rc=9)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    result = CliRunner().invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 4, result.output
+    report = json.loads(result.output)
+    found = {f["check"]: f for f in report["findings"]}
+    assert report["model_path"] is None
+    assert "is not in the Hugging Face cache" in found["checkpoint.missing"]["message"]
+    assert "couldn't communicate with the NVIDIA driver" in found["gpu.none"]["message"]

@@ -48,7 +48,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         profile: Annotated[
             str | None,
-            typer.Option(help="Serve profile (default: recipe's serve.default_profile)."),
+            typer.Option(
+                envvar="GLM51_PROFILE",
+                help="Serve profile (default: the recipe's serve.default_profile; in the image, "
+                "the profile its SGLang build advertises).",
+            ),
         ] = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the findings as JSON instead of a table.")
@@ -59,22 +63,36 @@ def register(app: typer.Typer) -> None:
 
         The same checks `glm51 serve` runs before it starts SGLang; nothing is started.
         """
-        from glm51.errors import PreflightError
+        from glm51.errors import InputError, PreflightError
         from glm51.preflight.run import check
         from glm51.recipe import load_recipe
         from glm51.serve.model_path import resolve_model
 
         loaded = load_recipe(recipe)
         name, prof = loaded.profile(profile)
-        model_path = resolve_model(model, model_id, revision, loaded.model.published)
-        report = check(loaded, name, model_path=model_path, passthrough=tuple(extra or ()))
+        model_path: Path | None
+        try:
+            model_path = resolve_model(model, model_id, revision, loaded.model.published)
+            model_error = None
+        except InputError as exc:
+            if model is not None or model_id is not None:
+                raise  # the checkpoint the user named is wrong: bad input (exit 3)
+            # No checkpoint named and none cached: still check the GPUs and SGLang.
+            model_path, model_error = None, str(exc)
+        report = check(
+            loaded,
+            name,
+            model_path=model_path,
+            passthrough=tuple(extra or ()),
+            model_error=model_error,
+        )
         if as_json:
             typer.echo(
                 json.dumps(
                     {
                         "profile": name,
                         "validated": prof.validated,
-                        "model_path": str(model_path),
+                        "model_path": str(model_path) if model_path else None,
                         "ok": not report.errors,
                         "errors": len(report.errors),
                         "warnings": len(report.warnings),
@@ -97,12 +115,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(PreflightError.exit_code)
 
 
-def _print_table(report, profile: str, model_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _print_table(report, profile: str, model_path: Path | None) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table
 
     style = {"error": "bold red", "warning": "yellow", "ok": "green"}
-    table = Table(title=f"glm51 doctor: profile {profile}, {model_path}", show_lines=True)
+    table = Table(
+        title=f"glm51 doctor: profile {profile}, {model_path or 'no checkpoint'}", show_lines=True
+    )
     for column in ("", "check", "finding", "fix"):
         table.add_column(column, overflow="fold")
     for finding in report.findings:

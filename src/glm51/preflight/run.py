@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glm51.preflight import checkpoint, flags, gpus, sglang_support
-from glm51.preflight.findings import Report
+from glm51.preflight.findings import Report, Severity
 from glm51.recipe import Recipe
 
 
@@ -15,15 +15,17 @@ def check(
     recipe: Recipe,
     profile_name: str,
     *,
-    model_path: Path,
+    model_path: Path | None,
     passthrough: Sequence[str] = (),
     gpu_probe: gpus.GpuProbe | None = None,
     sglang_probe: sglang_support.SglangProbe | None = None,
+    model_error: str | None = None,
 ) -> Report:
     """GPUs, checkpoint, flags and installed SGLang for ``profile_name`` on ``model_path``.
 
     The probes default to the real nvidia-smi and `python -m sglang.launch_server --help`;
-    tests pass recorded outputs instead.
+    tests pass recorded outputs instead. ``model_path`` None (with ``model_error`` saying why)
+    reports the checkpoint as missing and runs the GPU, flag and SGLang checks anyway.
     """
     _, profile = recipe.profile(profile_name)
     report = Report()
@@ -40,8 +42,18 @@ def check(
         gpu_count = len(found)
         report.extend(gpus.check(profile, found))
 
-    ckpt_findings, facts = checkpoint.check(Path(model_path), recipe, profile)
-    report.extend(ckpt_findings)
+    if model_path is None:
+        # No checkpoint to look at (doctor on a machine without one): the other checks still run.
+        facts = checkpoint.CheckpointFacts()
+        report.add(
+            "checkpoint.missing",
+            Severity.ERROR,
+            model_error or "no checkpoint was given",
+            "pass --model PATH (a checkpoint folder) or --model-id REPO in the Hub cache",
+        )
+    else:
+        ckpt_findings, facts = checkpoint.check(Path(model_path), recipe, profile)
+        report.extend(ckpt_findings)
     report.extend(flags.check(profile, facts, passthrough, gpu_count=gpu_count))
 
     build = recipe.sglang_builds[profile.sglang_build]

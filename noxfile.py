@@ -21,5 +21,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
-    session.install("-e", ".[dev]")
+    # The CPU build of torch first (it is what CI has), so the extras do not pull a CUDA one.
+    session.install("torch==2.13.0")
+    session.install("-e", ".[dev,quantize]")
     session.run("pytest", *session.posargs)

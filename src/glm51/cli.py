@@ -52,10 +52,11 @@ def _root(
 def _register_stages() -> None:
     # Each stage adds its own commands; heavy imports stay inside the command bodies.
     from glm51.quantize import calib_cli
+    from glm51.quantize import cli as quantize_cli
     from glm51.recipe import cli as recipe_cli
     from glm51.serve import cli as serve_cli
 
-    for stage in (serve_cli, recipe_cli, calib_cli):
+    for stage in (serve_cli, recipe_cli, calib_cli, quantize_cli):
         stage.register(app)
 
 

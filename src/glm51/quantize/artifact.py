@@ -39,7 +39,7 @@ class Artifact:
         tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(self.amax.items())}
         c = self.counts
         for key, arr in zip(_COUNTS, (np.array(c.layers), c.counts, c.first_seen), strict=True):
-            tensors[key] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.int64))
+            tensors[key] = torch.from_numpy(np.array(arr, dtype=np.int64))
         meta = {"format": FORMAT, "unit": self.unit, "digests": json.dumps(self.digests),
                 "tokens": str(c.tokens)}  # fmt: skip
         tmp = path.with_name(f".{path.name}.tmp")

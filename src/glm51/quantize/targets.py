@@ -4,7 +4,6 @@ model config (dense MLP layers, the MTP/NextN layer) that stay BF16."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,4 +60,5 @@ def modelopt_config(recipe: QuantizeRecipe, config: Mapping[str, Any]) -> dict[s
 
 
 def config_digest(qcfg: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(qcfg, sort_keys=True, default=str).encode()).hexdigest()
+    # repr, not JSON: block_sizes has int and str keys side by side.
+    return hashlib.sha256(repr(qcfg).encode()).hexdigest()

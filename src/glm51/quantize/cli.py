@@ -14,10 +14,14 @@ def _load_passes(model: Path, calib_files, data_dir, recipe_path, max_length: in
     """--calib-file replaces the recipe's passes with one local pass; else build them all."""
     from transformers import AutoTokenizer
 
+    from glm51.errors import InputError
     from glm51.quantize import calibdata
     from glm51.recipe import load_recipe
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{model}: cannot load its tokenizer ({exc})") from exc
     if calib_files:
         return {"local": calibdata.from_jsonl(calib_files, tokenizer, max_length=max_length)}
     return {
@@ -140,5 +144,6 @@ def register(app: typer.Typer) -> None:
         """A tiny random glm_moe_dsa checkpoint (same class and layout as GLM-5.1)."""
         from glm51.quantize.tiny import build_tiny_model
 
+        _quiet_libraries()
         build_tiny_model(out, num_layers=layers, seed=seed)
         typer.echo(f"{out}: tiny glm_moe_dsa model ({layers} layers + 1 MTP layer)")

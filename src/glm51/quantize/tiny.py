@@ -14,17 +14,30 @@ from pathlib import Path
 
 SPECIAL_TOKENS = (
     "<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>",
-    "<|observation|>", "<think>", "</think>", "[UNK]",
+    "<|observation|>", "<think>", "</think>", "<tool_call>", "</tool_call>", "<arg_key>",
+    "</arg_key>", "<arg_value>", "</arg_value>", "<tool_response>", "</tool_response>", "[UNK]",
 )  # fmt: skip
 
-# GLM-4.5/5 style: [gMASK]<sop> then role tags; tool results are observations.
+# GLM-4.5/5 layout: [gMASK]<sop>, role tags, tools listed in a system turn, tool calls as
+# <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>, tool results as
+# observations.
 CHAT_TEMPLATE = (
     "[gMASK]<sop>"
-    "{% for m in messages %}"
-    "{% if m['role'] == 'tool' %}<|observation|>{% else %}<|{{ m['role'] }}|>{% endif %}"
-    "{{ '\\n' }}{{ m['content'] if m['content'] is string else m['content'] | tojson }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{{ '\\n' }}{% endif %}"
+    "{%- if tools -%}<|system|>\n# Tools\n"
+    "{%- for tool in tools %}\n{{ tool | tojson }}{% endfor -%}{%- endif -%}"
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'system' -%}<|system|>\n{{ m.content }}"
+    "{%- elif m.role == 'user' -%}<|user|>\n{{ m.content }}"
+    "{%- elif m.role == 'assistant' -%}<|assistant|>\n{{ m.content or '' }}"
+    "{%- for tc in m.tool_calls or [] -%}<tool_call>{{ tc.function.name }}"
+    "{%- if tc.function.arguments is mapping -%}"
+    "{%- for k, v in tc.function.arguments.items() -%}"
+    "<arg_key>{{ k }}</arg_key><arg_value>{{ v | tojson }}</arg_value>"
+    "{%- endfor -%}{%- else -%}{{ tc.function.arguments }}{%- endif -%}</tool_call>"
+    "{%- endfor -%}"
+    "{%- elif m.role == 'tool' -%}<|observation|>\n<tool_response>{{ m.content }}</tool_response>"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|assistant|>\n{%- endif -%}"
 )
 
 

@@ -1,4 +1,4 @@
-"""Sessions: lint, tests (default). `nox -l` lists them all."""
+"""Sessions: lint, tests (default), bench_quantize. `nox -l` lists them all."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ PY = "3.11"
 def lint(session: nox.Session) -> None:
     """ruff check and format check."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session(python=PY)
@@ -25,3 +25,11 @@ def tests(session: nox.Session) -> None:
     session.install("torch==2.13.0")
     session.install("-e", ".[dev,quantize]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench_quantize(session: nox.Session) -> None:
+    """Peak RSS and time per layer of `glm51 quantize`, both modes, increasing depth (CPU)."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".[quantize]")
+    session.run("python", "benchmarks/quantize_memory.py", *session.posargs)

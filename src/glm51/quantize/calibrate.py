@@ -9,7 +9,6 @@ Both forward with use_cache=False (a cache under layerwise replay gives wrong sc
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from glm51.quantize.artifact import Artifact
-from glm51.quantize.checkpoint import Checkpoint, load_into
+from glm51.quantize.checkpoint import Checkpoint, load_into, release
 from glm51.quantize.coverage import ExpertCounts
 from glm51.quantize.targets import moe_layers
 
@@ -126,7 +125,7 @@ def calibrate_resident(
         h.remove()
     amax = collect_amax(model)
     del model
-    gc.collect()
+    release()
     return Artifact(unit, (digest,), amax, counter.result(sum(len(s) for s in samples)))
 
 
@@ -223,6 +222,6 @@ def calibrate_bounded(
         amax.update(collect_amax(root))
         model.model.layers[i] = nn.Identity()  # drop the materialized weights
         del layer, root
-        gc.collect()
+        release()
         progress(unit, i + 1, n_layers)
     return Artifact(unit, (digest,), amax, counter.result(tokens))

@@ -109,3 +109,15 @@ def load_into(module, ckpt: Checkpoint, prefix: str, device: str) -> None:
             f"{ckpt.dir}: {prefix}* does not fit the model class "
             f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
         )
+
+
+def release() -> None:
+    """Give a dropped layer's memory back: collect module reference cycles (ModelOpt's
+    wrappers hold some), then return freed heap pages to the OS (glibc keeps them)."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -11,7 +11,6 @@ is renamed into place at the end: the output is whole or absent.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from glm51.errors import GateFailed, InputError
-from glm51.quantize.checkpoint import Checkpoint, load_into
+from glm51.quantize.checkpoint import Checkpoint, load_into, release
 from glm51.quantize.targets import dense_layers, mtp_exclusions, mtp_layers
 
 # Everything a server needs beside the weights; copied verbatim when present.
@@ -74,7 +73,7 @@ def _export_resident(ckpt: Checkpoint, amax: dict, qcfg: dict, tmp: Path, device
     apply_amax(model, amax)
     export_hf_checkpoint(model, export_dir=str(tmp))
     del model
-    gc.collect()
+    release()
 
 
 def _one_layer_model(ckpt: Checkpoint, i: int, device: str):
@@ -120,7 +119,6 @@ def _export_bounded(
     from glm51.quantize.targets import modelopt_config
 
     n = int(ckpt.config["num_hidden_layers"])
-    shards: list[tuple[str, dict]] = []
     quant_config = None
     for i in range(n):
         model, mini = _one_layer_model(ckpt, i, device)
@@ -140,10 +138,9 @@ def _export_bounded(
             tensors.update(load_file(str(f)))
         layer = {real + k.removeprefix(mine): v for k, v in tensors.items() if k.startswith(mine)}
         save_file(layer, str(tmp / f"layer-{i:05d}.safetensors"), metadata={"format": "pt"})
-        shards.append((f"layer-{i:05d}.safetensors", layer))
         shutil.rmtree(part)
         del model, tensors, layer
-        gc.collect()
+        release()
         progress("export", i + 1, n)
     # Embeddings, final norm, lm_head: not quantized, copied through.
     rest = ckpt.read(k for k in ckpt.weight_map if not k.startswith("model.layers."))

@@ -112,7 +112,9 @@ def _mtp_extras(hidden: int, generator, dtype) -> dict:
     }
 
 
-def build_tiny_model(out: Path, *, num_layers: int = 3, hidden: int = 64, seed: int = 0) -> Path:
+def build_tiny_model(
+    out: Path, *, num_layers: int = 3, hidden: int = 64, experts: int = 8, seed: int = 0
+) -> Path:
     """Write the tiny checkpoint to `out` (created); returns `out`."""
     import tempfile
 
@@ -122,7 +124,7 @@ def build_tiny_model(out: Path, *, num_layers: int = 3, hidden: int = 64, seed: 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_dict = tiny_config_dict(num_layers, hidden=hidden)
+    cfg_dict = tiny_config_dict(num_layers, hidden=hidden, experts=experts)
     # One extra decoder layer: its weights become the MTP layer (a full MoE layer, as upstream).
     with_mtp = GlmMoeDsaConfig(**{**cfg_dict, "num_hidden_layers": num_layers + 1})
     torch.manual_seed(seed)

@@ -275,3 +275,15 @@ def test_tokenizer_and_generation_config_copied(runs):
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
                  "generation_config.json"):  # fmt: skip
         assert (runs.resident.output / name).read_bytes() == (runs.tiny / name).read_bytes()
+
+
+def test_existing_output_is_refused_before_calibrating(runs, recipe, tmp_path):
+    from glm51.errors import InputError
+    from glm51.quantize.pipeline import quantize
+
+    before = runs.resident.output.stat().st_mtime_ns
+    with pytest.raises(InputError, match="--overwrite"):
+        quantize(runs.tiny, runs.resident.output, {"x": [runs.passes["broad"]]},
+                 recipe.quantize, work_dir=tmp_path / "w")  # fmt: skip
+    assert not (tmp_path / "w").exists()
+    assert runs.resident.output.stat().st_mtime_ns == before

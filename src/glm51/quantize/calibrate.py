@@ -171,7 +171,7 @@ def calibrate_bounded(
     rotary = type(model.model.rotary_emb)(config=config).to(device)
     with torch.no_grad():
         hidden = [embed(torch.tensor([list(s)], device=device)).cpu() for s in samples]
-    del embed
+    embed.to(device="meta")  # not needed again: free it (1.9 GB at full scale)
     topk: list = [None] * len(samples)
 
     def layer_inputs(s: int):

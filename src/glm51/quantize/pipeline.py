@@ -63,6 +63,8 @@ def quantize(
 
     if not passes:
         raise InputError("no calibration passes")
+    if Path(output).exists() and not overwrite:  # before hours of calibration, not after
+        raise InputError(f"{output}: exists (pass --overwrite to replace it)")
     work_dir = Path(work_dir)
     ckpt = Checkpoint(model_dir)
     qcfg = modelopt_config(recipe, ckpt.config)

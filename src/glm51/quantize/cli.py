@@ -130,8 +130,14 @@ def register(app: typer.Typer) -> None:
                 progress=progress,
                 log=lambda msg: console.print(msg, highlight=False),
             )
-        for pair in outcome.report.merged.warning:
-            console.print(f"[yellow]warning:[/] expert {pair} got few calibration tokens")
+        warned = outcome.report.merged.warning
+        if warned:
+            shown = ", ".join(f"({layer}, {expert})" for layer, expert in warned[:20])
+            console.print(
+                f"[yellow]warning:[/] {len(warned)} experts got fewer than "
+                f"{outcome.report.warn_below} calibration tokens: {shown}"
+                + (" ..." if len(warned) > 20 else "")
+            )
         typer.echo(f"{outcome.output}: NVFP4 checkpoint written")
         typer.echo(f"coverage report: {outcome.reports['md']}")
 

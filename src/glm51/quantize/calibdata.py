@@ -187,16 +187,20 @@ def _read_jsonl(path: Path) -> Iterable[tuple[str, Any]]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{lineno}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg}); expected one JSON object "
-                    "per line"
-                ) from None
+        lineno = 0
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{path}:{lineno}", json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(
+                        f"{path}:{lineno}: not valid JSON ({exc.msg}); expected one JSON "
+                        "object per line"
+                    ) from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}:{lineno + 1}: not UTF-8 text") from None
 
 
 # -- building a pass from its manifest -------------------------------------------------------
@@ -222,11 +226,20 @@ def _local_rows(source: Source, data_dir: Path) -> list[dict[str, Any]]:
             except ImportError:
                 raise InputError(f"{path}: reading Parquet needs pyarrow") from None
             rows.extend(pq.read_table(path).to_pylist())
-        elif path.suffix == ".json" and path.read_text(encoding="utf-8").lstrip()[:1] == "[":
-            rows.extend(json.loads(path.read_text(encoding="utf-8")))
+        elif path.suffix == ".json" and _starts_with_bracket(path):
+            # A JSON array of rows (how llamafactory ships its sets), not JSON Lines.
+            try:
+                rows.extend(json.loads(path.read_text(encoding="utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"{path}: not a JSON array of rows ({exc})") from None
         else:
             rows.extend(record for _, record in _read_jsonl(path))
     return rows
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4096).lstrip()[:1] == b"["
 
 
 def _hub_rows(source: Source) -> Sequence[dict[str, Any]]:
@@ -269,6 +282,8 @@ def _draw(
     for index in rng.permutation(len(rows)):
         row = rows[int(index)]
         try:
+            if not isinstance(row, dict):
+                raise BadRow("expected an object")
             reason = rejected(row, source.filters)
             if reason is None:
                 messages, tools = to_chat(row, source)

@@ -17,7 +17,7 @@ import numpy as np
 
 from glm51.quantize.artifact import Artifact
 from glm51.quantize.checkpoint import Checkpoint, load_into, release
-from glm51.quantize.coverage import ExpertCounts
+from glm51.quantize.coverage import ExpertCounter, ExpertCounts
 from glm51.quantize.targets import moe_layers
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -28,40 +28,26 @@ def _quiet(_what: str, _done: int, _total: int) -> None:
 
 
 class RouterCounter:
-    """Tokens routed to each expert, counted by our own hook on each router.
-
-    Each (layer, sample) is counted once: a replay of the same sample through a layer (as
-    layerwise calibration does) does not count twice.
-    """
+    """Our own forward hook on each router, feeding coverage's ExpertCounter: the top-k ids
+    of the sample being run, at its offset in the unit's token stream. A replay of the same
+    sample through a layer is not counted twice."""
 
     def __init__(self, layers: Sequence[int], experts: int) -> None:
-        self.layers = list(layers)
-        self.row = {layer: i for i, layer in enumerate(self.layers)}
-        self.counts = np.zeros((len(self.layers), experts), np.int64)
-        self.first = np.full((len(self.layers), experts), -1, np.int64)
-        self.sample, self.offset = -1, 0
-        self._seen: set[tuple[int, int]] = set()
+        self.counter = ExpertCounter(layers, experts)
+        self.offset = 0
 
     def at(self, sample: int, offset: int) -> None:
-        self.sample, self.offset = sample, offset
+        del sample  # the offset identifies the sample in the stream
+        self.offset = offset
 
     def hook(self, layer: int):
         def _count(_module, _inputs, output) -> None:
-            key = (layer, self.sample)
-            if key in self._seen:
-                return
-            self._seen.add(key)
-            ids = output[2].detach().cpu().numpy().astype(np.int64)  # top-k ids [tokens, k]
-            r = self.row[layer]
-            self.counts[r] += np.bincount(ids.ravel(), minlength=self.counts.shape[1])
-            uniq, at = np.unique(ids.ravel(), return_index=True)
-            new = uniq[self.first[r, uniq] < 0]
-            self.first[r, new] = at[np.searchsorted(uniq, new)] // ids.shape[1] + self.offset
+            self.counter.add(layer, output[2], self.offset)  # output: logits, weights, ids
 
         return _count
 
     def result(self, tokens: int) -> ExpertCounts:
-        return ExpertCounts(tuple(self.layers), self.counts, self.first, tokens)
+        return self.counter.result(tokens)
 
 
 def _router(layer_module):

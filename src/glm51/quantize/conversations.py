@@ -61,6 +61,9 @@ def _json(value: Any, what: str) -> Any:
 
 
 def _tool_call(name: str, arguments: Any) -> dict[str, Any]:
+    # GLM's template iterates `arguments.items()`: give it an object, not a JSON string.
+    if isinstance(arguments, str) and arguments.strip().startswith("{"):
+        arguments = _json(arguments, f"arguments of {name}")
     return {"type": "function", "function": {"name": name, "arguments": arguments or {}}}
 
 

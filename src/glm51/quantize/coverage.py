@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +101,60 @@ class ExpertCounts:
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise InputError(f"{path}: not an expert-counts file ({exc})") from exc
+
+
+class ExpertCounter:
+    """Accumulates what a router hook sees into ExpertCounts.
+
+    `add(layer, ids, start)` takes the top-k expert ids [tokens, k] one MoE layer chose for a
+    batch whose first token is at `start` in the pass's token stream. A (layer, start) pair
+    already added is ignored, so replaying a layer (layerwise calibration runs routers
+    again) cannot count a token twice.
+    """
+
+    def __init__(self, layers: Sequence[int], experts: int) -> None:
+        self.layers = tuple(int(x) for x in layers)
+        self.experts = experts
+        self._row = {layer: i for i, layer in enumerate(self.layers)}
+        self._counts = np.zeros((len(self.layers), experts), np.int64)
+        self._first = np.full((len(self.layers), experts), -1, np.int64)
+        self._added: set[tuple[int, int]] = set()
+        self._end = 0
+
+    def add(self, layer: int, ids: Any, start: int) -> bool:
+        """Count one batch of one layer; False when it was already counted."""
+        if (layer, start) in self._added:
+            return False
+        if layer not in self._row:
+            raise ValueError(f"layer {layer} is not one of the MoE layers {self.layers}")
+        ids = _as_numpy(ids)
+        ids = ids.reshape(ids.shape[0], -1) if ids.ndim else ids.reshape(1, 1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.experts):
+            raise ValueError(f"layer {layer}: expert ids outside [0, {self.experts})")
+        i, tokens = self._row[layer], ids.shape[0]
+        self._counts[i] += np.bincount(ids.ravel(), minlength=self.experts)
+        uniq, at = np.unique(ids.ravel(), return_index=True)
+        first = start + at // max(ids.shape[1], 1)
+        current = self._first[i, uniq]
+        self._first[i, uniq] = np.where(current < 0, first, np.minimum(current, first))
+        self._added.add((layer, start))
+        self._end = max(self._end, start + tokens)
+        return True
+
+    def result(self, tokens: int | None = None) -> ExpertCounts:
+        """The counts; tokens defaults to the end of the furthest batch added."""
+        return ExpertCounts(
+            self.layers,
+            self._counts.copy(),
+            self._first.copy(),
+            self._end if tokens is None else tokens,
+        )
+
+
+def _as_numpy(ids: Any) -> np.ndarray:
+    if hasattr(ids, "detach"):  # a torch tensor, possibly on the GPU
+        ids = ids.detach().to("cpu").numpy()
+    return np.asarray(ids, dtype=np.int64)
 
 
 def merge(parts: Sequence[ExpertCounts]) -> ExpertCounts:

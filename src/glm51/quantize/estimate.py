@@ -99,6 +99,7 @@ def layer_params(config: Mapping[str, Any]) -> list[LayerParams]:
 @dataclass(frozen=True)
 class Estimate:
     params: int
+    mtp_params: int  # NextN/MTP layers, part of params, kept BF16
     quantized_params: int
     source_bytes: int  # the BF16 checkpoint
     output_bytes: int  # the NVFP4 checkpoint
@@ -118,7 +119,8 @@ class Estimate:
         return "\n".join(
             [
                 f"parameters        {self.params / 1e9:,.1f} B "
-                f"({self.quantized_params / 1e9:,.1f} B routed-expert weights to NVFP4)",
+                f"({(self.params - self.mtp_params) / 1e9:,.1f} B without the MTP layer; "
+                f"{self.quantized_params / 1e9:,.1f} B routed-expert weights to NVFP4)",
                 f"source (BF16)     {gb(self.source_bytes)}",
                 f"output (NVFP4)    {gb(self.output_bytes)} on disk",
                 f"calibration       {self.calib_tokens:,} tokens",
@@ -157,6 +159,7 @@ def estimate(
 ) -> Estimate:
     """Estimate for a model config (+ its safetensors index) and the calibration units."""
     layers = layer_params(config)
+    n_mtp = config.get("num_nextn_predict_layers", 0)
     h, vocab = _get(config, "hidden_size"), _get(config, "vocab_size")
     embed = vocab * h * (1 if config.get("tie_word_embeddings") else 2) + h  # + final norm
     params = embed + sum(x.attention + x.mlp_routed + x.mlp_other for x in layers)
@@ -172,6 +175,7 @@ def estimate(
     replay = max((u.tokens for u in calib), default=0) * h * BF16 * 2
     return Estimate(
         params=params,
+        mtp_params=sum(x.attention + x.mlp_other for x in layers[len(layers) - n_mtp :]),
         quantized_params=quantized,
         source_bytes=source,
         output_bytes=output,

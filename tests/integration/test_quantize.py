@@ -287,3 +287,31 @@ def test_existing_output_is_refused_before_calibrating(runs, recipe, tmp_path):
                  recipe.quantize, work_dir=tmp_path / "w")  # fmt: skip
     assert not (tmp_path / "w").exists()
     assert runs.resident.output.stat().st_mtime_ns == before
+
+
+def _cli(*argv: str):
+    import subprocess
+    import sys
+
+    code = "from glm51.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+
+
+def test_cli_end_to_end_and_exit_codes(runs, tmp_path):
+    from tests.integration.conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "calib.jsonl", 4, 7)
+    out = tmp_path / "out"
+    done = _cli("quantize", "--model", str(runs.tiny), "--output", str(out), "--calib-file",
+                str(data), "--chunks", "2", "--bounded-memory")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "bounded memory" in done.stderr and "resident mode" in done.stderr  # the estimate
+    assert (out / "hf_quant_config.json").is_file()
+    assert len(list((tmp_path / "out.work" / "artifacts").glob("local.*of2-*.safetensors"))) == 2
+
+    starved = tmp_path / "starved.jsonl"
+    starved.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    done = _cli("quantize", "--model", str(runs.tiny), "--output", str(tmp_path / "o2"),
+                "--calib-file", str(starved), "--max-length", "4")  # fmt: skip
+    assert done.returncode == 5, done.stderr
+    assert "gate failed" in done.stderr and not (tmp_path / "o2").exists()

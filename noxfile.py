@@ -1,4 +1,5 @@
-"""Sessions: lint, tests (default), image, update_pins. `nox -l` lists them all."""
+"""Sessions: lint, tests (default), rehearsal, image, update_pins, bench_quantize, docs.
+`nox -l` lists them all."""
 
 from __future__ import annotations
 
@@ -23,13 +24,16 @@ UV = "uv>=0.8"
 def lint(session: nox.Session) -> None:
     """ruff check and format check."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "noxfile.py", "images")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "images")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "images", "benchmarks")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "images", "benchmarks")
 
 
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
+    # The CPU build of torch first (it is what CI has), so the extras do not pull a CUDA one;
+    # transformers at the version sglang 0.5.23 pins, i.e. what the image quantizes with.
+    session.install("torch==2.13.0", "transformers==5.19.0")
     session.install("-e", ".[dev,quantize]")
     session.run("pytest", *session.posargs)
 
@@ -116,3 +120,11 @@ def update_pins(session: nox.Session) -> None:
             f"no registry reachable: the base digest of {image_ref} was NOT re-resolved "
             "(images/cu130/pins.toml kept as committed)"
         )
+
+
+@nox.session(python=PY)
+def bench_quantize(session: nox.Session) -> None:
+    """Peak RSS and time per layer of `glm51 quantize`, both modes, increasing depth (CPU)."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".[quantize]")
+    session.run("python", "benchmarks/quantize_memory.py", *session.posargs)

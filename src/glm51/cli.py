@@ -54,10 +54,11 @@ def _register_stages() -> None:
     from glm51.image import cli as image_cli
     from glm51.preflight import cli as preflight_cli
     from glm51.quantize import calib_cli
+    from glm51.quantize import cli as quantize_cli
     from glm51.recipe import cli as recipe_cli
     from glm51.serve import cli as serve_cli
 
-    for stage in (serve_cli, preflight_cli, calib_cli, image_cli, recipe_cli):
+    for stage in (serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli):
         stage.register(app)
 
 

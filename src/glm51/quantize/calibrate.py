@@ -1,0 +1,213 @@
+"""Max calibration of one unit of data, under natural top-k routing, in either mode.
+
+resident: the whole model on the device, one forward per sample.
+bounded:  one decoder layer at a time, materialized from the shards; every sample's hidden
+          state goes through it and becomes the next layer's input. Same operations on the
+          same inputs, so the same amaxes, bit for bit.
+Both forward with use_cache=False (a cache under layerwise replay gives wrong scales).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glm51.quantize.artifact import Artifact
+from glm51.quantize.checkpoint import Checkpoint, load_into, release
+from glm51.quantize.coverage import ExpertCounter, ExpertCounts
+from glm51.quantize.targets import moe_layers
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+def _quiet(_what: str, _done: int, _total: int) -> None:
+    pass
+
+
+class RouterCounter:
+    """Our own forward hook on each router, feeding coverage's ExpertCounter: the top-k ids
+    of the sample being run, at its offset in the unit's token stream. A replay of the same
+    sample through a layer is not counted twice."""
+
+    def __init__(self, layers: Sequence[int], experts: int) -> None:
+        self.counter = ExpertCounter(layers, experts)
+        self.offset = 0
+
+    def at(self, sample: int, offset: int) -> None:
+        del sample  # the offset identifies the sample in the stream
+        self.offset = offset
+
+    def hook(self, layer: int):
+        def _count(_module, _inputs, output) -> None:
+            self.counter.add(layer, output[2], self.offset)  # output: logits, weights, ids
+
+        return _count
+
+    def result(self, tokens: int) -> ExpertCounts:
+        return self.counter.result(tokens)
+
+
+def _router(layer_module):
+    return layer_module.mlp.gate
+
+
+def collect_amax(model) -> dict:
+    """Amax of every enabled quantizer, by module name."""
+    from modelopt.torch.quantization.nn import TensorQuantizer
+
+    out = {}
+    for name, q in model.named_modules():
+        if isinstance(q, TensorQuantizer) and q.is_enabled and q.amax is not None:
+            out[name] = q.amax.detach().to("cpu").clone()
+    return out
+
+
+def _offsets(samples: Sequence[Sequence[int]]) -> list[int]:
+    return np.concatenate([[0], np.cumsum([len(s) for s in samples])[:-1]]).astype(int).tolist()
+
+
+def load_resident(model_dir: Path | str, device: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.bfloat16)
+    return model.to(device).eval()
+
+
+def calibrate_resident(
+    model_dir: Path | str,
+    samples: Sequence[Sequence[int]],
+    qcfg: dict[str, Any],
+    *,
+    unit: str,
+    digest: str,
+    device: str = "cpu",
+    progress: Progress = _quiet,
+) -> Artifact:
+    import modelopt.torch.quantization as mtq
+    import torch
+
+    model = load_resident(model_dir, device)
+    config = model.config.to_dict()
+    layers = moe_layers(config)
+    counter = RouterCounter(layers, int(config["n_routed_experts"]))
+    handles = [
+        _router(model.model.layers[i]).register_forward_hook(counter.hook(i)) for i in layers
+    ]
+    offsets = _offsets(samples)
+
+    def loop(m) -> None:
+        for s, ids in enumerate(samples):
+            counter.at(s, offsets[s])
+            m(input_ids=torch.tensor([list(ids)], device=device), use_cache=False)
+            progress(unit, s + 1, len(samples))
+
+    with torch.no_grad():
+        mtq.quantize(model, qcfg, forward_loop=loop if samples else None)
+    for h in handles:
+        h.remove()
+    amax = collect_amax(model)
+    del model
+    release()
+    return Artifact(unit, (digest,), amax, counter.result(sum(len(s) for s in samples)))
+
+
+def skeleton(ckpt: Checkpoint):
+    """The model class on the meta device: names, classes and config, no memory."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(ckpt.dir))
+    # The eager experts forward: ModelOpt's fused-experts quantizers hook F.linear, which the
+    # grouped_mm implementation bypasses (ModelOpt forces this itself on a whole model).
+    config._experts_implementation = "eager"
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+
+
+def calibrate_bounded(
+    model_dir: Path | str,
+    samples: Sequence[Sequence[int]],
+    qcfg: dict[str, Any],
+    *,
+    unit: str,
+    digest: str,
+    device: str = "cpu",
+    progress: Progress = _quiet,
+) -> Artifact:
+    import modelopt.torch.quantization as mtq
+    import torch
+    from torch import nn
+    from transformers.masking_utils import create_causal_mask
+
+    ckpt = Checkpoint(model_dir)
+    model = skeleton(ckpt)
+    config = model.config
+    layers = moe_layers(config.to_dict())
+    counter = RouterCounter(layers, int(config.n_routed_experts))
+    offsets = _offsets(samples)
+    tokens = sum(len(s) for s in samples)
+    n_layers = int(config.num_hidden_layers)
+
+    embed = model.model.embed_tokens
+    load_into(embed, ckpt, "model.embed_tokens.", device)
+    rotary = type(model.model.rotary_emb)(config=config).to(device)
+    with torch.no_grad():
+        hidden = [embed(torch.tensor([list(s)], device=device)).cpu() for s in samples]
+    embed.to(device="meta")  # not needed again: free it (1.9 GB at full scale)
+    topk: list = [None] * len(samples)
+
+    def layer_inputs(s: int):
+        h = hidden[s].to(device)
+        pos = torch.arange(h.shape[1], device=device).unsqueeze(0)
+        mask = create_causal_mask(
+            config=config,
+            inputs_embeds=h,
+            attention_mask=None,
+            past_key_values=None,
+            position_ids=pos,
+            allow_is_causal_skip=False,  # the DSA indexer needs the mask, as in the model
+        )
+        return h, mask, pos, rotary(h, position_ids=pos)
+
+    amax: dict = {}
+    for i in range(n_layers):
+        layer = model.model.layers[i]
+        load_into(layer, ckpt, f"model.layers.{i}.", device)
+        # Wrapped under its full name so quantizer names and the recipe's patterns match.
+        root = nn.Module()
+        root.model = nn.Module()
+        root.model.layers = nn.ModuleDict({str(i): layer})
+        handle = _router(layer).register_forward_hook(counter.hook(i)) if i in layers else None
+
+        def loop(_m, layer=layer) -> None:
+            for s in range(len(samples)):
+                counter.at(s, offsets[s])
+                h, mask, pos, rope = layer_inputs(s)
+                out, topk[s] = layer(
+                    h,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    position_embeddings=rope,
+                    past_key_values=None,
+                    use_cache=False,
+                    prev_topk_indices=topk[s],
+                )
+                hidden[s] = out.cpu()
+
+        # A dense layer is converted too (all quantizers off): ModelOpt's attention wrapper
+        # must run in every layer, as in the resident model, for the same activations.
+        cfg = qcfg if i in layers else {**qcfg, "quant_cfg": qcfg["quant_cfg"][:1]}
+        with torch.no_grad():
+            mtq.quantize(root, cfg, forward_loop=loop if samples else None)
+        if handle:
+            handle.remove()
+        amax.update(collect_amax(root))
+        model.model.layers[i] = nn.Identity()  # drop the materialized weights
+        del layer, root
+        release()
+        progress(unit, i + 1, n_layers)
+    return Artifact(unit, (digest,), amax, counter.result(tokens))

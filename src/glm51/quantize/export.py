@@ -1,0 +1,261 @@
+"""Export once, from merged amaxes, with ModelOpt's HF exporter.
+
+resident: the whole model, one `export_hf_checkpoint` call.
+bounded:  one decoder layer at a time: a one-layer model of the same class carries layer i,
+          goes through the same exporter, and its tensors are renamed back to layer i.
+Then, in both modes: the MTP/NextN layer copied through in BF16, the exclude list from the
+recipe and the config (in `hf_quant_config.json` and `config.json`, as SGLang reads them),
+tokenizer, chat template and generation config copied. Written to a temporary folder that
+is renamed into place at the end: the output is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from glm51.errors import GateFailed, InputError
+from glm51.quantize.checkpoint import Checkpoint, load_into, release
+from glm51.quantize.targets import dense_layers, mtp_exclusions, mtp_layers
+
+# Everything a server needs beside the weights; copied verbatim when present.
+SIDE_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+    "tokenizer.model", "added_tokens.json", "generation_config.json",
+)  # fmt: skip
+
+Progress = Callable[[str, int, int], None]
+
+
+def exclude_modules(keep_bf16: tuple[str, ...], config: dict[str, Any]) -> list[str]:
+    """The exclude list: the recipe's BF16 patterns, the dense MLPs, the MTP layers."""
+    out = list(keep_bf16)
+    out += [f"model.layers.{i}.mlp.*" for i in dense_layers(config)]
+    out += mtp_exclusions(config)
+    return list(dict.fromkeys(out))
+
+
+def apply_amax(model, amax: dict, rename: Callable[[str], str] = lambda n: n) -> None:
+    """Set every enabled quantizer's amax from the merged artifact; check the input scales."""
+    from modelopt.torch.quantization.nn import TensorQuantizer
+
+    missing = []
+    for name, q in model.named_modules():
+        if not (isinstance(q, TensorQuantizer) and q.is_enabled):
+            continue
+        value = amax.get(rename(name))
+        if value is not None:
+            q.amax = value.to(q.amax.device if q.amax is not None else "cpu")
+        bad = q.amax is None or not bool((q.amax.float().isfinite() & (q.amax > 0)).all())
+        if name.endswith("input_quantizer") and bad:
+            missing.append(rename(name))
+    if missing:
+        raise GateFailed(
+            f"{len(missing)} quantized projections have no finite positive input_scale "
+            f"(calibration never reached them): {', '.join(missing[:20])}"
+        )
+
+
+def _export_resident(ckpt: Checkpoint, amax: dict, qcfg: dict, tmp: Path, device: str) -> None:
+    import modelopt.torch.quantization as mtq
+    import torch
+    from modelopt.torch.export import export_hf_checkpoint
+
+    from glm51.quantize.calibrate import load_resident
+
+    model = load_resident(ckpt.dir, device)
+    with torch.no_grad():
+        mtq.quantize(model, qcfg, forward_loop=None)  # weight amaxes; inputs come from amax
+    apply_amax(model, amax)
+    export_hf_checkpoint(model, export_dir=str(tmp))
+    del model
+    release()
+
+
+def _one_layer_model(ckpt: Checkpoint, i: int, device: str):
+    """The model class with only layer i (as layer 0) and a tiny zeroed vocabulary."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(ckpt.dir))
+    for key in ("mlp_layer_types", "indexer_types", "layer_types"):
+        if getattr(config, key, None):
+            setattr(config, key, [getattr(config, key)[i]])
+    if getattr(config, "indexer_types", None) == ["shared"]:
+        raise InputError(
+            f"{ckpt.dir}: layer {i} reuses another layer's DSA indexer; the bounded-memory "
+            "export needs layers with their own indexer (use the resident mode)"
+        )
+    config.num_hidden_layers = 1
+    config.num_nextn_predict_layers = 0
+    config.vocab_size = 16  # the exporter runs a 2-token dummy forward; nothing else reads it
+    config._experts_implementation = "eager"
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    load_into(model.model.layers[0], ckpt, f"model.layers.{i}.", device)
+    for name in ("embed_tokens", "norm"):
+        getattr(model.model, name).to_empty(device=device)
+    model.lm_head.to_empty(device=device)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.zero_()
+        model.model.norm.weight.fill_(1)
+        model.lm_head.weight.zero_()
+    model.model.rotary_emb = type(model.model.rotary_emb)(config=config).to(device)
+    return model, config.to_dict()
+
+
+def _export_bounded(
+    ckpt: Checkpoint, amax: dict, recipe, tmp: Path, device: str, progress: Progress
+) -> None:
+    import modelopt.torch.quantization as mtq
+    import torch
+    from modelopt.torch.export import export_hf_checkpoint
+    from safetensors.torch import load_file, save_file
+
+    from glm51.quantize.targets import modelopt_config
+
+    n = int(ckpt.config["num_hidden_layers"])
+    quant_config = None
+    for i in range(n):
+        model, mini = _one_layer_model(ckpt, i, device)
+        qcfg = modelopt_config(recipe, mini)
+        if mini["mlp_layer_types"] == ["dense"]:
+            qcfg = {**qcfg, "quant_cfg": qcfg["quant_cfg"][:1]}
+        with torch.no_grad():
+            mtq.quantize(model, qcfg, forward_loop=None)
+        mine, real = "model.layers.0.", f"model.layers.{i}."
+        apply_amax(model, amax, lambda name, a=mine, b=real: name.replace(a, b, 1))
+        part = tmp / f".layer{i}"
+        export_hf_checkpoint(model, export_dir=str(part))
+        if quant_config is None and mini["mlp_layer_types"] != ["dense"]:
+            quant_config = json.loads((part / "config.json").read_text())["quantization_config"]
+        tensors = {}
+        for f in sorted(part.glob("*.safetensors")):
+            tensors.update(load_file(str(f)))
+        layer = {real + k.removeprefix(mine): v for k, v in tensors.items() if k.startswith(mine)}
+        save_file(layer, str(tmp / f"layer-{i:05d}.safetensors"), metadata={"format": "pt"})
+        shutil.rmtree(part)
+        del model, tensors, layer
+        release()
+        progress("export", i + 1, n)
+    # Embeddings, final norm, lm_head: not quantized, copied through.
+    rest = ckpt.read(k for k in ckpt.weight_map if not k.startswith("model.layers."))
+    save_file(rest, str(tmp / "model-rest.safetensors"), metadata={"format": "pt"})
+    if quant_config is None:
+        raise InputError(f"{ckpt.dir}: no decoder layer has routed experts to quantize")
+    config = dict(ckpt.config)
+    config["quantization_config"] = quant_config
+    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _copy_mtp(ckpt: Checkpoint, tmp: Path) -> dict:
+    from safetensors.torch import save_file
+
+    names = [k for i in mtp_layers(ckpt.config) for k in ckpt.keys(f"model.layers.{i}.")]
+    tensors = ckpt.read(names)  # BF16, untouched: transformers drops these on load
+    if tensors:
+        save_file(tensors, str(tmp / "model-mtp.safetensors"), metadata={"format": "pt"})
+    return tensors
+
+
+def _rename_shards_and_index(tmp: Path) -> None:
+    """Canonical shard names and a model.safetensors.index.json covering every shard."""
+    from safetensors import safe_open
+
+    files = sorted(p.name for p in tmp.glob("*.safetensors"))
+    weight_map, total = {}, 0
+    renamed = {}
+    for k, name in enumerate(files, 1):
+        new = f"model-{k:05d}-of-{len(files):05d}.safetensors"
+        renamed[name] = new
+    for name, new in renamed.items():
+        os.replace(tmp / name, tmp / f".{new}")
+    for new in renamed.values():
+        os.replace(tmp / f".{new}", tmp / new)
+        with safe_open(str(tmp / new), "pt") as f:
+            for key in f.keys():  # noqa: SIM118
+                weight_map[key] = new
+                t = f.get_slice(key)
+                numel = 1
+                for d in t.get_shape():
+                    numel *= d
+                total += numel * _itemsize(t.get_dtype())
+    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _itemsize(dtype: str) -> int:
+    return {"BF16": 2, "F16": 2, "F32": 4, "F64": 8, "U8": 1, "I8": 1, "F8_E4M3": 1,
+            "I32": 4, "I64": 8, "BOOL": 1}[dtype]  # fmt: skip
+
+
+def _write_quant_configs(tmp: Path, ckpt: Checkpoint, keep_bf16: tuple[str, ...]) -> None:
+    """`hf_quant_config.json` (nested) and `config.json`'s `quantization_config` (flat, with
+    `ignore`): SGLang's ModelOpt loader reads either; both carry the same exclude list."""
+    excludes = exclude_modules(keep_bf16, ckpt.config)
+    config = json.loads((tmp / "config.json").read_text())
+    qc = config["quantization_config"]
+    qc["ignore"] = excludes
+    qc["kv_cache_quant_algo"] = None
+    config["quantization_config"] = dict(sorted(qc.items()))
+    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    hf = {
+        "producer": qc.get("producer", {"name": "modelopt"}),
+        "quantization": {
+            "quant_algo": qc["quant_algo"],
+            "kv_cache_quant_algo": None,
+            "group_size": qc["config_groups"]["group_0"]["weights"]["group_size"],
+            "exclude_modules": excludes,
+        },
+    }
+    (tmp / "hf_quant_config.json").write_text(json.dumps(hf, indent=4) + "\n")
+
+
+def export(
+    model_dir: Path | str,
+    amax: dict,
+    recipe,
+    qcfg: dict,
+    output: Path | str,
+    *,
+    bounded: bool = False,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: Progress = lambda *_: None,
+) -> Path:
+    """Write the NVFP4 checkpoint to `output` (atomically); returns it."""
+    ckpt = Checkpoint(model_dir)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise InputError(f"{output}: exists (pass --overwrite to replace it)")
+    tmp = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if bounded:
+            _export_bounded(ckpt, amax, recipe, tmp, device, progress)
+        else:
+            _export_resident(ckpt, amax, qcfg, tmp, device)
+            config = dict(ckpt.config)  # the source config, not the in-memory one
+            config["quantization_config"] = json.loads((tmp / "config.json").read_text())[
+                "quantization_config"
+            ]
+            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        _copy_mtp(ckpt, tmp)
+        (tmp / "model.safetensors.index.json").unlink(missing_ok=True)
+        _rename_shards_and_index(tmp)
+        _write_quant_configs(tmp, ckpt, recipe.keep_bf16)
+        for name in SIDE_FILES:
+            if (ckpt.dir / name).is_file():
+                shutil.copyfile(ckpt.dir / name, tmp / name)
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output

@@ -1,0 +1,64 @@
+"""What gets quantized: the ModelOpt config from the recipe, and the layers derived from the
+model config (dense MLP layers, the MTP/NextN layer) that stay BF16."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from glm51.recipe.quantize import QuantizeRecipe
+
+
+# NVFP4: E2M1 values, one FP8 E4M3 scale per `group_size` elements, an FP32 global scale.
+# The same attributes ModelOpt's NVFP4_DEFAULT_CFG gives its weight and input quantizers.
+def _nvfp4(group_size: int) -> dict[str, Any]:
+    block = {-1: group_size, "type": "dynamic", "scale_bits": (4, 3)}
+    return {"num_bits": (2, 1), "block_sizes": block}
+
+
+def dense_layers(config: Mapping[str, Any]) -> list[int]:
+    """Decoder layers with a dense MLP (`mlp_layer_types`, else `first_k_dense_replace`)."""
+    n = int(config["num_hidden_layers"])
+    types = config.get("mlp_layer_types")
+    if types:
+        return [i for i, t in enumerate(types[:n]) if t == "dense"]
+    return list(range(min(int(config.get("first_k_dense_replace", 0)), n)))
+
+
+def moe_layers(config: Mapping[str, Any]) -> list[int]:
+    dense = set(dense_layers(config))
+    return [i for i in range(int(config["num_hidden_layers"])) if i not in dense]
+
+
+def mtp_layers(config: Mapping[str, Any]) -> list[int]:
+    """MTP/NextN layers are stored after the decoder layers: model.layers.{N}..{N+k-1}."""
+    n = int(config["num_hidden_layers"])
+    return list(range(n, n + int(config.get("num_nextn_predict_layers") or 0)))
+
+
+def mtp_exclusions(config: Mapping[str, Any]) -> list[str]:
+    # Both forms, as ModelOpt writes them: "model.layers.7*" alone would also match layer 70.
+    out = []
+    for i in mtp_layers(config):
+        out += [f"model.layers.{i}", f"model.layers.{i}.*"]
+    return out
+
+
+def modelopt_config(recipe: QuantizeRecipe, config: Mapping[str, Any]) -> dict[str, Any]:
+    """NVFP4 on the recipe's targets only; everything else (and what it keeps BF16) disabled."""
+    fp4 = _nvfp4(recipe.group_size)
+    entries: list[dict[str, Any]] = [{"quantizer_name": "*", "enable": False}]
+    for pattern in recipe.quantize:
+        entries.append({"quantizer_name": f"{pattern}weight_quantizer*", "cfg": fp4})
+        entries.append({"quantizer_name": f"{pattern}input_quantizer", "cfg": fp4})
+    keep = list(recipe.keep_bf16)
+    keep += [f"model.layers.{i}.mlp.*" for i in dense_layers(config)]
+    keep += [f"model.layers.{i}.*" for i in mtp_layers(config)]
+    entries += [{"quantizer_name": p, "enable": False} for p in keep]
+    return {"quant_cfg": entries, "algorithm": recipe.calibration_method}
+
+
+def config_digest(qcfg: Mapping[str, Any]) -> str:
+    # repr, not JSON: block_sizes has int and str keys side by side.
+    return hashlib.sha256(repr(qcfg).encode()).hexdigest()

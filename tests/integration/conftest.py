@@ -1,0 +1,88 @@
+"""Session fixtures: the tiny model is built once and quantized once per mode and plan."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+WORDS = (  # noqa: SIM905
+    "def class return import async await lambda for while if else print list dict tool call "
+    "json 函数 调用 工具 result error value index sort merge file path read write test"
+).split()
+
+
+def write_jsonl(path: Path, n: int, seed: int, words: int = 40) -> Path:
+    rng = random.Random(seed)
+    with path.open("w") as fh:
+        for _ in range(n):
+            msgs = [
+                {"role": "system", "content": "You are a coding agent. 你是一个编程助手。"},
+                {"role": "user", "content": " ".join(rng.choice(WORDS) for _ in range(words))},
+                {"role": "assistant", "content": " ".join(rng.choice(WORDS) for _ in range(words))},
+            ]
+            fh.write(json.dumps({"messages": msgs}, ensure_ascii=False) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Runs:
+    tiny: Path
+    passes: dict  # pass name -> CalibSet
+    resident: object  # Outcome: passes in chunks, resident mode
+    again: object  # the same plan, fresh work dir
+    resumed: object  # the same plan, the first run's work dir
+    joint: object  # all data as one unit
+    bounded: object  # passes in chunks, bounded-memory mode
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from transformers.utils import logging as hf_logging
+
+    from glm51.quantize.tiny import build_tiny_model
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_model))
+
+
+@pytest.fixture(scope="session")
+def runs(tiny_model, tokenizer, tmp_path_factory, recipe) -> Runs:
+    from glm51.quantize.calibdata import CalibSet, from_jsonl
+    from glm51.quantize.pipeline import quantize, split
+
+    tmp = tmp_path_factory.mktemp("quantize")
+    passes = {
+        "coding": from_jsonl(write_jsonl(tmp / "coding.jsonl", 6, 1), tokenizer,
+                             max_length=512, name="coding"),
+        "broad": from_jsonl(write_jsonl(tmp / "broad.jsonl", 3, 2), tokenizer,
+                            max_length=512, name="broad"),
+    }  # fmt: skip
+
+    def run(name, plan, *, work, bounded=False):
+        return quantize(
+            tiny_model, tmp / name, plan, recipe.quantize, work_dir=tmp / work, bounded=bounded
+        )
+
+    chunked = split(passes, 2)
+    joint = CalibSet("joint", [s for c in passes.values() for s in c.samples])
+    return Runs(
+        tiny=tiny_model,
+        passes=passes,
+        resident=run("resident", chunked, work="w1"),
+        again=run("again", chunked, work="w2"),
+        resumed=run("resumed", chunked, work="w1"),
+        joint=run("joint", {"joint": [joint]}, work="w3"),
+        bounded=run("bounded", chunked, work="w4", bounded=True),
+    )

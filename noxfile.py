@@ -128,3 +128,34 @@ def bench_quantize(session: nox.Session) -> None:
     session.install("torch==2.13.0")
     session.install("-e", ".[quantize]")
     session.run("python", "benchmarks/quantize_memory.py", *session.posargs)
+
+
+@nox.session(python=PY)
+def rehearsal(session: nox.Session) -> None:
+    """The main job on the embedded default, the tiny glm_moe_dsa model, on the CPU: build it,
+    quantize it to NVFP4 with ModelOpt (coverage-gated), verify the export with the serve
+    preflight's checkpoint and flag checks, and print the launch command for it.
+    Everything lands in out/rehearsal/ (a rerun reuses the calibration artifacts)."""
+    session.install("torch==2.13.0", "transformers==5.19.0")
+    session.install("-e", ".[quantize]")
+    out = REPO / "out" / "rehearsal"
+    bf16, nvfp4, calib = out / "tiny-bf16", out / "tiny-nvfp4", out / "calib.jsonl"
+    session.run("glm51", "tiny-model", str(bf16), "--calib-out", str(calib))
+    session.run(
+        "glm51", "quantize", "--model", str(bf16), "--output", str(nvfp4),
+        "--calib-file", str(calib), "--work-dir", str(out / "work"), "--overwrite",
+    )  # fmt: skip
+    session.run("glm51", "doctor", "--model", str(nvfp4), "--only", "checkpoint", "--only", "flags")
+    session.run("glm51", "serve", "--dry-run", "--model", str(nvfp4))
+    session.log(f"rehearsal ok: {nvfp4} (coverage report: {out / 'work' / 'coverage'})")
+
+
+@nox.session(python=PY)
+def docs(session: nox.Session) -> None:
+    """Regenerate the generated references: docs/recipe.md and docs/cli.md."""
+    session.install("-e", ".")
+    session.run("glm51", "recipe", "schema", "-o", "docs/recipe.md")
+    session.run(
+        "python", "-m", "typer", "glm51.cli", "utils", "docs", "--name", "glm51",
+        "--title", "glm51 command reference", "--output", "docs/cli.md",
+    )  # fmt: skip

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-WORDS = (  # noqa: SIM905
-    "def class return import async await lambda for while if else print list dict tool call "
-    "json 函数 调用 工具 result error value index sort merge file path read write test"
-).split()
+from glm51.quantize.rehearsal_data import write_jsonl
 
-
-def write_jsonl(path: Path, n: int, seed: int, words: int = 40) -> Path:
-    rng = random.Random(seed)
-    with path.open("w") as fh:
-        for _ in range(n):
-            msgs = [
-                {"role": "system", "content": "You are a coding agent. 你是一个编程助手。"},
-                {"role": "user", "content": " ".join(rng.choice(WORDS) for _ in range(words))},
-                {"role": "assistant", "content": " ".join(rng.choice(WORDS) for _ in range(words))},
-            ]
-            fh.write(json.dumps({"messages": msgs}, ensure_ascii=False) + "\n")
-    return path
+__all__ = ["write_jsonl"]
 
 
 @dataclass(frozen=True)

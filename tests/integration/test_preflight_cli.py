@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from glm51.cli import app
+from glm51.errors import InputError
 from tests.support import checkpoint as ckpt
 from tests.support.fakes import fake_env
 
@@ -148,3 +149,17 @@ def test_doctor_without_any_checkpoint_still_checks_gpus(tmp_path, monkeypatch):
     assert report["model_path"] is None
     assert "is not in the Hugging Face cache" in found["checkpoint.missing"]["message"]
     assert "couldn't communicate with the NVIDIA driver" in found["gpu.none"]["message"]
+
+
+def test_doctor_only_reports_the_groups_asked_for(tmp_path, monkeypatch):
+    _use(monkeypatch, nvidia_smi="failed-no-driver", smi_rc=9)
+    model = str(ckpt.build(tmp_path / "m"))
+    result = CliRunner().invoke(app, ["doctor", "--model", model, "--only", "checkpoint"])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint: ok" in result.output and "gpu" not in result.output
+    result = CliRunner().invoke(app, ["doctor", "--model", model, "--only", "gpu", "--json"])
+    assert result.exit_code == 4
+    assert [f["check"] for f in json.loads(result.output)["findings"]] == ["gpu.none"]
+    result = CliRunner().invoke(app, ["doctor", "--model", model, "--only", "gpus"])
+    assert isinstance(result.exception, InputError)  # main() maps it to exit 3
+    assert "--only gpus: expected one of" in str(result.exception)

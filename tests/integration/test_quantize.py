@@ -315,3 +315,15 @@ def test_cli_end_to_end_and_exit_codes(runs, tmp_path):
                 "--calib-file", str(starved), "--max-length", "4")  # fmt: skip
     assert done.returncode == 5, done.stderr
     assert "gate failed" in done.stderr and not (tmp_path / "o2").exists()
+
+
+def test_export_passes_the_serve_preflights_checkpoint_checks(runs, recipe):
+    # What `glm51 serve` checks before starting SGLang: the quantize stage's real output,
+    # laid out like GLM-5.1, must pass it (quant config, shards, MTP layer, shared experts).
+    from glm51.preflight import checkpoint, flags
+
+    _, profile = recipe.profile()
+    found, facts = checkpoint.check(runs.resident.output, recipe, profile)
+    assert found == []
+    assert facts.shared_experts_excluded()
+    assert flags.check(profile, facts, (), gpu_count=8) == []

@@ -101,3 +101,16 @@ def test_image_section_cross_checks(recipe_text, edit, expected):
     assert old in recipe_text
     with pytest.raises(InputError, match=re.escape(expected)):
         parse_recipe(recipe_text.replace(old, new))
+
+
+def test_cli_reference_in_docs_is_current():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "typer", "glm51.cli", "utils", "docs", "--name", "glm51",
+         "--title", "glm51 command reference"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    committed = (REPO / "docs" / "cli.md").read_text()
+    assert committed.strip() == done.stdout.strip(), "run: nox -s docs"

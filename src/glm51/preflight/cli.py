@@ -54,6 +54,15 @@ def register(app: typer.Typer) -> None:
                 "the profile its SGLang build advertises).",
             ),
         ] = None,
+        only: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--only",
+                help="Report only these check groups (repeatable): gpu, checkpoint, flags, "
+                "sglang. E.g. `--only checkpoint` verifies a checkpoint on a machine "
+                "without GPUs.",
+            ),
+        ] = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the findings as JSON instead of a table.")
         ] = False,
@@ -86,6 +95,11 @@ def register(app: typer.Typer) -> None:
             passthrough=tuple(extra or ()),
             model_error=model_error,
         )
+        if only:
+            unknown = sorted(set(only) - set(GROUPS))
+            if unknown:
+                raise InputError(f"--only {', '.join(unknown)}: expected one of {list(GROUPS)}")
+            report.findings = [f for f in report.findings if f.check.split(".")[0] in only]
         if as_json:
             typer.echo(
                 json.dumps(
@@ -110,12 +124,14 @@ def register(app: typer.Typer) -> None:
                 )
             )
         else:
-            _print_table(report, name, model_path)
+            _print_table(report, name, model_path, only)
         if report.errors:
             raise typer.Exit(PreflightError.exit_code)
 
 
-def _print_table(report, profile: str, model_path: Path | None) -> None:  # type: ignore[no-untyped-def]
+def _print_table(  # type: ignore[no-untyped-def]
+    report, profile: str, model_path: Path | None, groups: list[str] | None = None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -129,10 +145,16 @@ def _print_table(report, profile: str, model_path: Path | None) -> None:  # type
         sev = finding.severity.value
         table.add_row(f"[{style[sev]}]{sev}[/]", finding.check, finding.message, finding.fix)
     for group, label in GROUPS.items():
+        if groups is not None and group not in groups:
+            continue
         if not any(f.check.startswith(group + ".") for f in report.findings):
             table.add_row(f"[{style['ok']}]ok[/]", group, f"{label}: no problems found", "")
     console = Console()
     console.print(table)
     errors, warnings = len(report.errors), len(report.warnings)
-    verdict = "[bold red]NOT ready to serve[/]" if errors else "[green]ready to serve[/]"
+    if groups:
+        checked = ", ".join(groups)
+        verdict = f"[bold red]{checked}: failed[/]" if errors else f"[green]{checked}: ok[/]"
+    else:
+        verdict = "[bold red]NOT ready to serve[/]" if errors else "[green]ready to serve[/]"
     console.print(f"{verdict}: {errors} error(s), {warnings} warning(s)")

@@ -145,11 +145,26 @@ def register(app: typer.Typer) -> None:
     def tiny_model(
         out: Annotated[Path, typer.Argument(help="Folder to write (created).")],
         layers: Annotated[int, typer.Option("--layers", min=2, help="Decoder layers.")] = 3,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+        calib_out: Annotated[
+            Path | None,
+            typer.Option(
+                help="Also write synthetic chat JSONL for `glm51 quantize --calib-file` "
+                "(rehearsal only: not calibration data for the real model).",
+                dir_okay=False,
+            ),
+        ] = None,
+        calib_samples: Annotated[
+            int, typer.Option(min=1, help="Conversations written to --calib-out.")
+        ] = 16,
     ) -> None:
         """A tiny random glm_moe_dsa checkpoint (same class and layout as GLM-5.1)."""
+        from glm51.quantize.rehearsal_data import write_jsonl
         from glm51.quantize.tiny import build_tiny_model
 
         _quiet_libraries()
         build_tiny_model(out, num_layers=layers, seed=seed)
         typer.echo(f"{out}: tiny glm_moe_dsa model ({layers} layers + 1 MTP layer)")
+        if calib_out is not None:
+            write_jsonl(calib_out, calib_samples, seed)
+            typer.echo(f"{calib_out}: {calib_samples} synthetic conversations")

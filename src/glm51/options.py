@@ -14,3 +14,25 @@ RecipeOption = Annotated[
         dir_okay=False,
     ),
 ]
+
+# Which checkpoint and profile: `glm51 serve` and `glm51 doctor` take the same ones.
+ModelOption = Annotated[
+    Path | None, typer.Option(help="A local checkpoint folder.", file_okay=False)
+]
+ModelIdOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Hub repo, resolved from the local Hub cache (default: the recipe's published repo)."
+    ),
+]
+RevisionOption = Annotated[
+    str | None, typer.Option(help="Ref or commit of --model-id (default: main).")
+]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="GLM51_PROFILE",
+        help="Serve profile (default: the recipe's serve.default_profile; in the image, "
+        "the first profile its SGLang build advertises).",
+    ),
+]

@@ -7,26 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-# GLM-4.5/5 layout: [gMASK]<sop>, role tags, tools listed in a system turn, tool calls as
-# <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>.
-GLM_CHAT_TEMPLATE = (
-    "[gMASK]<sop>"
-    "{%- if tools -%}<|system|>\n# Tools\n"
-    "{%- for tool in tools %}\n{{ tool | tojson }}{% endfor -%}{%- endif -%}"
-    "{%- for m in messages -%}"
-    "{%- if m.role == 'system' -%}<|system|>\n{{ m.content }}"
-    "{%- elif m.role == 'user' -%}<|user|>\n{{ m.content }}"
-    "{%- elif m.role == 'assistant' -%}<|assistant|>\n{{ m.content }}"
-    "{%- for tc in m.tool_calls or [] -%}<tool_call>{{ tc.function.name }}"
-    "{%- if tc.function.arguments is mapping -%}"
-    "{%- for k, v in tc.function.arguments.items() -%}"
-    "<arg_key>{{ k }}</arg_key><arg_value>{{ v | tojson }}</arg_value>"
-    "{%- endfor -%}{%- else -%}{{ tc.function.arguments }}{%- endif -%}</tool_call>"
-    "{%- endfor -%}"
-    "{%- elif m.role == 'tool' -%}<|observation|>\n<tool_response>{{ m.content }}</tool_response>"
-    "{%- endif -%}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|assistant|>\n{%- endif -%}"
-)
+from glm51.quantize.tiny import CHAT_TEMPLATE
+
+# GLM-4.5/5 layout ([gMASK]<sop>, role tags, tools in a system turn, tool calls as
+# <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>): the tiny model's.
+GLM_CHAT_TEMPLATE = CHAT_TEMPLATE
 SPECIAL = [
     "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>",
     "<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>",

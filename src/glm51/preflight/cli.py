@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from glm51.options import RecipeOption
+from glm51.options import (
+    ModelIdOption,
+    ModelOption,
+    ProfileOption,
+    RecipeOption,
+    RevisionOption,
+)
 
 GROUPS = {
     "gpu": "GPUs (nvidia-smi)",
@@ -33,27 +39,10 @@ def register(app: typer.Typer) -> None:
                 metavar="SGLANG_FLAGS",
             ),
         ] = None,
-        model: Annotated[
-            Path | None, typer.Option(help="A local checkpoint folder.", file_okay=False)
-        ] = None,
-        model_id: Annotated[
-            str | None,
-            typer.Option(
-                help="Hub repo, resolved from the local Hub cache "
-                "(default: the recipe's published repo)."
-            ),
-        ] = None,
-        revision: Annotated[
-            str | None, typer.Option(help="Ref or commit of --model-id (default: main).")
-        ] = None,
-        profile: Annotated[
-            str | None,
-            typer.Option(
-                envvar="GLM51_PROFILE",
-                help="Serve profile (default: the recipe's serve.default_profile; in the image, "
-                "the profile its SGLang build advertises).",
-            ),
-        ] = None,
+        model: ModelOption = None,
+        model_id: ModelIdOption = None,
+        revision: RevisionOption = None,
+        profile: ProfileOption = None,
         only: Annotated[
             list[str] | None,
             typer.Option(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from glm51.options import RecipeOption
+from glm51.options import (
+    ModelIdOption,
+    ModelOption,
+    ProfileOption,
+    RecipeOption,
+    RevisionOption,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,28 +26,10 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Argument(help="Pass-through sglang flags (after --).", show_default=False),
         ] = None,
-        model: Annotated[
-            Path | None,
-            typer.Option(help="A local checkpoint folder.", file_okay=False),
-        ] = None,
-        model_id: Annotated[
-            str | None,
-            typer.Option(
-                help="Hub repo, resolved from the local Hub cache "
-                "(default: the recipe's published repo)."
-            ),
-        ] = None,
-        revision: Annotated[
-            str | None, typer.Option(help="Ref or commit of --model-id (default: main).")
-        ] = None,
-        profile: Annotated[
-            str | None,
-            typer.Option(
-                envvar="GLM51_PROFILE",
-                help="Serve profile (default: the recipe's serve.default_profile; in the image, "
-                "the first profile its SGLang build advertises).",
-            ),
-        ] = None,
+        model: ModelOption = None,
+        model_id: ModelIdOption = None,
+        revision: RevisionOption = None,
+        profile: ProfileOption = None,
         host: Annotated[str | None, typer.Option(help="Override the profile's host.")] = None,
         port: Annotated[int | None, typer.Option(help="Override the profile's port.")] = None,
         dry_run: Annotated[

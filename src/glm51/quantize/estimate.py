@@ -113,14 +113,11 @@ class Estimate:
     layerwise_host_bytes: int
 
     def render(self) -> str:
-        def gb(n: int) -> str:
-            return f"{n / 1e9:,.1f} GB"
-
         return "\n".join(
             [
-                f"parameters        {self.params / 1e9:,.1f} B "
-                f"({(self.params - self.mtp_params) / 1e9:,.1f} B without the MTP layer; "
-                f"{self.quantized_params / 1e9:,.1f} B routed-expert weights to NVFP4)",
+                f"parameters        {count(self.params)} "
+                f"({count(self.params - self.mtp_params)} without the MTP layer; "
+                f"{count(self.quantized_params)} routed-expert weights to NVFP4)",
                 f"source (BF16)     {gb(self.source_bytes)}",
                 f"output (NVFP4)    {gb(self.output_bytes)} on disk",
                 f"calibration       {self.calib_tokens:,} tokens",
@@ -132,6 +129,24 @@ class Estimate:
                 f"host {gb(self.layerwise_host_bytes)} (one decoder layer at a time)",
             ]
         )
+
+
+def _scaled(n: float, units: tuple[str, ...]) -> str:
+    """1,507.7 GB for the real model, 2.4 MB for the tiny one (decimal units)."""
+    power = 0
+    while power + 1 < len(units) and abs(n) >= 1000 ** (power + 1):
+        power += 1
+    if power == 0:
+        return f"{n:,.0f} {units[0]}".strip()
+    return f"{n / 1000**power:,.1f} {units[power]}"
+
+
+def gb(n: int) -> str:
+    return _scaled(n, ("B", "kB", "MB", "GB"))
+
+
+def count(n: int) -> str:
+    return _scaled(n, ("", "K", "M", "B"))
 
 
 def _activation_bytes(c: Mapping[str, Any], max_len: int, batch_size: int, eager: bool) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -33,7 +34,8 @@ def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
     # The CPU build of torch first (it is what CI has), so the extras do not pull a CUDA one;
     # transformers at the version sglang 0.5.23 pins, i.e. what the image quantizes with.
-    session.install("torch==2.13.0", "transformers==5.19.0")
+    # GPU runners set GLM51_TORCH=torch==2.14.1 (PyPI's CUDA 13.0 build, the image's).
+    session.install(os.environ.get("GLM51_TORCH", "torch==2.13.0"), "transformers==5.19.0")
     session.install("-e", ".[dev,quantize]")
     session.run("pytest", *session.posargs)
 

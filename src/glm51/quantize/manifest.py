@@ -8,14 +8,13 @@ the token ids the pass produced, so a later build can be reproduced and checked.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from glm51.errors import InputError
 from glm51.recipe.base import Strict
+from glm51.recipe.toml_model import load_toml, parse_toml
 
 SHA256 = r"^[0-9a-f]{64}$"
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -110,28 +109,11 @@ class Manifest(Strict):
 
 
 def parse_manifest(text: str, path: Path | str = "<manifest>") -> Manifest:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"{loc}: {msg}" if loc else msg)
-        raise InputError(f"{path}: invalid manifest\n  " + "\n  ".join(lines)) from None
+    return parse_toml(text, path, Manifest, "manifest")
 
 
 def load_manifest(path: Path | str) -> Manifest:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the manifest ({exc.strerror})") from exc
-    return parse_manifest(text, path)
+    return load_toml(path, Manifest, "manifest")
 
 
 _SHA_LINE = re.compile(r'^sha256\s*=\s*"[^"]*"[^\n]*$', re.MULTILINE)

@@ -11,6 +11,7 @@ from glm51.recipe.gates import Gates
 from glm51.recipe.images import Images
 from glm51.recipe.quantize import QuantizeRecipe
 from glm51.recipe.serving import Profile, ServeDefaults, SGLangBuild
+from glm51.recipe.toml_model import CrossReferenceError
 
 
 class ModelIds(Strict):
@@ -117,9 +118,3 @@ class Recipe(Strict):
         if name not in self.profiles:
             raise InputError(f"unknown profile {name!r}; expected one of {sorted(self.profiles)}")
         return name, self.profiles[name]
-
-
-class CrossReferenceError(ValueError):
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in problems))

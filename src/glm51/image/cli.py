@@ -26,19 +26,19 @@ def register(app: typer.Typer) -> None:
         repo: Annotated[Path, REPO_OPTION] = Path("."),
         base_image: Annotated[
             str | None,
-            typer.Option(help="Base image [default: the digest pinned in images/cu130/pins.toml]."),
+            typer.Option(help="Base image (default: the digest pinned in images/cu130/pins.toml)."),
         ] = None,
         local_base: Annotated[
             bool, typer.Option(help="Use the local bookworm base of ci/base-image.sh.")
         ] = False,
         python: Annotated[
-            str | None, typer.Option(help="The base's Python [default: from the pins file].")
+            str | None, typer.Option(help="The base's Python (default: from the pins file).")
         ] = None,
         stack: Annotated[
             Literal["full", "slim"], typer.Option(help="full: the product; slim: CI target.")
         ] = "full",
         sglang_build: Annotated[
-            str | None, typer.Option(help="A recipe sglang build [default: the image's].")
+            str | None, typer.Option(help="A recipe sglang build (default: the image's).")
         ] = None,
         ca_bundle: Annotated[
             Path | None,

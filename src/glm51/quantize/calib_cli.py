@@ -22,7 +22,7 @@ TokenizerOption = Annotated[
     str | None,
     typer.Option(
         "--tokenizer",
-        help="Tokenizer folder or Hub id [default: the recipe's model.source at its revision].",
+        help="Tokenizer folder or Hub id (default: the recipe's model.source at its revision).",
     ),
 ]
 
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
     def record(
         passes: Annotated[
             list[str] | None,
-            typer.Argument(metavar="[PASS]...", help="Passes to record [default: all]."),
+            typer.Argument(metavar="[PASS]...", help="Passes to record (default: all)."),
         ] = None,
         data_dir: DataDirOption = None,
         tokenizer: TokenizerOption = None,
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         ],
         calib: Annotated[
             list[Path] | None,
-            typer.Option(help="Built calibration sets (.npz) [default: the recipe's manifests]."),
+            typer.Option(help="Built calibration sets (.npz) (default: the recipe's manifests)."),
         ] = None,
         batch_size: Annotated[int, typer.Option(min=1)] = 1,
         recipe: RecipeOption = None,

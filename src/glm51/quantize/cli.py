@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--work-dir",
                 help="Artifacts and reports; a rerun reuses the artifacts already there "
-                "[default: OUTPUT.work].",
+                "(default: OUTPUT.work).",
             ),
         ] = None,
         chunks: Annotated[

@@ -327,3 +327,66 @@ def test_export_passes_the_serve_preflights_checkpoint_checks(runs, recipe):
     assert found == []
     assert facts.shared_experts_excluded()
     assert flags.check(profile, facts, (), gpu_count=8) == []
+
+
+MANIFEST = """
+name = "{name}"
+description = "rehearsal-sized {name}"
+seed = {seed}
+min_tokens = {min_tokens}
+max_tokens = 4096
+
+[[sources]]
+name = "{name}-src"
+dataset = "example/{name}"
+revision = "main"
+column = "{column}"
+convert = "{column}"
+samples = 4
+{filters}
+"""
+
+
+def test_cli_builds_the_recipes_passes_from_data_dir(runs, tmp_path, recipe_text):
+    """The recipe's own three passes (manifests + --data-dir), not --calib-file: each pass
+    built through its manifest (conversion, moderation filter, length window), calibrated,
+    reported and merged."""
+    from glm51.quantize.rehearsal_data import conversations
+
+    (tmp_path / "calibration").mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    specs = {  # pass -> (column/convert, min tokens, filters)
+        "coding": ("messages", 16, ""),
+        "broad": ("conversation", 16, 'filters = { moderation = "openai_moderation" }'),
+        "deep": ("messages", 600, ""),
+    }
+    for seed, (name, (column, min_tokens, filters)) in enumerate(specs.items()):
+        (tmp_path / "calibration" / f"{name}.toml").write_text(
+            MANIFEST.format(name=name, seed=seed, min_tokens=min_tokens, column=column,
+                            filters=filters)
+        )  # fmt: skip
+        rows = conversations(6, seed, words=300 if name == "deep" else 40)
+        with (data / f"{name}-src.jsonl").open("w") as fh:
+            for i, row in enumerate(rows):
+                if column == "conversation":  # WildChat/LMSYS shape: extra keys per turn
+                    turns = [{**m, "turn_identifier": i} for m in row["messages"]]
+                    flagged = i == 0  # one conversation the moderation filter must drop
+                    row = {"conversation": turns,
+                           "openai_moderation": [{"flagged": flagged}] * len(turns)}  # fmt: skip
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    (tmp_path / "glm51.toml").write_text(recipe_text)
+
+    out = tmp_path / "out"
+    done = _cli("quantize", "--model", str(runs.tiny), "--output", str(out),
+                "--data-dir", str(data), "--recipe", str(tmp_path / "glm51.toml"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out.work" / "coverage" / "coverage.json").read_text())
+    tokens = {p["name"]: p["tokens"] for p in report["passes"]}
+    assert set(tokens) == {"coding", "broad", "deep"}
+    assert tokens["deep"] >= 4 * 600  # the length window kept only the long samples
+    artifacts = sorted(
+        p.name.split("-")[0] for p in (tmp_path / "out.work" / "artifacts").iterdir()
+    )
+    assert artifacts == ["broad", "coding", "deep"]
+    assert (out / "hf_quant_config.json").is_file()

@@ -81,12 +81,12 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _serve(model, tmp_path, *extra, smi="rtx-pro-6000-x8-595"):
+def _serve(model, tmp_path, *extra, smi="rtx-pro-6000-x8-595", env_extra=None):
     marker = tmp_path / "sglang-started.json"
     port = _free_port()
     argv = [*GLM51, "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
             *extra]  # fmt: skip
-    env = {**os.environ, **fake_env(nvidia_smi=smi, marker=marker)}
+    env = {**os.environ, **fake_env(nvidia_smi=smi, marker=marker), **(env_extra or {})}
     return Served(argv, env), marker, port
 
 
@@ -112,5 +112,18 @@ def test_skip_preflight_starts_the_server_despite_errors(model, tmp_path):
         assert marker.exists(), "".join(served.lines)
         assert not any("preflight" in line for line in served.lines)
         assert served.stop(signal.SIGINT) == 43
+    finally:
+        served.kill()
+
+
+def test_a_server_killed_by_a_signal_exits_128_plus_the_signal(model, tmp_path):
+    served, marker, _ = _serve(
+        model, tmp_path, "--skip-preflight", env_extra={"FAKE_SGLANG_DIE_BY_SIGNAL": "1"}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert served.stop(signal.SIGTERM) == 128 + signal.SIGTERM
     finally:
         served.kill()

@@ -61,7 +61,9 @@ def serve(
     proc.forward_signals(child)
     if wait_ready:
         _report_when_ready(health_url(spec.host, spec.port), child, ready_timeout)
-    return child.wait()
+    code = child.wait()
+    # Killed by a signal: report it the way a shell does (128 + N), not as a negative code.
+    return 128 - code if code < 0 else code
 
 
 def _report_when_ready(url: str, child, timeout: float) -> None:  # type: ignore[no-untyped-def]

@@ -3,7 +3,8 @@
 - `--help`: prints the recorded help in $FAKE_SGLANG_HELP (default: the fork's recording).
 - otherwise: writes $FAKE_SGLANG_MARKER (argv and the env glm51 added, as JSON), serves
   GET /health with 200 on --host/--port, and on SIGTERM/SIGINT exits with
-  $FAKE_SGLANG_EXIT_CODE (default 43), so a test can tell the server's code was passed on.
+  $FAKE_SGLANG_EXIT_CODE (default 43), so a test can tell the server's code was passed on
+  (with FAKE_SGLANG_DIE_BY_SIGNAL set, it dies of the signal instead).
 """
 
 import http.server
@@ -43,6 +44,9 @@ def main(argv: list[str]) -> int:
 
     def stop(signum: int, _frame: object) -> None:
         server.server_close()
+        if os.environ.get("FAKE_SGLANG_DIE_BY_SIGNAL"):  # like a server without handlers
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
         os._exit(code)
 
     signal.signal(signal.SIGTERM, stop)

@@ -37,9 +37,9 @@ def test_mlp_layer_types_win_over_first_k_dense_replace():
 
 
 def test_exclude_list(recipe):
-    from glm51.quantize.export import exclude_modules
+    from glm51.quantize.targets import bf16_patterns
 
-    out = exclude_modules(recipe.quantize.keep_bf16, GLM51)
+    out = bf16_patterns(recipe.quantize.keep_bf16, GLM51)
     assert out[: len(recipe.quantize.keep_bf16)] == list(recipe.quantize.keep_bf16)
     assert out[-5:] == ["model.layers.0.mlp.*", "model.layers.1.mlp.*", "model.layers.2.mlp.*",
                         "model.layers.78", "model.layers.78.*"]  # fmt: skip
@@ -116,8 +116,8 @@ def test_router_counter_counts_each_sample_once():
     c = RouterCounter([5], 4)
     hook = c.hook(5)
     offset = 0
-    for s, ids in enumerate(routed):
-        c.at(s, offset)
+    for ids in routed:
+        c.at(offset)
         hook(None, None, (None, None, ids))
         hook(None, None, (None, None, ids))  # a layerwise replay: not counted again
         offset += len(ids)

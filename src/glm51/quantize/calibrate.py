@@ -18,7 +18,7 @@ import numpy as np
 from glm51.quantize.artifact import Artifact
 from glm51.quantize.checkpoint import Checkpoint, load_into, release
 from glm51.quantize.coverage import ExpertCounter, ExpertCounts
-from glm51.quantize.targets import moe_layers
+from glm51.quantize.targets import all_disabled, moe_layers
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -36,8 +36,8 @@ class RouterCounter:
         self.counter = ExpertCounter(layers, experts)
         self.offset = 0
 
-    def at(self, sample: int, offset: int) -> None:
-        del sample  # the offset identifies the sample in the stream
+    def at(self, offset: int) -> None:
+        """The next forward is the sample starting at ``offset`` in the unit's stream."""
         self.offset = offset
 
     def hook(self, layer: int):
@@ -101,7 +101,7 @@ def calibrate_resident(
 
     def loop(m) -> None:
         for s, ids in enumerate(samples):
-            counter.at(s, offsets[s])
+            counter.at(offsets[s])
             m(input_ids=torch.tensor([list(ids)], device=device), use_cache=False)
             progress(unit, s + 1, len(samples))
 
@@ -185,7 +185,7 @@ def calibrate_bounded(
 
         def loop(_m, layer=layer) -> None:
             for s in range(len(samples)):
-                counter.at(s, offsets[s])
+                counter.at(offsets[s])
                 h, mask, pos, rope = layer_inputs(s)
                 out, topk[s] = layer(
                     h,
@@ -198,9 +198,7 @@ def calibrate_bounded(
                 )
                 hidden[s] = out.cpu()
 
-        # A dense layer is converted too (all quantizers off): ModelOpt's attention wrapper
-        # must run in every layer, as in the resident model, for the same activations.
-        cfg = qcfg if i in layers else {**qcfg, "quant_cfg": qcfg["quant_cfg"][:1]}
+        cfg = qcfg if i in layers else all_disabled(qcfg)
         with torch.no_grad():
             mtq.quantize(root, cfg, forward_loop=loop if samples else None)
         if handle:

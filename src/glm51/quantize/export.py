@@ -16,11 +16,11 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from glm51.errors import GateFailed, InputError
+from glm51.preflight.safetensors import read_header
 from glm51.quantize.checkpoint import Checkpoint, load_into, release
-from glm51.quantize.targets import dense_layers, mtp_exclusions, mtp_layers
+from glm51.quantize.targets import all_disabled, bf16_patterns, mtp_layers
 
 # Everything a server needs beside the weights; copied verbatim when present.
 SIDE_FILES = (
@@ -29,14 +29,6 @@ SIDE_FILES = (
 )  # fmt: skip
 
 Progress = Callable[[str, int, int], None]
-
-
-def exclude_modules(keep_bf16: tuple[str, ...], config: dict[str, Any]) -> list[str]:
-    """The exclude list: the recipe's BF16 patterns, the dense MLPs, the MTP layers."""
-    out = list(keep_bf16)
-    out += [f"model.layers.{i}.mlp.*" for i in dense_layers(config)]
-    out += mtp_exclusions(config)
-    return list(dict.fromkeys(out))
 
 
 def apply_amax(model, amax: dict, rename: Callable[[str], str] = lambda n: n) -> None:
@@ -124,7 +116,7 @@ def _export_bounded(
         model, mini = _one_layer_model(ckpt, i, device)
         qcfg = modelopt_config(recipe, mini)
         if mini["mlp_layer_types"] == ["dense"]:
-            qcfg = {**qcfg, "quant_cfg": qcfg["quant_cfg"][:1]}
+            qcfg = all_disabled(qcfg)
         with torch.no_grad():
             mtq.quantize(model, qcfg, forward_loop=None)
         mine, real = "model.layers.0.", f"model.layers.{i}."
@@ -147,9 +139,7 @@ def _export_bounded(
     save_file(rest, str(tmp / "model-rest.safetensors"), metadata={"format": "pt"})
     if quant_config is None:
         raise InputError(f"{ckpt.dir}: no decoder layer has routed experts to quantize")
-    config = dict(ckpt.config)
-    config["quantization_config"] = quant_config
-    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    _write_config(tmp, ckpt, quant_config)
 
 
 def _copy_mtp(ckpt: Checkpoint, tmp: Path) -> dict:
@@ -164,39 +154,32 @@ def _copy_mtp(ckpt: Checkpoint, tmp: Path) -> dict:
 
 def _rename_shards_and_index(tmp: Path) -> None:
     """Canonical shard names and a model.safetensors.index.json covering every shard."""
-    from safetensors import safe_open
-
     files = sorted(p.name for p in tmp.glob("*.safetensors"))
-    weight_map, total = {}, 0
-    renamed = {}
-    for k, name in enumerate(files, 1):
-        new = f"model-{k:05d}-of-{len(files):05d}.safetensors"
-        renamed[name] = new
-    for name, new in renamed.items():
+    renamed = {name: f"model-{k:05d}-of-{len(files):05d}.safetensors" for k, name in
+               enumerate(files, 1)}  # fmt: skip
+    for name, new in renamed.items():  # via hidden names: a new name may be an old one
         os.replace(tmp / name, tmp / f".{new}")
+    weight_map, total = {}, 0
     for new in renamed.values():
         os.replace(tmp / f".{new}", tmp / new)
-        with safe_open(str(tmp / new), "pt") as f:
-            for key in f.keys():  # noqa: SIM118
-                weight_map[key] = new
-                t = f.get_slice(key)
-                numel = 1
-                for d in t.get_shape():
-                    numel *= d
-                total += numel * _itemsize(t.get_dtype())
+        for key, info in read_header(tmp / new).tensors.items():
+            weight_map[key] = new
+            total += info.end - info.begin
     index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
     (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
-def _itemsize(dtype: str) -> int:
-    return {"BF16": 2, "F16": 2, "F32": 4, "F64": 8, "U8": 1, "I8": 1, "F8_E4M3": 1,
-            "I32": 4, "I64": 8, "BOOL": 1}[dtype]  # fmt: skip
+def _write_config(tmp: Path, ckpt: Checkpoint, quant_config: dict) -> None:
+    """The source config (not the in-memory one) plus the exporter's quantization_config."""
+    config = dict(ckpt.config)
+    config["quantization_config"] = quant_config
+    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _write_quant_configs(tmp: Path, ckpt: Checkpoint, keep_bf16: tuple[str, ...]) -> None:
     """`hf_quant_config.json` (nested) and `config.json`'s `quantization_config` (flat, with
     `ignore`): SGLang's ModelOpt loader reads either; both carry the same exclude list."""
-    excludes = exclude_modules(keep_bf16, ckpt.config)
+    excludes = bf16_patterns(keep_bf16, ckpt.config)
     config = json.loads((tmp / "config.json").read_text())
     qc = config["quantization_config"]
     qc["ignore"] = excludes
@@ -240,11 +223,8 @@ def export(
             _export_bounded(ckpt, amax, recipe, tmp, device, progress)
         else:
             _export_resident(ckpt, amax, qcfg, tmp, device)
-            config = dict(ckpt.config)  # the source config, not the in-memory one
-            config["quantization_config"] = json.loads((tmp / "config.json").read_text())[
-                "quantization_config"
-            ]
-            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            exported = json.loads((tmp / "config.json").read_text())
+            _write_config(tmp, ckpt, exported["quantization_config"])
         _copy_mtp(ckpt, tmp)
         (tmp / "model.safetensors.index.json").unlink(missing_ok=True)
         _rename_shards_and_index(tmp)

@@ -45,6 +45,21 @@ def mtp_exclusions(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def bf16_patterns(keep_bf16: tuple[str, ...], config: Mapping[str, Any]) -> list[str]:
+    """What stays BF16, as the export's exclude list: the recipe's patterns, the dense MLPs,
+    the MTP layers. The ModelOpt config disables the same patterns."""
+    out = list(keep_bf16)
+    out += [f"model.layers.{i}.mlp.*" for i in dense_layers(config)]
+    out += mtp_exclusions(config)
+    return list(dict.fromkeys(out))
+
+
+def all_disabled(qcfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The same config with every quantizer off (its first entry disables "*"): a dense layer
+    still goes through ModelOpt's conversion, so its attention runs as in the whole model."""
+    return {**qcfg, "quant_cfg": qcfg["quant_cfg"][:1]}
+
+
 def modelopt_config(recipe: QuantizeRecipe, config: Mapping[str, Any]) -> dict[str, Any]:
     """NVFP4 on the recipe's targets only; everything else (and what it keeps BF16) disabled."""
     fp4 = _nvfp4(recipe.group_size)
@@ -52,10 +67,9 @@ def modelopt_config(recipe: QuantizeRecipe, config: Mapping[str, Any]) -> dict[s
     for pattern in recipe.quantize:
         entries.append({"quantizer_name": f"{pattern}weight_quantizer*", "cfg": fp4})
         entries.append({"quantizer_name": f"{pattern}input_quantizer", "cfg": fp4})
-    keep = list(recipe.keep_bf16)
-    keep += [f"model.layers.{i}.mlp.*" for i in dense_layers(config)]
-    keep += [f"model.layers.{i}.*" for i in mtp_layers(config)]
-    entries += [{"quantizer_name": p, "enable": False} for p in keep]
+    entries += [
+        {"quantizer_name": p, "enable": False} for p in bf16_patterns(recipe.keep_bf16, config)
+    ]
     return {"quant_cfg": entries, "algorithm": recipe.calibration_method}
 
 

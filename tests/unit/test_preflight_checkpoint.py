@@ -7,7 +7,7 @@ import pytest
 
 from glm51.preflight import checkpoint
 from glm51.preflight.findings import Severity
-from glm51.preflight.safetensors import ShardError, read_header
+from glm51.checkpoint.safetensors import ShardError, read_header
 from tests.support import checkpoint as ckpt
 
 

@@ -1,0 +1,1 @@
+"""What a checkpoint on disk is: folder, safetensors headers, layer layout, Hub cache."""

@@ -1,0 +1,84 @@
+"""The record base: frozen, strict, JSON with a kind and a schema version."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from glm51.errors import InputError
+
+R = TypeVar("R", bound="Record")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Record(BaseModel):
+    """Base of every stage record. Subclasses set `kind` (a Literal) and `SCHEMA_VERSION`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    kind: str
+    schema_version: int = 1
+    glm51_version: str = ""
+    created_at: str = Field(default_factory=utc_now)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+class ToolVersions(BaseModel):
+    """The versions of what produced a record (absent tools stay None)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    python: str | None = None
+    torch: str | None = None
+    cuda: str | None = None
+    transformers: str | None = None
+    modelopt: str | None = None
+    sglang: str | None = None
+    huggingface_hub: str | None = None
+
+
+def write_record(record: Record, path: Path | str) -> Path:
+    """Write atomically (temp file + rename), so a reader never sees half a record."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(record.to_json())
+    os.replace(tmp, path)
+    return path
+
+
+def read_record(path: Path | str, cls: type[R]) -> R:
+    """Read and validate a record; errors name the file and the offending key."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such record") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a JSON record ({exc})") from None
+    expected = cls.model_fields["kind"].default
+    if isinstance(data, dict) and expected and data.get("kind") != expected:
+        raise InputError(f"{path}: kind is {data.get('kind')!r}, expected {expected!r}")
+    if isinstance(data, dict) and data.get("schema_version") != cls.SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: schema_version {data.get('schema_version')!r}, "
+            f"this glm51 reads {cls.SCHEMA_VERSION}"
+        )
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise InputError(f"{path}: {where}: {first['msg']}") from None

@@ -1,0 +1,48 @@
+"""What `glm51 bench` measured, and how it compares with the recipe's gates."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from glm51.records.base import Record
+
+# The model card's rows, in the card's order.
+FIGURES = ("short_tg", "tg_32k", "tg_128k", "c32", "c64")
+
+
+class GateResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    threshold: float  # the recipe's figure, tok/s
+    tolerance: float  # fraction below the threshold that still passes
+    passed: bool
+
+
+class BenchFigure(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str  # one of FIGURES, or an extra measurement
+    concurrency: int
+    context_tokens: int  # prompt length of each stream
+    tokens_per_s: float  # decode tokens/s (aggregate over streams), from the server's usage
+    output_tokens: int
+    duration_s: float
+    ttft_s: float | None = None
+    prefill_tokens_per_s: float | None = None
+    accept_length: float | None = None
+    gate: GateResult | None = None
+
+
+class BenchRecord(Record):
+    kind: Literal["bench"] = "bench"
+    endpoint: str
+    served_model: str
+    profile: str | None = None
+    hardware: str = ""  # e.g. "8x NVIDIA RTX PRO 6000 Blackwell"; "" when unknown
+    server_flags: tuple[str, ...] = ()
+    accept_length: float | None = None
+    figures: tuple[BenchFigure, ...]
+
+    @property
+    def gates_passed(self) -> bool:
+        return all(f.gate is None or f.gate.passed for f in self.figures)

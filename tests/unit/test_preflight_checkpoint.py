@@ -5,9 +5,9 @@ import struct
 
 import pytest
 
+from glm51.checkpoint.safetensors import ShardError, read_header
 from glm51.preflight import checkpoint
 from glm51.preflight.findings import Severity
-from glm51.checkpoint.safetensors import ShardError, read_header
 from tests.support import checkpoint as ckpt
 
 

@@ -5,6 +5,7 @@ import pytest
 from glm51.preflight import flags
 from glm51.preflight.checkpoint import CheckpointFacts, QuantConfig
 from glm51.preflight.findings import Severity
+from glm51.sglang.flags import parse_passthrough
 
 EXCLUDED = CheckpointFacts(
     {"first_k_dense_replace": 3},
@@ -27,7 +28,7 @@ def ids(found):
 
 
 def test_parse_passthrough():
-    assert flags.parse_passthrough(["--tp", "4", "--quantization=fp8", "--enable-metrics"]) == {
+    assert parse_passthrough(["--tp", "4", "--quantization=fp8", "--enable-metrics"]) == {
         "--tp": "4", "--quantization": "fp8", "--enable-metrics": None
     }  # fmt: skip
 

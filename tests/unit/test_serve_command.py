@@ -2,7 +2,7 @@
 
 import shlex
 
-from glm51.serve.command import render
+from glm51.sglang.command import render
 
 MODEL_CARD_FLAGS = (
     "--served-model-name GLM-5.1 --reasoning-parser glm45 --tool-call-parser glm47 --tp 8 "

@@ -7,53 +7,16 @@ from collections.abc import Sequence
 from glm51.preflight.checkpoint import CheckpointFacts
 from glm51.preflight.findings import Finding, Severity
 from glm51.recipe.serving import Profile
-from glm51.serve.command import server_flags
+from glm51.sglang.flags import (
+    MODEL_FLAGS,
+    TP_FLAGS,
+    effective_tp,
+    parse_passthrough,
+    setting_flags,
+)
 
-# Spellings SGLang accepts for the same setting (aliases, and the prefix argparse expands).
-TP_FLAGS = ("--tp", "--tp-size", "--tensor-parallel-size")
-MODEL_FLAGS = ("--model-path", "--model")
 ENFORCE = "--enforce-shared-experts-fusion"
 DISABLE = "--disable-shared-experts-fusion"
-
-
-def parse_passthrough(tokens: Sequence[str]) -> dict[str, str | None]:
-    """Flag -> its last value (None for a switch), as argparse would see them."""
-    values: dict[str, str | None] = {}
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token.startswith("--"):
-            name, eq, value = token.partition("=")
-            if eq:
-                values[name] = value
-            elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-                values[name] = tokens[i + 1]
-                i += 1
-            else:
-                values[name] = None
-        i += 1
-    return values
-
-
-def _profile_flags(profile: Profile) -> dict[str, str | None]:
-    return parse_passthrough(server_flags(profile.server, host="-", port=0))
-
-
-def effective(profile: Profile, passthrough: Sequence[str], flag: str) -> str | None:
-    """The value SGLang ends up with: a pass-through comes last, so it wins."""
-    given = parse_passthrough(passthrough)
-    if flag in given:
-        return given[flag]
-    return _profile_flags(profile).get(flag)
-
-
-def effective_tp(profile: Profile, passthrough: Sequence[str]) -> int:
-    given = parse_passthrough(passthrough)
-    for flag in TP_FLAGS:
-        value = given.get(flag)
-        if value is not None and value.isdigit():
-            return int(value)
-    return profile.server.tp
 
 
 def check(
@@ -131,7 +94,7 @@ def check(
             ))  # fmt: skip
 
     handled = {ENFORCE, DISABLE, "--quantization", "--host", "--port", *TP_FLAGS, *MODEL_FLAGS}
-    rendered = _profile_flags(profile)
+    rendered = setting_flags(profile.server)
     for flag in sorted(set(given) & set(rendered) - handled):
         if given[flag] != rendered[flag]:
             found.append(Finding(

@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from glm51.recipe import Recipe
-from glm51.recipe.serving import Profile, ServerArgs
-
-# Server fields rendered by hand rather than by the generic loop below.
-_SPECIAL = {"speculative", "extra_args", "host", "port"}
+from glm51.recipe.serving import Profile
+from glm51.sglang.flags import server_flags
 
 
 @dataclass(frozen=True)
@@ -28,32 +26,6 @@ class LaunchSpec:
         """The command as one shell line, every word quoted."""
         assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env.items()]
         return " ".join([*assignments, shlex.join(self.argv)])
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def server_flags(args: ServerArgs, *, host: str, port: int) -> list[str]:
-    flags: list[str] = []
-    for name in type(args).model_fields:
-        if name in _SPECIAL:
-            continue
-        value = getattr(args, name)
-        if value is None or value is False:
-            continue
-        flags += [_flag(name)] if value is True else [_flag(name), str(value)]
-    if args.speculative is not None:
-        spec = args.speculative
-        flags += [
-            "--speculative-algorithm", spec.algorithm,
-            "--speculative-num-steps", str(spec.num_steps),
-            "--speculative-eagle-topk", str(spec.eagle_topk),
-            "--speculative-num-draft-tokens", str(spec.num_draft_tokens),
-        ]  # fmt: skip
-    flags += list(args.extra_args)
-    flags += ["--host", host, "--port", str(port)]
-    return flags
 
 
 def render(

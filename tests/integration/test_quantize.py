@@ -257,8 +257,8 @@ def test_empty_calibration_fails(runs, recipe, tmp_path):
 
 def test_missing_input_scale_fails(runs, recipe, tmp_path):
     """An artifact that lacks an input amax (ModelOpt would export without it) is refused."""
+    from glm51.checkpoint.folder import Checkpoint
     from glm51.errors import GateFailed
-    from glm51.quantize.checkpoint import Checkpoint
     from glm51.quantize.export import export
     from glm51.quantize.targets import modelopt_config
 

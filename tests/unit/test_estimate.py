@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from glm51.checkpoint.folder import load_model_config
 from glm51.errors import InputError
 from glm51.quantize.calibdata import CalibSet
-from glm51.quantize.estimate import CalibShape, estimate, layer_params, load_model_config
+from glm51.quantize.estimate import CalibShape, estimate, layer_params
 
 # GLM-5.1's config.json (ENVIRONMENT.md "Model facts" and transformers' glm_moe_dsa).
 GLM51 = {

@@ -79,7 +79,7 @@ def test_truncated_shard(tmp_path, recipe, profile, part, check, words):
     path = ckpt.build(tmp_path / "m")
     name = ckpt.truncate_shard(path, 3, part=part)
     found = run(path, recipe, profile)[0]
-    assert found[check].message.startswith(f"{name}: {words}")
+    assert found[check].message.startswith(f"{path / name}: {words}")
     assert f"re-download {name}" in found[check].fix
 
 

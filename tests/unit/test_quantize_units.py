@@ -8,13 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from glm51.quantize.targets import (
-    dense_layers,
-    modelopt_config,
-    moe_layers,
-    mtp_exclusions,
-    mtp_layers,
-)
+from glm51.checkpoint.layout import dense_layers, moe_layers, mtp_layers
+from glm51.quantize.targets import modelopt_config, mtp_exclusions
 
 GLM51 = {"num_hidden_layers": 78, "first_k_dense_replace": 3, "num_nextn_predict_layers": 1}
 
@@ -129,7 +124,7 @@ def test_router_counter_counts_each_sample_once():
 def test_fuse_experts_layout():
     import torch
 
-    from glm51.quantize.checkpoint import fuse_experts
+    from glm51.quantize.layers import fuse_experts
 
     t = {f"m.mlp.experts.{e}.{p}_proj.weight": torch.full((2, 3), float(e * 10 + i))
          for e in range(2) for i, p in enumerate(("gate", "up", "down"))}  # fmt: skip

@@ -1,115 +1,25 @@
-"""Checkpoint checks: config, quantization config, shards and the MTP layer (pure, no torch).
-
-The quantization config is read the way SGLang 0.5.23 reads it (model_config.py,
-weight_utils.get_quant_config, ModelOptFp4Config.from_config): `quantization_config` in
-config.json first (flat: quant_algo, group_size or config_groups.*.weights.group_size,
-ignore / modules_to_not_convert / exclude_modules), else hf_quant_config.json (nested under
-"quantization", exclude_modules).
-"""
+"""Checkpoint checks for serving: config, quantization config, shards and the MTP layer
+(pure, no torch). What a checkpoint is comes from the shared `glm51.checkpoint` layer; this
+module turns its facts into findings against the profile."""
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glm51.checkpoint.safetensors import ShardError, read_header
+from glm51.checkpoint.folder import CONFIG, HF_QUANT, INDEX, read_config, read_weight_map
+from glm51.checkpoint.integrity import check_shards, listed
+from glm51.checkpoint.quant_config import CheckpointFacts, QuantConfig, read_quant_config
+from glm51.errors import InputError
 from glm51.preflight.findings import Finding, Severity
 from glm51.recipe import Recipe
 from glm51.recipe.serving import Profile
 
-INDEX = "model.safetensors.index.json"
-HF_QUANT = "hf_quant_config.json"
 # Routed expert weights of the quantized layers: packed E2M1 pairs in uint8.
 _EXPERT_WEIGHT = re.compile(
     r"model\.layers\.(\d+)\.mlp\.experts\.\d+\.(gate|up|down)_proj\.weight$"
 )
-_SHOWN = 5  # names listed in one finding before "and N more"
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    source: str  # the file (and key) SGLang reads it from
-    method: str | None
-    algo: str | None
-    group_size: int | None
-    exclude: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CheckpointFacts:
-    """What the flag checks need to know about the checkpoint."""
-
-    config: dict[str, Any] = field(default_factory=dict)
-    quant: QuantConfig | None = None
-
-    def shared_experts_excluded(self) -> bool:
-        """Whether the shared experts stay BF16 (so SGLang cannot fuse them into the FP4 MoE)."""
-        if self.quant is None:
-            return False
-        first_moe = int(self.config.get("first_k_dense_replace", 0))
-        module = f"model.layers.{first_moe}.mlp.shared_experts.gate_proj"
-        return any(
-            # SGLang's own rule (ModelOptFp4Config.can_fuse_shared_expert), then the glob.
-            ("shared_expert" in p and "shared_expert_gate" not in p) or fnmatch.fnmatch(module, p)
-            for p in self.quant.exclude
-        )
-
-
-def _listed(names: list[str]) -> str:
-    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
-    return ", ".join(names[:_SHOWN]) + more
-
-
-def _load_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _flat_group_size(cfg: dict[str, Any]) -> int | None:
-    size = cfg.get("group_size")
-    if size is None:
-        groups = cfg.get("config_groups") or {}
-        first = next(iter(groups.values()), {}) if isinstance(groups, dict) else {}
-        size = (first.get("weights") or {}).get("group_size") if isinstance(first, dict) else None
-    if size is None and "NVFP4" in str(cfg.get("quant_algo") or ""):
-        size = 16  # SGLang's default for NVFP4
-    return size
-
-
-def read_quant_config(path: Path, config: dict[str, Any]) -> QuantConfig | None:
-    """The quantization config SGLang would use, or None when the checkpoint has none."""
-    qc = config.get("quantization_config")
-    if isinstance(qc, dict):
-        nested = qc.get("quantization")
-        flat = nested if "quant_algo" not in qc and isinstance(nested, dict) else qc
-        return QuantConfig(
-            source="config.json quantization_config",
-            method=qc.get("quant_method"),
-            algo=flat.get("quant_algo"),
-            group_size=_flat_group_size(flat),
-            exclude=tuple(
-                flat.get("ignore", flat.get("modules_to_not_convert", flat.get("exclude_modules")))
-                or ()
-            ),
-        )
-    hf_quant = path / HF_QUANT
-    if hf_quant.is_file():
-        data = _load_json(hf_quant)
-        section = data.get("quantization") or {}
-        sizes = {
-            v for v in (data.get("group_size"), section.get("group_size")) if isinstance(v, int)
-        }
-        return QuantConfig(
-            source=HF_QUANT,
-            method=(data.get("producer") or {}).get("name", "modelopt"),
-            algo=section.get("quant_algo"),
-            group_size=next(iter(sizes)) if len(sizes) == 1 else None,
-            exclude=tuple(section.get("exclude_modules") or ()),
-        )
-    return None
 
 
 def _check_quant(quant: QuantConfig | None, recipe: Recipe) -> list[Finding]:
@@ -154,7 +64,7 @@ def _check_quant_agree(
         other = read_quant_config(
             path, {k: v for k, v in config.items() if k != "quantization_config"}
         )
-    except (OSError, ValueError):
+    except InputError:
         return []
     if other is None or (other.algo, other.group_size, set(other.exclude)) == (
         quant.algo,
@@ -172,42 +82,6 @@ def _check_quant_agree(
     )]  # fmt: skip
 
 
-def _check_shards(path: Path, weight_map: dict[str, str]) -> tuple[list[Finding], dict]:
-    found: list[Finding] = []
-    headers = {}
-    by_shard: dict[str, list[str]] = {}
-    for name, shard in weight_map.items():
-        by_shard.setdefault(shard, []).append(name)
-    missing = sorted(s for s in by_shard if not (path / s).is_file())
-    if missing:
-        found.append(Finding(
-            "checkpoint.shard-missing", Severity.ERROR,
-            f"{len(missing)} shard(s) named in {INDEX} are missing: {_listed(missing)}",
-            "finish the download (hf download ... resumes) or copy the missing files",
-        ))  # fmt: skip
-    for shard in sorted(set(by_shard) - set(missing)):
-        try:
-            header = read_header(path / shard)
-        except ShardError as exc:
-            check = "checkpoint.shard-header" if exc.kind == "header" else "checkpoint.shard-data"
-            what = "header" if exc.kind == "header" else "data"
-            found.append(Finding(
-                check, Severity.ERROR, f"{shard}: truncated or corrupt {what}: {exc}",
-                f"re-download {shard} (delete it first; the copy is incomplete)",
-            ))  # fmt: skip
-            continue
-        headers[shard] = header
-        absent = sorted(n for n in by_shard[shard] if n not in header.tensors)
-        if absent:
-            found.append(Finding(
-                "checkpoint.tensor-missing", Severity.ERROR,
-                f"{shard} lacks {len(absent)} tensor(s) that {INDEX} maps to it: "
-                f"{_listed(absent)}",
-                "the index and the shards come from different exports: re-download both",
-            ))  # fmt: skip
-    return found, headers
-
-
 def _check_expert_dtypes(headers: dict, num_layers: int) -> list[Finding]:
     # The decoder's routed experts must be packed NVFP4 (U8); the MTP layer may stay BF16.
     wrong = sorted(
@@ -222,19 +96,19 @@ def _check_expert_dtypes(headers: dict, num_layers: int) -> list[Finding]:
     return [Finding(
         "checkpoint.expert-dtype", Severity.ERROR,
         f"{len(wrong)} routed expert weight(s) are {dtype}, not packed NVFP4 (U8): "
-        f"{_listed(wrong)}",
+        f"{listed(wrong)}",
         "serve the NVFP4 export, not the BF16 source checkpoint",
     )]  # fmt: skip
 
 
 def check(path: Path, recipe: Recipe, profile: Profile) -> tuple[list[Finding], CheckpointFacts]:
     """Every checkpoint check; also returns what the flag checks need."""
-    config_file = path / "config.json"
+    config_file = path / CONFIG
     try:
-        config = _load_json(config_file)
-    except (OSError, ValueError) as exc:
+        config = read_config(path)
+    except InputError as exc:
         return [Finding(
-            "checkpoint.config", Severity.ERROR, f"{config_file}: cannot read it ({exc})",
+            "checkpoint.config", Severity.ERROR, str(exc),
             "point --model at the checkpoint folder (it holds config.json)",
         )], CheckpointFacts()  # fmt: skip
     found: list[Finding] = []
@@ -247,10 +121,10 @@ def check(path: Path, recipe: Recipe, profile: Profile) -> tuple[list[Finding], 
         ))  # fmt: skip
     try:
         quant = read_quant_config(path, config)
-    except (OSError, ValueError) as exc:
+    except InputError as exc:
         quant = None
         found.append(Finding(
-            "checkpoint.quant-config", Severity.ERROR, f"{path / HF_QUANT}: unreadable ({exc})",
+            "checkpoint.quant-config", Severity.ERROR, str(exc),
             "re-download hf_quant_config.json",
         ))  # fmt: skip
     else:
@@ -258,17 +132,16 @@ def check(path: Path, recipe: Recipe, profile: Profile) -> tuple[list[Finding], 
         found += _check_quant_agree(path, config, quant)
     facts = CheckpointFacts(config, quant)
 
-    index_file = path / INDEX
     try:
-        weight_map = _load_json(index_file)["weight_map"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        weight_map = read_weight_map(path)
+    except InputError as exc:
         found.append(Finding(
-            "checkpoint.index", Severity.ERROR, f"{index_file}: cannot read its weight_map ({exc})",
+            "checkpoint.index", Severity.ERROR, str(exc),
             "re-download model.safetensors.index.json",
         ))  # fmt: skip
         return found, facts
-    shard_findings, headers = _check_shards(path, weight_map)
-    found += shard_findings
+    problems, headers = check_shards(path, weight_map)
+    found += [Finding(p.check, Severity.ERROR, p.message, p.fix) for p in problems]
 
     num_layers = int(config.get("num_hidden_layers", 0))
     found += _check_expert_dtypes(headers, num_layers)

@@ -61,10 +61,10 @@ def register(app: typer.Typer) -> None:
 
         The same checks `glm51 serve` runs before it starts SGLang; nothing is started.
         """
+        from glm51.checkpoint.hub_cache import resolve_model
         from glm51.errors import InputError, PreflightError
         from glm51.preflight.run import check
         from glm51.recipe import load_recipe
-        from glm51.serve.model_path import resolve_model
 
         loaded = load_recipe(recipe)
         name, prof = loaded.profile(profile)

@@ -101,8 +101,9 @@ def register(app: typer.Typer) -> None:
         recipe: RecipeOption = None,
     ) -> None:
         """Estimated disk, host and GPU memory, resident and one-layer-at-a-time."""
+        from glm51.checkpoint.folder import load_model_config
         from glm51.quantize.calibdata import CalibSet, resolve_manifest
-        from glm51.quantize.estimate import CalibShape, estimate, load_model_config
+        from glm51.quantize.estimate import CalibShape, estimate
         from glm51.quantize.manifest import load_manifest
         from glm51.recipe import load_recipe
 

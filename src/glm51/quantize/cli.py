@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from glm51.checkpoint.folder import load_model_config
 from glm51.options import RecipeOption
 
 
@@ -103,7 +104,7 @@ def register(app: typer.Typer) -> None:
         loaded = load_recipe(recipe)
         passes = _load_passes(model, calib_file, data_dir, recipe, max_length)
         units = split(passes, chunks)
-        config, index = est.load_model_config(model)
+        config, index = load_model_config(model)
         shapes = [est.CalibShape.of_set(u) for us in units.values() for u in us]
         console.print(est.estimate(config, shapes, index=index).render(), highlight=False)
         console.print(f"mode: {'bounded memory' if bounded_memory else 'resident'} on {device}")

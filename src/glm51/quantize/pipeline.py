@@ -8,11 +8,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from glm51.checkpoint.folder import Checkpoint
 from glm51.errors import InputError
 from glm51.quantize import coverage
 from glm51.quantize.artifact import Artifact, merge
 from glm51.quantize.calibdata import CalibSet
-from glm51.quantize.checkpoint import Checkpoint
 from glm51.quantize.targets import config_digest, modelopt_config
 from glm51.recipe.quantize import QuantizeRecipe
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from glm51 import proc
+from glm51.checkpoint.hub_cache import resolve_model
 from glm51.recipe import load_recipe
 from glm51.serve.health import health_url, wait_ready
-from glm51.serve.model_path import resolve_model
 from glm51.sglang.command import render
 
 out = Console()

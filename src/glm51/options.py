@@ -5,11 +5,13 @@ from typing import Annotated
 
 import typer
 
+from glm51.recipe.load import ENV_VAR as RECIPE_ENV
+
 RecipeOption = Annotated[
     Path | None,
     typer.Option(
         "--recipe",
-        envvar="GLM51_RECIPE",
+        envvar=RECIPE_ENV,
         help="Recipe file (default: release/glm51.toml of the checkout, or the packaged copy).",
         dir_okay=False,
     ),

@@ -2,8 +2,8 @@
 
 import pytest
 
-from glm51.preflight import flags
 from glm51.checkpoint.quant_config import CheckpointFacts, QuantConfig
+from glm51.preflight import flags
 from glm51.preflight.findings import Severity
 from glm51.sglang.flags import parse_passthrough
 

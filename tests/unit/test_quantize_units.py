@@ -68,7 +68,7 @@ def test_modelopt_config_targets_experts_only(recipe):
 
 
 def _counts(layers, counts, first, tokens):
-    from glm51.quantize.coverage import ExpertCounts
+    from glm51.calib.coverage import ExpertCounts
 
     return ExpertCounts(tuple(layers), np.array(counts), np.array(first), tokens)
 
@@ -104,8 +104,8 @@ def test_artifact_load_rejects_other_files(tmp_path):
 def test_router_counter_counts_each_sample_once():
     import torch
 
+    from glm51.calib.coverage import ExpertCounts
     from glm51.quantize.calibrate import RouterCounter
-    from glm51.quantize.coverage import ExpertCounts
 
     routed = [torch.tensor([[0, 1], [1, 2]]), torch.tensor([[3, 1]])]
     c = RouterCounter([5], 4)
@@ -169,7 +169,7 @@ def test_quantize_bad_inputs_exit_3(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "nomodel").mkdir()
     for src, calib, what in ((model, "empty.jsonl", "no records"),
-                             (tmp_path / "nomodel", "empty.jsonl", "tokenizer")):  # fmt: skip
+                             (tmp_path / "nomodel", "empty.jsonl", "no config.json")):  # fmt: skip
         out, data = str(tmp_path / "out"), str(tmp_path / calib)
         argv = ["-c", "from glm51.cli import main; main()", "quantize", "--model", str(src),
                 "--output", out, "--calib-file", data]  # fmt: skip

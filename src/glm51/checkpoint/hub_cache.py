@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from huggingface_hub import constants, scan_cache_dir, snapshot_download
 from huggingface_hub.errors import CacheNotFound, LocalEntryNotFoundError
 
-from glm51.errors import InputError
+from glm51.errors import InfraError, InputError
 
 
 def _cached_refs(repo_id: str, cache_dir: Path | None) -> list[str] | None:
@@ -61,3 +62,21 @@ def resolve_model(
             raise InputError(f"{model}: --model must be a checkpoint folder")
         return model
     return from_hub_cache(model_id or default_repo, revision or "main")
+
+
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def require_hub(what: str, offline_alternative: str) -> None:
+    """Fail fast (InfraError, exit 6) when the Hub cannot be reached, instead of the minute of
+    retries a library would spend; ``offline_alternative`` says what to pass instead."""
+    hint = f"; {offline_alternative}"
+    if constants.HF_HUB_OFFLINE:
+        raise InfraError(f"{what} needs the Hugging Face Hub, but HF_HUB_OFFLINE is set{hint}")
+    try:
+        httpx.head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise InfraError(
+            f"{what} needs the Hugging Face Hub, and {constants.ENDPOINT} cannot be reached "
+            f"({type(exc).__name__}){hint}"
+        ) from None

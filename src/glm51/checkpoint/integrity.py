@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from glm51.checkpoint.folder import INDEX
+from glm51.checkpoint.folder import INDEX, read_config, read_weight_map
 from glm51.checkpoint.safetensors import ShardError, ShardHeader, read_header
+from glm51.errors import InputError
 
 SHOWN = 5  # names listed in one message before "and N more"
 
@@ -66,3 +67,14 @@ def check_shards(
                 "the index and the shards come from different exports: re-download both",
             ))  # fmt: skip
     return found, headers
+
+
+def require_intact(path: Path) -> None:
+    """The same structural checks as `glm51 doctor --only checkpoint`, for an input checkpoint:
+    config, index, every shard's header and length. InputError lists every problem found."""
+    read_config(path)  # InputError naming the folder or the file
+    weight_map = read_weight_map(path)
+    problems, _ = check_shards(path, weight_map)
+    if problems:
+        lines = "\n  ".join(f"{p.message} -> {p.fix}" for p in problems)
+        raise InputError(f"{path}: the checkpoint is damaged:\n  {lines}")

@@ -29,6 +29,7 @@ class BuildSpec:
     version: str
     build_id: str
     metadata_file: Path
+    image: str = ""  # the recipe's image name
     default_profile: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     ca_bundle: Path | None = None
@@ -111,9 +112,10 @@ def plan(
     ca_bundle: Path | None = None,
     push: bool = False,
     no_cache: bool = False,
+    image_name: str | None = None,
 ) -> BuildSpec:
     """Resolve the recipe's image section into a BuildSpec; refuse unresolved or missing locks."""
-    image = recipe.images.cu130
+    image_name, image = recipe.image(image_name)
     pins = locks.base_pins(repo, image)
     base_image = base_image or pins["base"]["ref"]
     if python is None:
@@ -163,7 +165,8 @@ def plan(
         version=version,
         build_id=f"{docker_version(version)}-{short_sha(sha)}-{stack}",
         metadata_file=metadata_file,
-        default_profile=next(iter(recipe.images.cu130.profiles.get(sglang_build, ())), ""),
+        image=image_name,
+        default_profile=next(iter(image.profiles.get(sglang_build, ())), ""),
         labels=labels,
         ca_bundle=ca_bundle,
         push=push,

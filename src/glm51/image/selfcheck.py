@@ -62,8 +62,8 @@ def profile_problems(
     return problems
 
 
-def advertised(recipe: Recipe, sglang_build: str) -> tuple[str, ...]:
-    return recipe.images.cu130.profiles.get(sglang_build, ())
+def advertised(recipe: Recipe, sglang_build: str, image: str | None = None) -> tuple[str, ...]:
+    return recipe.image(image)[1].profiles.get(sglang_build, ())
 
 
 def run_selfcheck(

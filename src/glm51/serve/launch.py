@@ -11,7 +11,8 @@ from rich.markup import escape
 
 from glm51 import proc
 from glm51.checkpoint.hub_cache import resolve_model
-from glm51.recipe import load_recipe
+from glm51.preflight.run import check
+from glm51.recipe import Recipe
 from glm51.serve.health import health_url, wait_ready
 from glm51.sglang.command import render
 
@@ -20,8 +21,8 @@ err = Console(stderr=True)
 
 
 def serve(
+    recipe: Recipe,
     *,
-    recipe_path: Path | None,
     profile_name: str | None,
     model: Path | None,
     model_id: str | None,
@@ -35,7 +36,6 @@ def serve(
     ready_timeout: float,
 ) -> int:
     """Returns the exit code for the CLI: 0 for a dry run, else the server's own."""
-    recipe = load_recipe(recipe_path)
     name, profile = recipe.profile(profile_name)
     model_path = resolve_model(model, model_id, revision, recipe.model.published)
     spec = render(
@@ -48,8 +48,6 @@ def serve(
         return 0
 
     if not skip_preflight:
-        from glm51.preflight.run import check
-
         report = check(recipe, name, model_path=model_path, passthrough=passthrough)
         for finding in report.warnings:
             err.print(f"[yellow]{escape(finding.line())}[/]", soft_wrap=True)

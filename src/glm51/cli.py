@@ -7,11 +7,13 @@ the traceback either way.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 import traceback
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -73,27 +75,53 @@ def _root(
     )
 
 
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def report(exc: Glm51Error) -> None:
+    if _debugging():
+        traceback.print_exc()
+    # soft_wrap: no hard breaks at 80 columns, so logs keep whole lines and the fix
+    # commands in messages (pip install ..., URLs) stay copy-pasteable.
+    err.print(
+        f"[bold red]glm51: {exc.kind}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+    )
+
+
+def _typed_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A typed error leaves a command as its message and exit code (also under CliRunner)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Glm51Error as exc:
+            report(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+    return run
+
+
+def _guard(group: typer.Typer) -> None:
+    for command in group.registered_commands:
+        command.callback = _typed_errors(command.callback)
+    for sub in group.registered_groups:
+        _guard(sub.typer_instance)
+
+
 # Each stage adds its own commands; a stage that needs torch imports it when its command runs.
 for _stage in (serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli):
     _stage.register(app)
-
-
-def _debugging() -> bool:
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+_guard(app)
 
 
 def main() -> None:
     # Standalone mode: typer handles usage errors (exit 2) and Exit codes itself.
     try:
         app()
-    except Glm51Error as exc:
-        if _debugging():
-            traceback.print_exc()
-        # soft_wrap: no hard breaks at 80 columns, so logs keep whole lines and the fix
-        # commands in messages (pip install ..., URLs) stay copy-pasteable.
-        err.print(
-            f"[bold red]glm51: {exc.kind}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
+    except Glm51Error as exc:  # raised outside a command (a callback)
+        report(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("glm51: interrupted", highlight=False)

@@ -70,7 +70,7 @@ def test_doctor_refuses(tmp_path, monkeypatch, case, breaker, smi, extra, check,
     argv = ["doctor", "--model", str(path), "--json", *(["--", *extra] if extra else [])]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 4, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     errors = [f for f in report["findings"] if f["severity"] == "error"]
     # Its own message: exactly this refusal, nothing else.
     assert [f["check"] for f in errors] == [check]
@@ -107,7 +107,7 @@ def test_doctor_no_gpu_and_upstream_sglang(tmp_path, monkeypatch):
         app, ["doctor", "--model", str(ckpt.build(tmp_path / "m")), "--json"]
     )
     assert result.exit_code == 4
-    found = {f["check"]: f for f in json.loads(result.output)["findings"]}
+    found = {f["check"]: f for f in json.loads(result.stdout)["findings"]}
     assert "couldn't communicate with the NVIDIA driver" in found["gpu.none"]["message"]
     assert "--moe-runner-backend b12x" in found["sglang.choice"]["message"]
 
@@ -132,19 +132,20 @@ def test_doctor_resolves_model_id_from_the_hub_cache(tmp_path, monkeypatch):
     ckpt.build(repo / "snapshots" / sha)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(sha)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    # huggingface_hub reads HF_HUB_CACHE at import (before this test): set what it read.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     result = CliRunner().invoke(app, ["doctor", "--json"])  # the recipe's published repo
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["model_path"].endswith(f"snapshots/{sha}")
+    assert json.loads(result.stdout)["model_path"].endswith(f"snapshots/{sha}")
 
 
 def test_doctor_without_any_checkpoint_still_checks_gpus(tmp_path, monkeypatch):
     # No --model and the published repo not cached (a fresh container): a finding, not a crash.
     _use(monkeypatch, nvidia_smi="failed-no-driver", smi_rc=9)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     result = CliRunner().invoke(app, ["doctor", "--json"])
     assert result.exit_code == 4, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     found = {f["check"]: f for f in report["findings"]}
     assert report["model_path"] is None
     assert "is not in the Hugging Face cache" in found["checkpoint.missing"]["message"]
@@ -159,7 +160,7 @@ def test_doctor_only_reports_the_groups_asked_for(tmp_path, monkeypatch):
     assert "checkpoint: ok" in result.output and "gpu" not in result.output
     result = CliRunner().invoke(app, ["doctor", "--model", model, "--only", "gpu", "--json"])
     assert result.exit_code == 4
-    assert [f["check"] for f in json.loads(result.output)["findings"]] == ["gpu.none"]
+    assert [f["check"] for f in json.loads(result.stdout)["findings"]] == ["gpu.none"]
     result = CliRunner().invoke(app, ["doctor", "--model", model, "--only", "gpus"])
-    assert isinstance(result.exception, InputError)  # main() maps it to exit 3
-    assert "--only gpus: expected one of" in str(result.exception)
+    assert result.exit_code == InputError.exit_code == 3
+    assert "--only gpus: expected one of" in " ".join(result.stderr.split())

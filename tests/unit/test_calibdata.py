@@ -479,3 +479,27 @@ def test_hub_sources_fail_fast_offline_and_name_the_local_alternative(tmp_path, 
         build_pass(_manifest(tmp_path), tok)
     assert info.value.exit_code == 6 and "org/chat" in str(info.value)
     assert loaded == []  # the library was never asked
+
+
+def test_calib_build_says_whether_the_digest_was_checked(tmp_path, data_dir, tok):
+    """A manifest without a recorded sha256 is not silently 'checked'."""
+    from typer.testing import CliRunner
+
+    from glm51.cli import app
+
+    release = tmp_path / "release"
+    shutil.copytree(REPO / "release", release)
+    manifest = release / "calibration" / "broad.toml"
+    manifest.write_text(MANIFEST.format(seed=7))
+    tok.save_pretrained(tmp_path / "tok")
+    argv = ["calib", "build", "broad", "--out", str(tmp_path / "broad.npz"),
+            "--data-dir", str(data_dir), "--tokenizer", str(tmp_path / "tok"),
+            "--recipe", str(release / "glm51.toml")]  # fmt: skip
+    first = CliRunner().invoke(app, argv)
+    assert first.exit_code == 0, first.output
+    said = " ".join(first.output.split())
+    assert f"NOT checked: {manifest} records no sha256 yet" in said
+
+    record_digest(manifest, CalibSet.load(tmp_path / "broad.npz").digest)
+    second = CliRunner().invoke(app, argv)
+    assert second.exit_code == 0 and "(matches the manifest)" in second.output

@@ -11,6 +11,8 @@ from glm51.preflight.findings import Report, Severity
 from glm51.recipe import Recipe
 from glm51.sglang import help as sglang_help
 
+MISSING_FIX = "pass --model PATH (a checkpoint folder) or --model-id REPO in the Hub cache"
+
 
 def check(
     recipe: Recipe,
@@ -50,7 +52,7 @@ def check(
             "checkpoint.missing",
             Severity.ERROR,
             model_error or "no checkpoint was given",
-            "pass --model PATH (a checkpoint folder) or --model-id REPO in the Hub cache",
+            MISSING_FIX,
         )
     else:
         ckpt_findings, facts = checkpoint.check(Path(model_path), recipe, profile)

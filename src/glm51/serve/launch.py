@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
+from importlib.util import find_spec
 from pathlib import Path
 
 from rich.console import Console
@@ -11,10 +13,13 @@ from rich.markup import escape
 
 from glm51 import proc
 from glm51.checkpoint.hub_cache import resolve_model
-from glm51.preflight.run import check
+from glm51.errors import InputError, PreflightError
+from glm51.preflight.findings import Report, Severity
+from glm51.preflight.run import MISSING_FIX, check
 from glm51.recipe import Recipe
 from glm51.serve.health import health_url, wait_ready
 from glm51.sglang.command import render
+from glm51.sglang.help import install_hint
 
 out = Console()
 err = Console(stderr=True)
@@ -37,7 +42,15 @@ def serve(
 ) -> int:
     """Returns the exit code for the CLI: 0 for a dry run, else the server's own."""
     name, profile = recipe.profile(profile_name)
-    model_path = resolve_model(model, model_id, revision, recipe.model.published)
+    try:
+        model_path = resolve_model(model, model_id, revision, recipe.model.published)
+    except InputError as exc:
+        if model is not None or model_id is not None:
+            raise  # the checkpoint the user named is wrong: bad input (exit 3)
+        # None named and the default is not cached: what `glm51 doctor` reports (exit 4).
+        missing = Report()
+        missing.add("checkpoint.missing", Severity.ERROR, str(exc), MISSING_FIX)
+        missing.raise_for_errors()
     spec = render(
         recipe, profile, model_path=model_path, host=host, port=port, passthrough=passthrough
     )
@@ -55,6 +68,11 @@ def serve(
     if not profile.validated:
         err.print(f"[yellow]profile {name} is not validated on hardware: {profile.evidence}[/]")
 
+    if skip_preflight and find_spec("sglang") is None:  # the preflight would have said so
+        raise PreflightError(
+            f"sglang is not installed for {sys.executable}: "
+            f"{install_hint(profile.sglang_build, recipe.sglang_builds[profile.sglang_build])}"
+        )
     child = proc.spawn(spec.argv, env=spec.env)
     proc.forward_signals(child)
     if wait_ready:

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from glm51 import SOURCE_URL, __version__
+from glm51 import SOURCE_URL, __version__, env
 from glm51.calib import cli as calib_cli
 from glm51.errors import Glm51Error
 from glm51.image import cli as image_cli
@@ -29,7 +29,7 @@ from glm51.recipe import cli as recipe_cli
 from glm51.serve import cli as serve_cli
 
 BUG_REPORTS = f"{SOURCE_URL}/issues"
-DEBUG_ENV = "GLM51_DEBUG"
+DEBUG_ENV = env.DEBUG
 
 err = Console(stderr=True)
 

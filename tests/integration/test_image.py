@@ -62,9 +62,14 @@ def test_version_in_container(image, labels):
 def test_serve_dry_run_with_mounted_checkpoint(image, tmp_path):
     ckpt = build_checkpoint(tmp_path / "ckpt")
     out = docker_run(
-        image, "glm51", "serve", "--dry-run", "--model", "/models/ckpt",
+        image,
+        "glm51",
+        "serve",
+        "--dry-run",
+        "--model",
+        "/models/ckpt",
         mounts=(f"{ckpt}:/models/ckpt:ro",),
-    ).stdout  # fmt: skip
+    ).stdout
     assert "-m sglang.launch_server --model-path /models/ckpt" in out
     # The image serves the profile its SGLang build advertises, not one it cannot run.
     advertised = docker_run(image, "sh", "-c", "echo $GLM51_PROFILE").stdout.strip()

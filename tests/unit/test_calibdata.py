@@ -492,9 +492,19 @@ def test_calib_build_says_whether_the_digest_was_checked(tmp_path, data_dir, tok
     manifest = release / "calibration" / "broad.toml"
     manifest.write_text(MANIFEST.format(seed=7))
     tok.save_pretrained(tmp_path / "tok")
-    argv = ["calib", "build", "broad", "--out", str(tmp_path / "broad.npz"),
-            "--data-dir", str(data_dir), "--tokenizer", str(tmp_path / "tok"),
-            "--recipe", str(release / "glm51.toml")]  # fmt: skip
+    argv = [
+        "calib",
+        "build",
+        "broad",
+        "--out",
+        str(tmp_path / "broad.npz"),
+        "--data-dir",
+        str(data_dir),
+        "--tokenizer",
+        str(tmp_path / "tok"),
+        "--recipe",
+        str(release / "glm51.toml"),
+    ]
     first = CliRunner().invoke(app, argv)
     assert first.exit_code == 0, first.output
     said = " ".join(first.output.split())

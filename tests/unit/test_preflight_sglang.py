@@ -22,9 +22,13 @@ def run(recipe, profile_name, help_name, passthrough=()):
 def test_parses_argparse_choice_lists():
     options = installed.parse_help(sglang_help("upstream-0.5.23"))
     assert options.choices["--fp4-gemm-backend"] == (
-        "auto", "flashinfer_cudnn", "flashinfer_cutedsl", "flashinfer_cutlass",
-        "flashinfer_trtllm", "marlin",
-    )  # fmt: skip
+        "auto",
+        "flashinfer_cudnn",
+        "flashinfer_cutedsl",
+        "flashinfer_cutlass",
+        "flashinfer_trtllm",
+        "marlin",
+    )
     assert "glm45" in options.choices["--reasoning-parser"]
     assert "glm47" in options.choices["--tool-call-parser"]
     assert {"--tp-size", "--tensor-parallel-size", "--enforce-shared-experts-fusion"} <= (

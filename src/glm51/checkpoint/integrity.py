@@ -41,31 +41,38 @@ def check_shards(
         by_shard.setdefault(shard, []).append(name)
     missing = sorted(s for s in by_shard if not (path / s).is_file())
     if missing:
-        found.append(Problem(
-            "checkpoint.shard-missing",
-            f"{path}: {len(missing)} shard(s) named in {INDEX} are missing: {listed(missing)}",
-            "finish the download (hf download ... resumes) or copy the missing files",
-        ))  # fmt: skip
+        found.append(
+            Problem(
+                "checkpoint.shard-missing",
+                f"{path}: {len(missing)} shard(s) named in {INDEX} are missing: {listed(missing)}",
+                "finish the download (hf download ... resumes) or copy the missing files",
+            )
+        )
     for shard in sorted(set(by_shard) - set(missing)):
         try:
             header = read_header(path / shard)
         except ShardError as exc:
             check = "checkpoint.shard-header" if exc.kind == "header" else "checkpoint.shard-data"
             what = "header" if exc.kind == "header" else "data"
-            found.append(Problem(
-                check, f"{path / shard}: truncated or corrupt {what}: {exc}",
-                f"re-download {shard} (delete it first; the copy is incomplete)",
-            ))  # fmt: skip
+            found.append(
+                Problem(
+                    check,
+                    f"{path / shard}: truncated or corrupt {what}: {exc}",
+                    f"re-download {shard} (delete it first; the copy is incomplete)",
+                )
+            )
             continue
         headers[shard] = header
         absent = sorted(n for n in by_shard[shard] if n not in header.tensors)
         if absent:
-            found.append(Problem(
-                "checkpoint.tensor-missing",
-                f"{path / shard} lacks {len(absent)} tensor(s) that {INDEX} maps to it: "
-                f"{listed(absent)}",
-                "the index and the shards come from different exports: re-download both",
-            ))  # fmt: skip
+            found.append(
+                Problem(
+                    "checkpoint.tensor-missing",
+                    f"{path / shard} lacks {len(absent)} tensor(s) that {INDEX} maps to it: "
+                    f"{listed(absent)}",
+                    "the index and the shards come from different exports: re-download both",
+                )
+            )
     return found, headers
 
 

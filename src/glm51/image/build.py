@@ -39,12 +39,18 @@ class BuildSpec:
 
 def buildx_argv(spec: BuildSpec) -> list[str]:
     argv = [
-        "docker", "buildx", "build",
-        "--file", str(spec.dockerfile),
-        "--target", TARGET,
-        "--progress", "plain",
-        "--metadata-file", str(spec.metadata_file),
-    ]  # fmt: skip
+        "docker",
+        "buildx",
+        "build",
+        "--file",
+        str(spec.dockerfile),
+        "--target",
+        TARGET,
+        "--progress",
+        "plain",
+        "--metadata-file",
+        str(spec.metadata_file),
+    ]
     for tag in spec.tags:
         argv += ["--tag", tag]
     build_args = {

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from glm51 import env
 from glm51.errors import PreflightError
 from glm51.image import build, locks, pins, runner
 from glm51.image.selfcheck import run_selfcheck, sglang_parser
@@ -56,7 +57,7 @@ def build_cmd(
     ca_bundle: Annotated[
         Path | None,
         typer.Option(
-            envvar="GLM51_CA_BUNDLE",
+            envvar=env.CA_BUNDLE,
             help="CA bundle for a TLS-intercepting proxy (a BuildKit secret, never a layer).",
             dir_okay=False,
             exists=True,

@@ -43,10 +43,21 @@ def reachable(url: str, timeout: float = 10) -> bool:
 def compile_argv(image: ImageRecipe, repo: Path, stack: str, python: str) -> list[str]:
     lock_dir = repo / image.lock_dir
     argv = [
-        "uv", "pip", "compile", "--quiet", "--generate-hashes", "--no-header",
-        "--annotation-style", "line", "--python-version", python,
-        "--python-platform", PLATFORM, "--index-url", INDEX_URL,
-    ]  # fmt: skip
+        "uv",
+        "pip",
+        "compile",
+        "--quiet",
+        "--generate-hashes",
+        "--no-header",
+        "--annotation-style",
+        "line",
+        "--python-version",
+        python,
+        "--python-platform",
+        PLATFORM,
+        "--index-url",
+        INDEX_URL,
+    ]
     if stack not in ("slim", "build"):
         argv += ["--excludes", str(lock_dir / "excludes.txt")]
     if stack == "blackwell-fork":
@@ -93,10 +104,17 @@ def update_pins(
     unpinned = pinned.split("@")[0]
     try:
         out = proc.run(
-            ["docker", "buildx", "imagetools", "inspect", unpinned, "--format",
-             "{{json .Manifest}}"],
+            [
+                "docker",
+                "buildx",
+                "imagetools",
+                "inspect",
+                unpinned,
+                "--format",
+                "{{json .Manifest}}",
+            ],
             timeout=120,
-        ).stdout  # fmt: skip
+        ).stdout
         digest = json.loads(out)["digest"]
     except (Glm51Error, ValueError, KeyError) as exc:
         report.not_refreshed.append(

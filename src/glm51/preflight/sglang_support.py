@@ -21,14 +21,23 @@ def check(
     try:
         options = parse_help(probe())
     except SglangMissing as exc:
-        return [Finding(
-            "sglang.missing", Severity.ERROR,
-            f"cannot read the installed sglang's flags: {exc}", fix,
-        )]  # fmt: skip
+        return [
+            Finding(
+                "sglang.missing",
+                Severity.ERROR,
+                f"cannot read the installed sglang's flags: {exc}",
+                fix,
+            )
+        ]
     if not options.flags:
-        return [Finding(
-            "sglang.help", Severity.ERROR, "sglang's --help listed no options", fix,
-        )]  # fmt: skip
+        return [
+            Finding(
+                "sglang.help",
+                Severity.ERROR,
+                "sglang's --help listed no options",
+                fix,
+            )
+        ]
     found: list[Finding] = []
     rendered = setting_flags(profile.server)
     for flag in rendered:
@@ -39,22 +48,29 @@ def check(
                 if candidates
                 else "is not a flag"
             )
-            found.append(Finding(
-                "sglang.flag", Severity.ERROR,
-                f"the profile's {flag} {what} of the installed sglang (it would refuse to start)",
-                fix
-                if not candidates
-                else f"{fix} (or, if this is that build, rename {flag} in the profile)",
-            ))  # fmt: skip
+            found.append(
+                Finding(
+                    "sglang.flag",
+                    Severity.ERROR,
+                    f"the profile's {flag} {what} of the installed sglang "
+                    "(it would refuse to start)",
+                    fix
+                    if not candidates
+                    else f"{fix} (or, if this is that build, rename {flag} in the profile)",
+                )
+            )
     given = parse_passthrough(passthrough)
     for flag in given:
         if options.resolve(flag)[0] is None:
-            found.append(Finding(
-                "sglang.flag", Severity.ERROR,
-                f"pass-through {flag} is not a flag of the installed sglang "
-                "(it would refuse to start)",
-                f"check `python -m sglang.launch_server --help`; {fix}",
-            ))  # fmt: skip
+            found.append(
+                Finding(
+                    "sglang.flag",
+                    Severity.ERROR,
+                    f"pass-through {flag} is not a flag of the installed sglang "
+                    "(it would refuse to start)",
+                    f"check `python -m sglang.launch_server --help`; {fix}",
+                )
+            )
     for flag in CHECKED:
         value = effective(profile, passthrough, flag)
         canonical = options.resolve(flag)[0]
@@ -62,10 +78,13 @@ def check(
             continue
         allowed = options.choices[canonical]
         if value not in allowed:
-            found.append(Finding(
-                "sglang.choice", Severity.ERROR,
-                f"the installed sglang does not accept {flag} {value} "
-                f"(its choices: {', '.join(allowed)})",
-                fix,
-            ))  # fmt: skip
+            found.append(
+                Finding(
+                    "sglang.choice",
+                    Severity.ERROR,
+                    f"the installed sglang does not accept {flag} {value} "
+                    f"(its choices: {', '.join(allowed)})",
+                    fix,
+                )
+            )
     return found

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from glm51.calib import cli as calib_cli
 from glm51.calib.data import CalibSet
 from glm51.calib.manifest import load_manifest
+from glm51.calib.rehearsal_data import write_jsonl
 from glm51.checkpoint.folder import load_model_config
 from glm51.options import RecipeOption
 from glm51.recipe import load_recipe
@@ -138,7 +139,6 @@ def tiny_model(
     ] = False,
 ) -> None:
     """A tiny random glm_moe_dsa checkpoint (same class and layout as GLM-5.1)."""
-    from glm51.calib.rehearsal_data import write_jsonl
     from glm51.quantize.tiny import build_tiny_model  # torch, transformers
 
     _quiet_libraries()

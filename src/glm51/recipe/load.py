@@ -7,11 +7,12 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from glm51 import env
 from glm51.errors import InputError
 from glm51.recipe.schema import Recipe
 from glm51.recipe.toml_model import load_toml, parse_toml
 
-ENV_VAR = "GLM51_RECIPE"  # the one definition; the CLI option reads the same variable
+ENV_VAR = env.RECIPE
 _SOURCE_TREE_RECIPE = Path(__file__).resolve().parents[3] / "release" / "glm51.toml"
 
 

@@ -42,10 +42,14 @@ def render(
     host = host or profile.server.host
     port = port or profile.server.port
     argv = [
-        python, "-m", "sglang.launch_server",
-        "--model-path", str(model_path),
-        "--served-model-name", recipe.model.served_name,
+        python,
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        str(model_path),
+        "--served-model-name",
+        recipe.model.served_name,
         *server_flags(profile.server, host=host, port=port),
         *passthrough,
-    ]  # fmt: skip
+    ]
     return LaunchSpec(tuple(argv), dict(profile.env), host=host, port=port)

@@ -1,0 +1,6 @@
+"""The environment variables glm51 reads, each named once."""
+
+RECIPE = "GLM51_RECIPE"  # the recipe file (default: the checkout's, else the packaged copy)
+PROFILE = "GLM51_PROFILE"  # the serve profile
+DEBUG = "GLM51_DEBUG"  # 1: show tracebacks
+CA_BUNDLE = "GLM51_CA_BUNDLE"  # CA bundle handed to image builds as a BuildKit secret

@@ -31,6 +31,7 @@ class BuildSpec:
     metadata_file: Path
     image: str = ""  # the recipe's image name
     default_profile: str = ""
+    serve_port: int = 5000  # the default profile's port: GLM51_PORT, EXPOSE, the healthcheck
     labels: Mapping[str, str] = field(default_factory=dict)
     ca_bundle: Path | None = None
     push: bool = False
@@ -60,6 +61,7 @@ def buildx_argv(spec: BuildSpec) -> list[str]:
         "GLM51_VERSION": spec.version,
         "BUILD_ID": spec.build_id,
         "DEFAULT_PROFILE": spec.default_profile,
+        "SERVE_PORT": str(spec.serve_port),
     }
     for name, value in build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
@@ -149,6 +151,7 @@ def plan(
     else:
         sglang_version = build.version or f"{build.git_url}@{build.commit}"
         b12x_version = pinned.get("b12x", "none")
+    default_profile = next(iter(image.profiles.get(sglang_build, ())), "")
     labels = oci_labels(
         version=version,
         revision=sha,
@@ -172,7 +175,8 @@ def plan(
         build_id=f"{docker_version(version)}-{short_sha(sha)}-{stack}",
         metadata_file=metadata_file,
         image=image_name,
-        default_profile=next(iter(image.profiles.get(sglang_build, ())), ""),
+        default_profile=default_profile,
+        serve_port=recipe.profiles[default_profile].server.port if default_profile else 5000,
         labels=labels,
         ca_bundle=ca_bundle,
         push=push,

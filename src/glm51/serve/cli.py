@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from glm51 import env
 from glm51.options import (
     ModelIdOption,
     ModelOption,
@@ -29,7 +30,9 @@ def serve(
     revision: RevisionOption = None,
     profile: ProfileOption = None,
     host: Annotated[str | None, typer.Option(help="Override the profile's host.")] = None,
-    port: Annotated[int | None, typer.Option(help="Override the profile's port.")] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar=env.PORT, help="Override the profile's port.")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Print the environment and command, shell-quoted, and exit.")
     ] = False,

@@ -51,6 +51,7 @@ def _root(
 
 def _register_stages() -> None:
     # Each stage adds its own commands; heavy imports stay inside the command bodies.
+    from glm51.checkpoint import cli as checkpoint_cli
     from glm51.image import cli as image_cli
     from glm51.preflight import cli as preflight_cli
     from glm51.quantize import calib_cli
@@ -58,7 +59,9 @@ def _register_stages() -> None:
     from glm51.recipe import cli as recipe_cli
     from glm51.serve import cli as serve_cli
 
-    for stage in (serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli):
+    for stage in (
+        serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli, checkpoint_cli,
+    ):  # fmt: skip
         stage.register(app)
 
 

@@ -17,8 +17,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from glm51.errors import GateFailed, InputError
+from glm51.checkpoint import manifest
 from glm51.checkpoint.safetensors import read_header
+from glm51.errors import GateFailed, InputError
 from glm51.quantize.checkpoint import Checkpoint, load_into, release
 from glm51.quantize.targets import all_disabled, bf16_patterns, mtp_layers
 
@@ -232,6 +233,9 @@ def export(
         for name in SIDE_FILES:
             if (ckpt.dir / name).is_file():
                 shutil.copyfile(ckpt.dir / name, tmp / name)
+        # glm51-manifest.json: what `glm51 verify` and `glm51 publish` check the folder against.
+        headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
+        manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
         if output.exists():
             shutil.rmtree(output)
         os.replace(tmp, output)

@@ -54,6 +54,7 @@ def _register_stages() -> None:
     from glm51.checkpoint import cli as checkpoint_cli
     from glm51.image import cli as image_cli
     from glm51.preflight import cli as preflight_cli
+    from glm51.publish import cli as publish_cli
     from glm51.quantize import calib_cli
     from glm51.quantize import cli as quantize_cli
     from glm51.recipe import cli as recipe_cli
@@ -61,6 +62,7 @@ def _register_stages() -> None:
 
     for stage in (
         serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli, checkpoint_cli,
+        publish_cli,
     ):  # fmt: skip
         stage.register(app)
 

@@ -21,7 +21,8 @@ with Xet disabled (``HF_HUB_DISABLE_XET=1``), written from the client's source
 Writes need ``Authorization: Bearer <token>`` with the double's token, else 401 the way the
 Hub says it. ``faults`` makes it fail on demand: ``drop_upload`` closes the connection in
 the middle of LFS uploads (of one object, by its sha256, or any), ``fail_commit`` answers 500
-to commits without applying them, ``reject_token`` answers 401 to every request.
+to commits without applying them, ``reject_token`` answers 401 to every request,
+``listing_sha256`` makes the tree listing report another sha256 for a file (a corrupt copy).
 
     with HubDouble() as hub:
         api = HfApi(endpoint=hub.url, token=hub.token)
@@ -92,6 +93,7 @@ class Faults:
     drop_after_bytes: int = 1024
     fail_commit: int = 0  # commits to answer with 500 (not applied)
     reject_token: bool = False  # 401 to everything
+    listing_sha256: dict[str, str] = field(default_factory=dict)  # tree lies: path -> sha256
     dropped: int = 0  # how many uploads were dropped
 
 
@@ -388,7 +390,8 @@ def _handler(hub: HubDouble):
                     continue
                 entry: dict[str, Any] = {"type": "file", "path": p, "size": b.size, "oid": b.sha1}
                 if b.lfs:
-                    entry["lfs"] = {"oid": b.sha256, "size": b.size, "pointerSize": 134}
+                    sha = hub.faults.listing_sha256.get(p, b.sha256)
+                    entry["lfs"] = {"oid": sha, "size": b.size, "pointerSize": 134}
                 out.append(entry)
             self._send(200, out)
 

@@ -109,7 +109,7 @@ def publish_command(
         ),
     ] = False,
     commit_gb: Annotated[
-        float, typer.Option(min=0.001, help="Weights per commit, in GB.")
+        float, typer.Option(min=1e-6, help="Weights per commit, in GB.")
     ] = DEFAULT_COMMIT_BYTES / 1e9,
     endpoint: Annotated[
         str | None,

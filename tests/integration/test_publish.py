@@ -87,6 +87,7 @@ def test_publish_uploads_in_commits_verifies_then_tags(hub, folder, recipe, card
     assert head.files["README.md"].content == card
     assert head.files[mf.MANIFEST].content == (folder / mf.MANIFEST).read_bytes()
     assert head.files["config.json"].sha1 == git_blob_sha1((folder / "config.json").read_bytes())
+    assert ("POST", "/api/validate-yaml") in hub.requests  # the client checked the card first
     # The tag came after the last commit and after the listing that verified it.
     order = [(m, p) for m, p in hub.requests if m in ("POST", "GET")]
     tag_at = order.index(("POST", f"/api/models/{REPO}/tag/{head.oid}"))
@@ -196,6 +197,14 @@ def test_dry_run_prints_the_plan_and_touches_nothing(hub, folder, recipe, card):
     assert "commit 'v1.0.0: model card, config and tokenizer'" in plan
     assert "tag v1.0.0 on the verified commit" in plan
     assert {p.name: sha256(p) for p in folder.iterdir()} == before
+
+
+def test_card_metadata_the_hub_rejects_is_bad_input(hub, folder, recipe, card):
+    bad = card.replace(b"base_model_relation: quantized", b"base_model_relation: quantised")
+    with pytest.raises(InputError, match="base_model_relation"):
+        run(folder, recipe, hub, bad)
+    assert hub.repo(REPO).tags == {}
+    assert "README.md" not in hub.head(REPO).files
 
 
 def test_refuses_a_folder_that_fails_verify(hub, folder, recipe, card):

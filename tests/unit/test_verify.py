@@ -171,6 +171,18 @@ def test_non_finite_or_non_positive_scalar_scale(good, recipe, suffix, value):
     assert "finite and positive" in problem.message
 
 
+def test_gate_and_up_global_scales_must_match(good, recipe):
+    path, begin, _ = tensor_offset(good, "model.layers.2.mlp.experts.3.up_proj.weight_scale_2")
+    with path.open("r+b") as fh:
+        fh.seek(begin)
+        fh.write(struct.pack("<f", 2.0))
+    report = verify(good, recipe)
+    assert checks(report) == {"nvfp4-w13-scale"}
+    (problem,) = report.problems
+    assert problem.where == "model.layers.2.mlp.experts.3"
+    assert "1.0 but up_proj.weight_scale_2 is 2.0" in problem.message
+
+
 def test_nan_block_scale(good, recipe):
     path, begin, _ = tensor_offset(good, f"{EXPERT}.weight_scale")
     with path.open("r+b") as fh:

@@ -19,6 +19,7 @@ compared with the BF16 source. Nothing in the folder is modified, except the man
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import math
@@ -104,12 +105,17 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
+@functools.lru_cache(maxsize=1024)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern.replace(".", r"\.").replace("*", ".*"))
+
+
 def excluded_by(module: str, patterns: tuple[str, ...]) -> str | None:
     """The first exclude pattern that names ``module`` the way SGLang's ModelOpt loader
     matches them (glob as regex, full match on the module or one of its dotted parts)."""
     parts = module.split(".")
     for p in patterns:
-        rx = re.compile(p.replace(".", r"\.").replace("*", ".*"))
+        rx = _glob_regex(p)
         if rx.fullmatch(module) or any(rx.fullmatch(part) for part in parts):
             return p
     return None
@@ -344,8 +350,16 @@ def _check_nvfp4(
     return ok
 
 
-def _check_scales(folder: Path, scalars: list[tuple[str, str, Any]], blocks, report: Report):
-    """Scalar scales finite and > 0; block scales (E4M3) finite and not negative."""
+def _valid(scale: float) -> bool:
+    return math.isfinite(scale) and scale > 0
+
+
+def _check_scales(
+    folder: Path, scalars: list[tuple[str, str, Any]], blocks, report: Report
+) -> dict[str, float]:
+    """Scalar scales finite and > 0; block scales (E4M3) finite and not negative. Returns
+    the scalar scales' values."""
+    values: dict[str, float] = {}
     by_shard: dict[str, list[tuple[str, Any, str]]] = {}
     for shard, name, info in scalars:
         by_shard.setdefault(shard, []).append((name, info, "scalar"))
@@ -365,6 +379,7 @@ def _check_scales(folder: Path, scalars: list[tuple[str, str, Any]], blocks, rep
                         report.add("scale-invalid", name, f"holds {len(raw)} bytes, a F32 scalar 4")
                         continue
                     (value,) = struct.unpack("<f", raw)
+                    values[name] = value
                     if not math.isfinite(value) or value <= 0:
                         report.add(
                             "scale-invalid", name,
@@ -379,6 +394,7 @@ def _check_scales(folder: Path, scalars: list[tuple[str, str, Any]], blocks, rep
                             f"has {nan} NaN and {len(bad) - nan} negative E4M3 block scale(s): "
                             "block scales must be finite and not negative",
                         )  # fmt: skip
+    return values
 
 
 def _layout(folder: Path, config: dict, headers, recipe: Recipe, report: Report) -> None:
@@ -430,7 +446,17 @@ def _layout(folder: Path, config: dict, headers, recipe: Recipe, report: Report)
         )  # fmt: skip
     if report.nvfp4_modules == 0 and not report.problems:
         report.add("layout-recipe", "checkpoint", "has no NVFP4 module: not an NVFP4 export")
-    _check_scales(folder, scalars, blocks, report)
+    values = _check_scales(folder, scalars, blocks, report)
+    # SGLang fuses an expert's gate and up projections into one w13 with one global scale.
+    for name, gate in sorted(values.items()):
+        if name.endswith(".gate_proj.weight_scale_2"):
+            up = values.get(name.replace(".gate_proj.", ".up_proj."))
+            if up is not None and up != gate and _valid(gate) and _valid(up):
+                report.add(
+                    "nvfp4-w13-scale", name.rsplit(".", 2)[0],
+                    f"gate_proj.weight_scale_2 is {gate!r} but up_proj.weight_scale_2 is "
+                    f"{up!r}: SGLang fuses them into w13 with one scale, so they must be equal",
+                )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ integrity

@@ -139,7 +139,8 @@ def publish_command(
         ).encode()  # fmt: skip
     extra = {plot_name: plot.read_bytes()} if plot and plot_name else {}
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1" if dry_run else "0")
+    if dry_run:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     hub = Hub(endpoint=endpoint)
     outcome = publish(
         checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, extra=extra,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import struct
 from pathlib import Path
 
@@ -312,3 +313,17 @@ def test_cli_write_never_replaces_a_manifest_that_disagrees(good):
     result = CliRunner().invoke(app, ["verify", str(good), "--write"])
     assert isinstance(result.exception, InputError)  # exit 3 through the console script
     assert (good / mf.MANIFEST).read_bytes() == recorded
+
+
+@pytest.mark.parametrize("block", [7, 64, 4096, mf.BLOCK])
+def test_tensor_digests_do_not_depend_on_the_read_size(good, block):
+    shard = good / ck.shard_names(good)[1]
+    header = read_header(shard)
+    base = 8 + header.header_len
+    raw = shard.read_bytes()[:base] + random.Random(0).randbytes(shard.stat().st_size - base)
+    shard.write_bytes(raw)  # distinct bytes everywhere: a misplaced span cannot hide
+    digest = mf.hash_file(shard, header, block=block)
+    assert digest.sha256 == hashlib.sha256(raw).hexdigest() and digest.size == len(raw)
+    for name, info in header.tensors.items():
+        want = hashlib.sha256(raw[base + info.begin : base + info.end]).hexdigest()
+        assert digest.tensors[name] == want, name

@@ -97,6 +97,9 @@ class Report:
         data = asdict(self)
         data["folder"] = str(self.folder)
         data["ok"] = self.ok
+        for d in data["deep"]:  # strict JSON: a non-finite error becomes null
+            for key in ("rel_error", "max_abs_error"):
+                d[key] = d[key] if math.isfinite(d[key]) else None
         return json.dumps(data, indent=2) + "\n"
 
 

@@ -49,6 +49,7 @@ def publish_hub(session: nox.Session, hub: str) -> None:
     session.install("-e", ".[dev,publish]", f"huggingface_hub=={hub}")
     session.run(
         "pytest", "tests/integration/test_publish.py", "tests/unit/test_card.py",
+        "tests/unit/test_publish_plan.py",
         "-p", "no:cacheprovider", *session.posargs,
     )  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""Sessions: lint, tests (default), rehearsal, image, update_pins, bench_quantize, docs.
+"""Sessions: lint, tests (default), publish_hub, rehearsal, image, update_pins, bench_quantize,
+docs.
 `nox -l` lists them all."""
 
 from __future__ import annotations
@@ -36,8 +37,21 @@ def tests(session: nox.Session) -> None:
     # transformers at the version sglang 0.5.23 pins, i.e. what the image quantizes with.
     # GPU runners set GLM51_TORCH=torch==2.14.1 (PyPI's CUDA 13.0 build, the image's).
     session.install(os.environ.get("GLM51_TORCH", "torch==2.13.0"), "transformers==5.19.0")
-    session.install("-e", ".[dev,quantize]")
+    session.install("-e", ".[dev,quantize,publish]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PY)
+@nox.parametrize("hub", ["1.33.0", "2.4.0"])
+def publish_hub(session: nox.Session, hub: str) -> None:
+    """The card and publish tests under huggingface_hub 1.x (the image's, sglang's tokenizers
+    pin needs <2) and 2.x (current elsewhere), against the loopback Hub double. No torch."""
+    session.install("-e", ".[dev,publish]", f"huggingface_hub=={hub}")
+    session.run(
+        "pytest", "tests/integration/test_publish.py", "tests/unit/test_card.py",
+        "tests/unit/test_publish_plan.py",
+        "-p", "no:cacheprovider", *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session(python=PY)

@@ -21,9 +21,11 @@ from rich.markup import escape
 
 from glm51 import SOURCE_URL, __version__, env
 from glm51.calib import cli as calib_cli
+from glm51.checkpoint import cli as checkpoint_cli
 from glm51.errors import Glm51Error
 from glm51.image import cli as image_cli
 from glm51.preflight import cli as preflight_cli
+from glm51.publish import cli as publish_cli
 from glm51.quantize import cli as quantize_cli
 from glm51.recipe import cli as recipe_cli
 from glm51.serve import cli as serve_cli
@@ -111,7 +113,16 @@ def _guard(group: typer.Typer) -> None:
 
 
 # Each stage adds its own commands; a stage that needs torch imports it when its command runs.
-for _stage in (serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli):
+for _stage in (
+    serve_cli,
+    preflight_cli,
+    quantize_cli,
+    calib_cli,
+    image_cli,
+    recipe_cli,
+    checkpoint_cli,
+    publish_cli,
+):
     _stage.register(app)
 _guard(app)
 

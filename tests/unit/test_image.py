@@ -67,6 +67,7 @@ def test_buildx_argv_default_full_build(recipe):
         "GLM51_VERSION=0.2.0",
         "BUILD_ID=0.2.0-46e95a294ca6-full",
         "DEFAULT_PROFILE=rtx-pro-6000-x8-upstream",
+        "SERVE_PORT=5000",  # the default profile's port
     ]
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"] == [
         "glm51:0.2.0-cu130",

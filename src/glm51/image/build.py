@@ -31,6 +31,7 @@ class BuildSpec:
     metadata_file: Path
     image: str = ""  # the recipe's image name
     default_profile: str = ""
+    lock: str = ""  # the lock the build installs, relative to the context
     serve_port: int = 5000  # the default profile's port: GLM51_PORT, EXPOSE, the healthcheck
     labels: Mapping[str, str] = field(default_factory=dict)
     ca_bundle: Path | None = None
@@ -176,6 +177,7 @@ def plan(
         metadata_file=metadata_file,
         image=image_name,
         default_profile=default_profile,
+        lock=str(lock.relative_to(repo)),
         serve_port=recipe.profiles[default_profile].server.port if default_profile else 5000,
         labels=labels,
         ca_bundle=ca_bundle,

@@ -79,6 +79,7 @@ def build(spec: BuildSpec, *, record: Path, local_base: bool = False) -> ImageRe
         sglang_build=spec.sglang_build,
         stack=spec.stack,
         base_image=spec.base_image,
+        lock=spec.lock,
         labels=dict(spec.labels),
         buildx_metadata=metadata,
     )

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from glm51.checkpoint import manifest
 from glm51.checkpoint.folder import Checkpoint
 from glm51.checkpoint.layout import mtp_layers
 from glm51.checkpoint.safetensors import read_header
@@ -231,6 +232,9 @@ def export(
         for name in SIDE_FILES:
             if (ckpt.dir / name).is_file():
                 shutil.copyfile(ckpt.dir / name, tmp / name)
+        # glm51-manifest.json: what `glm51 verify` and `glm51 publish` check the folder against.
+        headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
+        manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
         publish_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

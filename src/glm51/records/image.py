@@ -21,5 +21,6 @@ class ImageRecord(Record):
     sglang_build: str
     stack: str
     base_image: str
+    lock: str = ""  # the lock file the build installed, relative to the repository
     labels: dict[str, str] = Field(default_factory=dict)
     buildx_metadata: dict[str, Any] = Field(default_factory=dict)

@@ -11,7 +11,7 @@ from glm51.checkpoint.folder import load_model_config
 from glm51.errors import InputError
 from glm51.quantize.estimate import CalibShape, estimate, layer_params
 
-# GLM-5.1's config.json (ENVIRONMENT.md "Model facts" and transformers' glm_moe_dsa).
+# GLM-5.1's config.json (zai-org/GLM-5.1's config.json and transformers' glm_moe_dsa).
 GLM51 = {
     "model_type": "glm_moe_dsa",
     "hidden_size": 6144,

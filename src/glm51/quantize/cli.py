@@ -18,7 +18,8 @@ from glm51.checkpoint.folder import load_model_config
 from glm51.options import RecipeOption
 from glm51.recipe import load_recipe
 
-console = Console(stderr=True)
+# soft_wrap: a log (not a terminal) keeps whole lines instead of hard breaks at 80 columns.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _quiet_libraries() -> None:

@@ -15,6 +15,7 @@ from glm51.checkpoint.integrity import require_intact
 from glm51.errors import InputError
 from glm51.outputs import check_no_overlap, check_output_folder
 from glm51.quantize import estimate as est
+from glm51.quantize import library_output
 from glm51.quantize.pipeline import Log, Outcome, Progress, split
 from glm51.quantize.pipeline import quantize as run_pipeline
 from glm51.recipe import Recipe
@@ -113,15 +114,19 @@ def quantize(
     units = split(build_passes(req, recipe), req.chunks)
     log(estimate_of(req, units).render())
     log(f"mode: {'bounded memory' if req.bounded else 'resident'} on {req.device}")
-    return run_pipeline(
-        req.model,
-        req.output,
-        units,
-        recipe.quantize,
-        work_dir=req.work_dir,
-        bounded=req.bounded,
-        device=req.device,
-        overwrite=req.overwrite,
-        progress=progress,
-        log=log,
-    )
+    with library_output.captured() as printed:
+        outcome = run_pipeline(
+            req.model,
+            req.output,
+            units,
+            recipe.quantize,
+            work_dir=req.work_dir,
+            bounded=req.bounded,
+            device=req.device,
+            overwrite=req.overwrite,
+            progress=progress,
+            log=log,
+        )
+    for line in library_output.summary(printed.getvalue(), outcome.output):
+        log(line)
+    return outcome

@@ -27,10 +27,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from glm51.checkpoint.safetensors import ShardHeader
-from glm51.errors import InputError
+from glm51.records.base import read_versioned_json
 
 MANIFEST = "glm51-manifest.json"
 SCHEMA_VERSION = 1
@@ -245,25 +245,14 @@ def write(manifest: Manifest, folder: Path) -> Path:
 def read(folder_or_file: Path) -> Manifest:
     """Read and validate a manifest; InputError names the file and the offending key."""
     path = folder_or_file / MANIFEST if folder_or_file.is_dir() else folder_or_file
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no manifest (write one with `glm51 verify --write`)") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a JSON manifest ({exc})") from None
-    if not isinstance(data, dict) or data.get("kind") != "glm51-manifest":
-        raise InputError(f"{path}: not a glm51 manifest (kind is not 'glm51-manifest')")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise InputError(
-            f"{path}: schema_version {data.get('schema_version')!r}, "
-            f"this glm51 reads {SCHEMA_VERSION}"
-        )
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise InputError(f"{path}: {where}: {first['msg']}") from None
+    return read_versioned_json(
+        path,
+        Manifest,
+        kind="glm51-manifest",
+        schema_version=SCHEMA_VERSION,
+        what="manifest",
+        missing_hint=" (write one with `glm51 verify --write`)",
+    )
 
 
 @dataclass(frozen=True)

@@ -81,18 +81,9 @@ def quantize(
     from glm51.quantize import stage  # torch, transformers, ModelOpt
 
     loaded = load_recipe(recipe)
-    request = stage.Request(
-        model=model,
-        output=output,
-        work_dir=work_dir or stage.Request.default_work_dir(output),
-        calib_files=tuple(calib_file or ()),
-        data_dir=data_dir,
-        bounded=bounded_memory,
-        chunks=chunks,
-        max_length=max_length,
-        device=device,
-        overwrite=overwrite,
-    )
+    calibration = stage.Calibration(tuple(calib_file or ()), data_dir, chunks, max_length)
+    work_dir = work_dir or stage.Request.default_work_dir(output)
+    request = stage.Request(model, output, work_dir, calibration, bounded_memory, device, overwrite)
     stage.check_request(request)  # seconds, before the libraries load the model
     _quiet_libraries()
     with Progress(

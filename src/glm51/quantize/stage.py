@@ -22,15 +22,23 @@ from glm51.recipe import Recipe
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Where the calibration data comes from: local JSONL files, else the recipe's passes
+    (from --data-dir, else the Hub); each pass split into ``chunks`` units."""
+
+    files: tuple[Path, ...] = ()
+    data_dir: Path | None = None
+    chunks: int = 1
+    max_length: int = 8192  # truncates the samples of local files
+
+
+@dataclass(frozen=True)
 class Request:
     model: Path
     output: Path
     work_dir: Path
-    calib_files: tuple[Path, ...] = ()
-    data_dir: Path | None = None
+    calibration: Calibration = Calibration()
     bounded: bool = False
-    chunks: int = 1
-    max_length: int = 8192
     device: str = "cpu"
     overwrite: bool = False
 
@@ -70,8 +78,9 @@ def check_request(req: Request) -> None:
             f"--model {req.model}: no such folder (give the BF16 checkpoint folder; "
             "download it first with `hf download`)"
         )
-    inputs: dict[str, Path | None] = {"--model": req.model, "--data-dir": req.data_dir}
-    inputs.update({f"--calib-file {p}": p for p in req.calib_files})
+    calib = req.calibration
+    inputs: dict[str, Path | None] = {"--model": req.model, "--data-dir": calib.data_dir}
+    inputs.update({f"--calib-file {p}": p for p in calib.files})
     check_output_folder(
         req.output,
         overwrite=req.overwrite,
@@ -88,11 +97,14 @@ def check_request(req: Request) -> None:
 def build_passes(req: Request, recipe: Recipe) -> dict[str, CalibSet]:
     """--calib-file replaces the recipe's passes with one local pass; else build them all."""
     tokenizer = from_folder(req.model, option="--model")
-    if req.calib_files:
-        local = calibdata.from_jsonl(list(req.calib_files), tokenizer, max_length=req.max_length)
+    calib = req.calibration
+    if calib.files:
+        local = calibdata.from_jsonl(list(calib.files), tokenizer, max_length=calib.max_length)
         return {"local": local}
     return {
-        p.name: calibdata.build_pass(recipe.pass_manifest(p.name), tokenizer, data_dir=req.data_dir)
+        p.name: calibdata.build_pass(
+            recipe.pass_manifest(p.name), tokenizer, data_dir=calib.data_dir
+        )
         for p in recipe.quantize.passes
     }
 
@@ -111,7 +123,7 @@ def quantize(
     log: Log = lambda _: None,
 ) -> Outcome:
     check_request(req)
-    units = split(build_passes(req, recipe), req.chunks)
+    units = split(build_passes(req, recipe), req.calibration.chunks)
     log(estimate_of(req, units).render())
     log(f"mode: {'bounded memory' if req.bounded else 'resident'} on {req.device}")
     with library_output.captured() as printed:

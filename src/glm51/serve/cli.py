@@ -48,20 +48,12 @@ def serve(
     recipe: RecipeOption = None,
 ) -> None:
     """Run SGLang with a recipe profile (the validated launch configuration)."""
-    code = launch.serve(
-        load_recipe(recipe),
-        profile_name=profile,
-        model=model,
-        model_id=model_id,
-        revision=revision,
-        host=host,
-        port=port,
-        passthrough=tuple(extra or ()),
-        dry_run=dry_run,
-        skip_preflight=skip_preflight,
-        wait_ready=wait_ready,
-        ready_timeout=ready_timeout,
+    loaded = load_recipe(recipe)
+    options = launch.Options(
+        host, port, dry_run, skip_preflight, ready_timeout if wait_ready else None
     )
+    model_path = launch.checkpoint(loaded, model, model_id, revision)
+    code = launch.serve(loaded, profile, model_path, tuple(extra or ()), options)
     raise typer.Exit(code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -25,36 +26,43 @@ out = Console()
 err = Console(stderr=True)
 
 
-def serve(
-    recipe: Recipe,
-    *,
-    profile_name: str | None,
-    model: Path | None,
-    model_id: str | None,
-    revision: str | None,
-    host: str | None,
-    port: int | None,
-    passthrough: Sequence[str],
-    dry_run: bool,
-    skip_preflight: bool,
-    wait_ready: bool,
-    ready_timeout: float,
-) -> int:
-    """Returns the exit code for the CLI: 0 for a dry run, else the server's own."""
-    name, profile = recipe.profile(profile_name)
+@dataclass(frozen=True)
+class Options:
+    host: str | None = None  # None: the profile's
+    port: int | None = None
+    dry_run: bool = False
+    skip_preflight: bool = False
+    ready_timeout: float | None = None  # seconds to wait for /health; None: do not wait
+
+
+def checkpoint(recipe: Recipe, model: Path | None, model_id: str | None, revision: str | None):
+    """The checkpoint folder to serve. A named one that is wrong is bad input (exit 3); none
+    named and the default not cached is the preflight's checkpoint.missing (exit 4)."""
     try:
-        model_path = resolve_model(model, model_id, revision, recipe.model.published)
+        return resolve_model(model, model_id, revision, recipe.model.published)
     except InputError as exc:
         if model is not None or model_id is not None:
-            raise  # the checkpoint the user named is wrong: bad input (exit 3)
-        # None named and the default is not cached: what `glm51 doctor` reports (exit 4).
+            raise
         missing = Report()
         missing.add("checkpoint.missing", Severity.ERROR, str(exc), MISSING_FIX)
         missing.raise_for_errors()
+        raise  # not reached: raise_for_errors raised
+
+
+def serve(
+    recipe: Recipe,
+    profile_name: str | None,
+    model_path: Path,
+    passthrough: Sequence[str] = (),
+    options: Options = Options(),
+) -> int:
+    """Returns the exit code for the CLI: 0 for a dry run, else the server's own."""
+    name, profile = recipe.profile(profile_name)
+    host, port, skip_preflight = options.host, options.port, options.skip_preflight
     spec = render(
         recipe, profile, model_path=model_path, host=host, port=port, passthrough=passthrough
     )
-    if dry_run:
+    if options.dry_run:
         # Plain print: the line must stay copy-pasteable (no wrapping, no markup).
         print(f"# profile {name} ({'validated' if profile.validated else 'NOT validated'})")
         print(spec.shell())
@@ -75,8 +83,8 @@ def serve(
         )
     child = proc.spawn(spec.argv, env=spec.env)
     proc.forward_signals(child)
-    if wait_ready:
-        _report_when_ready(health_url(spec.host, spec.port), child, ready_timeout)
+    if options.ready_timeout is not None:
+        _report_when_ready(health_url(spec.host, spec.port), child, options.ready_timeout)
     code = child.wait()
     # Killed by a signal: report it the way a shell does (128 + N), not as a negative code.
     return 128 - code if code < 0 else code

@@ -105,3 +105,22 @@ def publish_folder(tmp: Path, output: Path) -> Path:
         output.rmdir()
     os.replace(tmp, output)
     return output
+
+
+def claim_output_folder(
+    folder: Path, *, option: str, command: str, inputs: Mapping[str, Path | None] | None = None
+) -> Path:
+    """A folder glm51 writes files into (records, reports), run after run: a new or empty one
+    is created and marked; an existing one must carry glm51's marker."""
+    check_no_overlap(folder, inputs or {}, option)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"{option} {folder}: exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not is_marked(folder):
+        raise InputError(
+            f"{option} {folder}: holds files glm51 did not write (no {MARKER} in it); "
+            "choose an empty or new folder"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    if not is_marked(folder):
+        mark(folder, command)
+    return folder

@@ -21,6 +21,7 @@ import pytest
 
 from glm51.checkpoint.safetensors import read_header
 from glm51.outputs import MARKER
+from tests.conftest import REPO
 from tests.support.fakes import fake_env
 
 GLM51 = [
@@ -88,6 +89,10 @@ SETUP: dict[str, Callable[[Path], object]] = {
     "missing-shard": _drop,
     "tiny-model-over-file": lambda t: (t / "file").write_text("mine"),
     "tokenizer-empty-folder": lambda t: (t / "empty").mkdir(),
+    "image-build-out-foreign": lambda t: (
+        (t / "docs").mkdir(),
+        (t / "docs" / "cv.pdf").write_text("mine"),
+    ),
     "model-empty-folder": lambda t: (t / "empty").mkdir(),
     "model-config-not-json": lambda t: (
         (t / "broken").mkdir(),
@@ -115,6 +120,13 @@ CASES = [
         lambda t: _quantize(t, "--overwrite", output="."),
         3,
         lambda t: ["contains --model", str(t / "bf16")],
+    ),
+    Case(
+        "image-build-out-foreign",
+        lambda t: ["image", "build", "--repo", str(REPO), "--out", str(t / "docs")],
+        3,
+        lambda t: [f"--out {t / 'docs'}: holds files glm51 did not write"],
+        needs_tiny=False,
     ),
     # -- the tracebacks: each is now a named error -------------------------------------------
     Case(

@@ -17,6 +17,7 @@ from glm51.image import build, locks, pins, runner
 from glm51.image.selfcheck import run_selfcheck, sglang_parser
 from glm51.image.tags import image_tags
 from glm51.options import RecipeOption
+from glm51.outputs import claim_output_folder
 from glm51.recipe import load_recipe
 
 RepoOption = Annotated[
@@ -77,6 +78,8 @@ def build_cmd(
     """Build the image with `docker buildx build` and record it in OUT/image.json."""
     loaded = load_recipe(recipe)
     repo = repo.resolve()
+    if not dry_run:
+        claim_output_folder(out, option="--out", command="image build")
     if local_base:
         base_image = locks.base_pins(repo, loaded.image(image)[1])["local"]["ref"]
     spec = build.plan(

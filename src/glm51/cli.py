@@ -28,6 +28,7 @@ from glm51.preflight import cli as preflight_cli
 from glm51.publish import cli as publish_cli
 from glm51.quantize import cli as quantize_cli
 from glm51.recipe import cli as recipe_cli
+from glm51.release import cli as release_cli
 from glm51.serve import cli as serve_cli
 
 BUG_REPORTS = f"{SOURCE_URL}/issues"
@@ -122,6 +123,7 @@ for _stage in (
     recipe_cli,
     checkpoint_cli,
     publish_cli,
+    release_cli,
 ):
     _stage.register(app)
 _guard(app)

@@ -3,14 +3,18 @@ device, the source's shards), build the calibration passes, then run the pipelin
 
 from __future__ import annotations
 
+import platform
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+from glm51 import __version__
 from glm51.calib import data as calibdata
 from glm51.calib.data import CalibSet
 from glm51.calib.tokenizer import from_folder
-from glm51.checkpoint.folder import load_model_config
+from glm51.checkpoint.folder import Checkpoint, load_model_config
 from glm51.checkpoint.integrity import require_intact
 from glm51.errors import InputError
 from glm51.outputs import check_no_overlap, check_output_folder
@@ -18,7 +22,10 @@ from glm51.quantize import estimate as est
 from glm51.quantize import library_output
 from glm51.quantize.pipeline import Log, Outcome, Progress, split
 from glm51.quantize.pipeline import quantize as run_pipeline
+from glm51.quantize.targets import config_digest, modelopt_config
 from glm51.recipe import Recipe
+from glm51.records import QuantizeRecord, ToolVersions, write_record
+from glm51.records.quantize import CalibrationUnit
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ def quantize(
     log: Log = lambda _: None,
 ) -> Outcome:
     check_request(req)
+    started = time.monotonic()
     units = split(build_passes(req, recipe), req.calibration.chunks)
     log(estimate_of(req, units).render())
     log(f"mode: {'bounded memory' if req.bounded else 'resident'} on {req.device}")
@@ -141,4 +149,65 @@ def quantize(
         )
     for line in library_output.summary(printed.getvalue(), outcome.output):
         log(line)
+    record = record_of(req, recipe, outcome, units, time.monotonic() - started)
+    write_record(record, req.work_dir / RECORD)
+    log(f"quantize record: {req.work_dir / RECORD}")
     return outcome
+
+
+RECORD = "quantize.json"
+
+
+def _tools() -> ToolVersions:
+    import torch
+
+    versions = {}
+    for dist in ("transformers", "nvidia-modelopt"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return ToolVersions(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        transformers=versions["transformers"],
+        modelopt=versions["nvidia-modelopt"],
+    )
+
+
+def _device_name(device: str) -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+
+
+def record_of(
+    req: Request,
+    recipe: Recipe,
+    outcome: Outcome,
+    units: Mapping[str, list[CalibSet]],
+    seconds: float,
+) -> QuantizeRecord:
+    """What this run produced, from what, with which tools, for the release and the card."""
+    report = outcome.report
+    source = Checkpoint(req.model)
+    return QuantizeRecord(
+        glm51_version=__version__,
+        source=str(req.model),
+        source_fingerprint=source.fingerprint(),
+        output=str(outcome.output),
+        mode="bounded" if req.bounded else "resident",
+        device=req.device,
+        device_name=_device_name(req.device),
+        calibration=tuple(
+            CalibrationUnit(name=u.name, samples=len(u), tokens=u.tokens, digest=u.digest)
+            for us in units.values()
+            for u in us
+        ),
+        config_digest=config_digest(modelopt_config(recipe.quantize, source.config)),
+        coverage_passed=report.ok,
+        under_covered=tuple(f"{layer}.{expert}" for layer, expert in report.merged.warning),
+        tools=_tools(),
+        seconds=round(seconds, 1),
+    )

@@ -143,6 +143,9 @@ def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, 
     import torch
     from safetensors.torch import load_file, save_file
     from transformers import GenerationConfig, GlmMoeDsaConfig, GlmMoeDsaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a few kB: no "Writing model shards" bar
 
     cfg_dict = tiny_config_dict(num_layers, hidden=hidden, experts=experts)
     # One extra decoder layer: its weights become the MTP layer (a full MoE layer, as upstream).

@@ -2,7 +2,10 @@
 
 x ~= e2m1 * fp8_block_scale * global_scale
 global_scale      = amax(W) / (6 * 448)             (FP32; 6 = E2M1 max, 448 = E4M3 max)
-fp8_block_scale   = E4M3(amax(block of 16) / 6 / global_scale)
+fp8_block_scale   = E4M3(amax(block of 16) / (6 * global_scale))  (6 * global_scale rounded
+                    to FP32 first: the order matters where the quotient is an exact E4M3 tie,
+                    which BF16 weights hit often, e.g. amax 2.1875, block max 0.030517578125:
+                    fl(6 * g) gives 6.25, a tie, so 6.0; dividing by 6, then g, gives 6.5)
 e2m1              = nearest of {0, .5, 1, 1.5, 2, 3, 4, 6} (ties to the even code); the sign
                     bit is the sign of x, so small negatives become -0
 two 4-bit codes per byte, the first element in the low nibble.
@@ -21,7 +24,7 @@ def global_scale(amax: torch.Tensor) -> torch.Tensor:
 
 def block_scales(w: torch.Tensor, gscale: torch.Tensor, block: int = 16) -> torch.Tensor:
     blocks = w.float().reshape(w.shape[0], -1, block)
-    return (blocks.abs().amax(-1) / 6.0 / gscale).to(torch.float8_e4m3fn)
+    return (blocks.abs().amax(-1) / (6.0 * gscale)).to(torch.float8_e4m3fn)
 
 
 def e2m1_codes(x: torch.Tensor) -> torch.Tensor:

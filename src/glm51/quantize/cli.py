@@ -80,7 +80,12 @@ def register(app: typer.Typer) -> None:
         max_length: Annotated[
             int, typer.Option("--max-length", min=1, help="Truncate --calib-file samples.")
         ] = 8192,
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 ...")] = "cpu",
+        device: Annotated[
+            str,
+            typer.Option(
+                "--device", help="cpu, cuda or cuda:N (checked before anything is loaded)."
+            ),
+        ] = "cpu",
         overwrite: Annotated[
             bool, typer.Option("--overwrite", help="Replace an existing output.")
         ] = False,
@@ -90,6 +95,10 @@ def register(app: typer.Typer) -> None:
 
         Exit 3 bad input, 5 coverage or scale gate failed, 6 infrastructure.
         """
+        from glm51.quantize.device import check_device
+
+        check_device(device)  # exit 3 now, not after the tokenizer, data and model are loaded
+
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -140,6 +149,7 @@ def register(app: typer.Typer) -> None:
             )
         typer.echo(f"{outcome.output}: NVFP4 checkpoint written")
         typer.echo(f"coverage report: {outcome.reports['md']}")
+        typer.echo(f"record: {outcome.record_path}")
 
     @app.command("tiny-model")
     def tiny_model(

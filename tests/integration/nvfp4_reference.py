@@ -13,6 +13,8 @@ two 4-bit codes per byte, the first element in the low nibble.
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 GRID = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
@@ -48,3 +50,35 @@ def quantize(w: torch.Tensor, amax: torch.Tensor, block: int = 16):
     codes = e2m1_codes(scaled).reshape(w.shape[0], -1)
     packed = codes[:, 0::2] | (codes[:, 1::2] << 4)
     return packed, s, g
+
+
+EXPERT_WEIGHT = re.compile(
+    r"^(model\.layers\.(\d+)\.mlp\.experts\.(\d+))\.(gate|up|down)_proj\.weight$"
+)
+
+
+def check_export(source: dict, exported: dict, num_layers: int) -> tuple[int, list[str]]:
+    """Re-quantize every routed expert projection of the decoder layers from the BF16 source
+    (gate and up sharing the max of both as their amax) and compare with the export:
+    (projections checked, names of the tensors that differ)."""
+    checked, differ = 0, []
+    for k in sorted(exported):
+        m = EXPERT_WEIGHT.match(k)
+        if not m or int(m[2]) >= num_layers:
+            continue
+        expert, proj = m[1], m[4]
+        w = source[k]
+        if proj == "down":
+            amax = w.abs().max()
+        else:
+            amax = torch.maximum(source[f"{expert}.gate_proj.weight"].abs().max(),
+                                 source[f"{expert}.up_proj.weight"].abs().max())  # fmt: skip
+        packed, scales, g = quantize(w, amax)
+        if not torch.equal(packed, exported[k]):
+            differ.append(k)
+        if not torch.equal(scales.view(torch.uint8), exported[f"{k}_scale"].view(torch.uint8)):
+            differ.append(f"{k}_scale")
+        if not torch.equal(g, exported[f"{k}_scale_2"]):
+            differ.append(f"{k}_scale_2")
+        checked += 1
+    return checked, differ

@@ -74,7 +74,8 @@ def provenance(device: str, calibration_devices: list[dict[str, str | None]]) ->
     scales were measured (one entry per distinct device of the calibration units), where the
     export ran, and the tool versions. No time stamps: two runs on one machine stay
     byte-identical."""
-    distinct = [dict(t) for t in dict.fromkeys(tuple(sorted(d.items())) for d in calibration_devices)]
+    keys = dict.fromkeys(tuple(sorted(d.items())) for d in calibration_devices)
+    distinct = [dict(t) for t in keys]
     return {
         "calibration": distinct,
         "export": {"device": device, "device_name": device_name(device)},

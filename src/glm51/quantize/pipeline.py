@@ -97,13 +97,16 @@ def quantize(
     def calibrate(unit: CalibSet) -> Artifact:
         nonlocal resident
         if bounded:
-            art = calibrate_bounded(ckpt.dir, unit.samples, qcfg, unit=unit.name,
-                                    digest=unit.digest, device=device, progress=progress)  # fmt: skip
+            art = calibrate_bounded(
+                ckpt.dir, unit.samples, qcfg, unit=unit.name, digest=unit.digest,
+                device=device, progress=progress,
+            )  # fmt: skip
         else:
             if resident is None:
                 resident = Resident(ckpt.dir, qcfg, device)
-            art = resident.calibrate(unit.samples, unit=unit.name, digest=unit.digest,
-                                     progress=progress)  # fmt: skip
+            art = resident.calibrate(
+                unit.samples, unit=unit.name, digest=unit.digest, progress=progress
+            )
         return Artifact(art.unit, art.digests, art.amax, art.counts, device, gpu)
 
     per_pass: dict[str, Artifact] = {}
@@ -155,9 +158,15 @@ def quantize(
         device=device,
         device_name=gpu,
         calibration=tuple(
-            CalibrationUnit(name=u.name, samples=len(u.samples), tokens=u.tokens,
-                            digest=u.digest, device=a.device, device_name=a.device_name,
-                            reused=u.name in reused)  # fmt: skip
+            CalibrationUnit(
+                name=u.name,
+                samples=len(u.samples),
+                tokens=u.tokens,
+                digest=u.digest,
+                device=a.device,
+                device_name=a.device_name,
+                reused=u.name in reused,
+            )
             for u, a in units_done
         ),
         config_digest=config_digest(qcfg),

@@ -219,7 +219,8 @@ def run_glm51(args) -> None:
         estimate = est.estimate(config, [shape], index=index)
         n_params = estimate.params
         print(f"model: {layers} layers (layer 0 dense) + MTP, {experts} experts, "
-              f"{n_params / 1e9:.2f}B parameters, {size / 1e9:.1f} GB BF16 "
+              f"{n_params / 1e9:.2f}B parameters ({(n_params - estimate.mtp_params) / 1e9:.2f}B "
+              f"without the MTP layer), {size / 1e9:.1f} GB BF16 "
               f"(built in {built:.0f} s); {samples} x {length} = {tokens:,} calibration "
               f"tokens; bounded memory on {device} ({name})", flush=True)  # fmt: skip
         done = subprocess.run(

@@ -167,9 +167,9 @@ def _per_layer(result: dict, n_layers: int, tokens: int) -> list[dict]:
     return rows
 
 
-def recipe_tokens() -> tuple[int, str]:
-    """The recipe's calibration tokens, an upper bound: every sample of every pass at its
-    manifest's max_tokens."""
+def recipe_tokens() -> tuple[int, int, str]:
+    """The recipe's calibration (tokens, samples): tokens an upper bound, every sample of
+    every pass at its manifest's max_tokens."""
     from glm51.quantize.calibdata import resolve_manifest
     from glm51.quantize.estimate import CalibShape
     from glm51.quantize.manifest import load_manifest
@@ -178,7 +178,7 @@ def recipe_tokens() -> tuple[int, str]:
     shapes = [CalibShape.of_manifest(load_manifest(resolve_manifest(p.name, None)))
               for p in load_recipe().quantize.passes]  # fmt: skip
     detail = ", ".join(f"{s.name} {s.samples} x {s.max_len}" for s in shapes)
-    return sum(s.tokens for s in shapes), detail
+    return sum(s.tokens for s in shapes), sum(s.samples for s in shapes), detail
 
 
 def _gib(n: float | None) -> str:
@@ -252,16 +252,22 @@ def run_glm51(args) -> None:
             "  (on the CPU the device memory is host memory: compare the measured host peak "
             "with the estimate's GPU + host, plus about 0.6 GiB of Python and libraries)"
         )
-    project(rows, config, experts, tokens, name)
+    project(rows, config, experts, tokens, samples, name)
 
 
-def project(rows: list[dict], config: dict, experts: int, tokens: int, name: str) -> None:
-    """The full model from the measured MoE and dense layers. The model: a layer's load and
-    export time scale with its BF16 bytes (export is dominated by quantizing the routed
-    experts); calibration time scales with tokens (top-8 routing: a token's expert work does
-    not depend on the expert count). On 8 GPUs: the calibration units split 8 ways (each
-    process loads every layer itself), the per-layer export split 8 ways; glm51 quantize
-    does not do this yet: a model of what it would take, not a measurement."""
+def project(
+    rows: list[dict], config: dict, experts: int, tokens: int, samples: int, name: str
+) -> None:
+    """The full model from the measured MoE and dense layers. The model:
+    - a layer's load and export times scale with its BF16 bytes (the export is dominated by
+      quantizing the routed experts);
+    - calibration time lies between two bounds. Token-bound: it scales with tokens (top-8
+      routing: a token's expert work does not depend on the expert count). Loop-bound: the
+      eager experts forward runs one small GEMM per expert hit per sample, so where launch
+      overhead dominates it scales with samples x experts;
+    - 8 GPUs: the calibration units split 8 ways (every process loads every layer itself)
+      and the per-layer export split 8 ways. glm51 quantize does not do this yet: a model of
+      what it would take, not a measurement."""
     from glm51.quantize import estimate as est
 
     moe = [r for r in rows if r["layer"] > 0]
@@ -269,43 +275,45 @@ def project(rows: list[dict], config: dict, experts: int, tokens: int, name: str
     if not moe:
         print("projection: needs a measured MoE layer (use --layers >= 2)")
         return
-    full_tokens, detail = recipe_tokens()
+    full_tokens, full_samples, detail = recipe_tokens()
     bench = est.layer_params({**config, "num_nextn_predict_layers": 0})
     full_cfg = {**config, "n_routed_experts": FULL["experts"], "num_nextn_predict_layers": 0}
     full = est.layer_params(full_cfg)
     b_moe = bench[-1].attention + bench[-1].mlp_routed + bench[-1].mlp_other
     f_moe = full[-1].attention + full[-1].mlp_routed + full[-1].mlp_other
     scale_bytes, scale_tokens = f_moe / b_moe, full_tokens / tokens
+    hit = min(experts, 8 * tokens // samples)  # experts a sample reaches, at most
+    scale_loop = (full_samples * FULL["experts"]) / (samples * hit)
 
     def mean(key, rs):
         return sum(r[key] for r in rs) / len(rs)
 
-    load_moe = mean("load_s", moe) * scale_bytes
-    calib_moe = mean("calib_s", moe) * scale_tokens
-    export_moe = mean("export_s", moe) * scale_bytes
+    load_moe, export_moe = mean("load_s", moe) * scale_bytes, mean("export_s", moe) * scale_bytes
+    calib_lo = mean("calib_s", moe) * scale_tokens
+    calib_hi = mean("calib_s", moe) * max(scale_tokens, scale_loop)
     d = dense[0]
-    load_dense, export_dense = d["load_s"], d["export_s"]
-    calib_dense = d["calib_s"] * scale_tokens
     n_moe, n_dense = FULL["layers"] - FULL["dense"], FULL["dense"]
-    load = n_moe * load_moe + n_dense * load_dense
-    calib = n_moe * calib_moe + n_dense * calib_dense
-    export = n_moe * export_moe + n_dense * export_dense
-    one = load + calib + export
-    eight = load + calib / 8 + export / 8
+    load = n_moe * load_moe + n_dense * d["load_s"]
+    export = n_moe * export_moe + n_dense * d["export_s"]
+    calib = [n_moe * c + n_dense * d["calib_s"] * scale_tokens for c in (calib_lo, calib_hi)]
+
+    def h(x: float) -> str:
+        return f"{x / 3600:.1f} h"
+
     print(f"\nprojection to GLM-5.1 (78 layers + MTP copied in BF16, 256 experts, "
-          f"{full_tokens:,} calibration tokens = the recipe's upper bound: {detail}), "
-          f"from this run on {name}:")  # fmt: skip
+          f"{full_tokens:,} calibration tokens in {full_samples:,} samples = the recipe's "
+          f"upper bound: {detail}), from this run on {name}:")  # fmt: skip
+    print(f"  per MoE layer: load {load_moe:.1f} s, export {export_moe:.1f} s "
+          f"(x{scale_bytes:.2f} bytes); calibration {calib_lo:.0f} s token-bound "
+          f"(x{scale_tokens:.1f} tokens) to {calib_hi:.0f} s loop-bound "
+          f"(x{scale_loop:.1f} samples x experts)")  # fmt: skip
+    print(f"  1 GPU: {h(load + calib[0] + export)} to {h(load + calib[1] + export)} "
+          f"(load {h(load)}, calibration {h(calib[0])} to {h(calib[1])}, "
+          f"export {h(export)})")  # fmt: skip
     print(
-        f"  per MoE layer: load {load_moe:.1f} s, calibration {calib_moe:.1f} s, "
-        f"export {export_moe:.1f} s (x{scale_bytes:.2f} bytes, x{scale_tokens:.1f} tokens)"
-    )
-    print(
-        f"  1 GPU: {one / 3600:.1f} h (load {load / 3600:.1f} h, calibration "
-        f"{calib / 3600:.1f} h, export {export / 3600:.1f} h)"
-    )
-    print(
-        f"  8 GPUs: {eight / 3600:.1f} h (calibration and export split 8 ways, every "
-        "process loading every layer; not implemented in glm51 quantize: a model)"
+        f"  8 GPUs: {h(load + (calib[0] + export) / 8)} to "
+        f"{h(load + (calib[1] + export) / 8)} (calibration and export split 8 ways, "
+        "every process loading every layer; not implemented in glm51 quantize: a model)"
     )
 
 

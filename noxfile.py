@@ -128,8 +128,9 @@ def update_pins(session: nox.Session) -> None:
 def bench_quantize(session: nox.Session) -> None:
     """Peak RSS and time per layer of `glm51 quantize`: both modes at increasing depth (CPU),
     or `-- --geometry glm51`: GLM-5.1's real layer geometry, per-layer load/calibration/export
-    time, peaks and a full-model projection (on CUDA when there is one, else a smaller CPU run)."""
-    session.install("torch==2.13.0")
+    time, peaks and a full-model projection (on CUDA when there is one, else a smaller CPU run).
+    On a GPU machine set GLM51_TORCH (as for `tests`) so that torch is a CUDA build."""
+    session.install(os.environ.get("GLM51_TORCH", "torch==2.13.0"))
     session.install("-e", ".[quantize]")
     session.run("python", "benchmarks/quantize_memory.py", *session.posargs)
 

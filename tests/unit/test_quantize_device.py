@@ -60,3 +60,15 @@ def test_cli_refuses_the_device_before_loading_anything(tmp_path, device):
     assert "cpu, cuda, cuda:N" in err if device == "banana" else "CUDA" in err
     assert "tokenizer" not in err and "parameters" not in err  # no load, no estimate
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_provenance_lists_each_calibration_device_once_and_the_tools():
+    from glm51.quantize.device import provenance
+
+    units = [{"device": "cuda:0", "device_name": "NVIDIA H200"}, {"device": "cpu",
+             "device_name": None}, {"device": "cuda:0", "device_name": "NVIDIA H200"}]  # fmt: skip
+    got = provenance("cpu", units)
+    assert got["calibration"] == units[:2]
+    assert got["export"] == {"device": "cpu", "device_name": None}
+    assert set(got["tools"]) == {"python", "torch", "cuda", "modelopt", "transformers"}
+    assert "created" not in str(got) and "time" not in str(got)  # no time stamps

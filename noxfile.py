@@ -77,7 +77,10 @@ def update_pins(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def bench_quantize(session: nox.Session) -> None:
-    """Peak RSS and time per layer of `glm51 quantize`, both modes, increasing depth (CPU)."""
+    """Peak RSS and time per layer of `glm51 quantize`: both modes at increasing depth (CPU),
+    or `-- --geometry glm51`: GLM-5.1's real layer geometry, per-layer load/calibration/export
+    time, peaks and a full-model projection (on CUDA when there is one, else a smaller CPU run).
+    On a GPU machine set GLM51_TORCH (as for `tests`) so that torch is a CUDA build."""
     _torch(session)
     session.install("-e", ".[quantize]")
     session.run("python", "benchmarks/quantize_memory.py", *session.posargs)

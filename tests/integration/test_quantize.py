@@ -390,3 +390,92 @@ def test_cli_builds_the_recipes_passes_from_data_dir(runs, tmp_path, recipe_text
     )
     assert artifacts == ["broad", "coding", "deep"]
     assert (out / "hf_quant_config.json").is_file()
+
+
+def test_resident_mode_loads_the_model_once(runs, recipe, tmp_path, monkeypatch):
+    """Four calibration units and the export on one load; a resumed run (every unit reused)
+    loads it once, for the export. Same bytes as the session's resident run."""
+    from glm51.quantize import calibrate
+    from glm51.quantize.pipeline import quantize, split
+
+    loads = []
+    real = calibrate.load_resident
+
+    def counting(model_dir, device):
+        loads.append(device)
+        return real(model_dir, device)
+
+    monkeypatch.setattr(calibrate, "load_resident", counting)
+    plan = split(runs.passes, 2)
+    assert sum(len(u) for u in plan.values()) == 4
+    first = quantize(runs.tiny, tmp_path / "a", plan, recipe.quantize, work_dir=tmp_path / "w")
+    assert loads == ["cpu"] and len(first.calibrated) == 4
+    again = quantize(runs.tiny, tmp_path / "b", plan, recipe.quantize, work_dir=tmp_path / "w")
+    assert loads == ["cpu", "cpu"] and len(again.reused) == 4 and not again.calibrated
+    expected = tensors(runs.resident.output)
+    for out in (first.output, again.output):
+        got = tensors(out)
+        assert set(got) == set(expected)
+        assert [k for k in got if not same(got[k], expected[k])] == []
+
+
+@pytest.mark.parametrize("bounded", [False, True], ids=["resident", "bounded"])
+def test_export_is_the_same_when_division_by_a_number_is_cudas(runs, recipe, tmp_path, bounded):
+    """The export, with every division by a Python number done as CUDA does it (multiply by
+    the reciprocal, simulated on the CPU): every tensor bit-identical to the CPU export."""
+    from glm51.quantize.export import export
+    from glm51.quantize.targets import modelopt_config
+    from tests.support.cuda_division import reciprocal_scalar_division
+
+    qcfg = modelopt_config(recipe.quantize, json.loads((runs.tiny / "config.json").read_text()))
+    with reciprocal_scalar_division():
+        out = export(runs.tiny, runs.resident.merged.amax, recipe.quantize, qcfg,
+                     tmp_path / "out", bounded=bounded)  # fmt: skip
+    got, expected = tensors(out), tensors(runs.resident.output)
+    assert set(got) == set(expected)
+    assert [k for k in got if not same(got[k], expected[k])] == []
+
+
+def test_the_simulation_catches_modelopts_own_scale_division(runs, recipe, tmp_path, monkeypatch):
+    """Without glm51's exact scale division, the simulated CUDA export differs from the CPU's,
+    as the H200's did: weight_scale_2 by an ulp, and the bytes derived from it."""
+    import contextlib
+
+    from glm51.quantize import export as export_module
+    from glm51.quantize.targets import modelopt_config
+    from tests.support.cuda_division import reciprocal_scalar_division
+
+    monkeypatch.setattr(export_module, "correctly_rounded_scales", contextlib.nullcontext)
+    qcfg = modelopt_config(recipe.quantize, json.loads((runs.tiny / "config.json").read_text()))
+    with reciprocal_scalar_division():
+        out = export_module.export(runs.tiny, runs.resident.merged.amax, recipe.quantize, qcfg,
+                                   tmp_path / "out")  # fmt: skip
+    got, expected = tensors(out), tensors(runs.resident.output)
+    differ = [k for k in got if not same(got[k], expected[k])]
+    assert any(k.endswith("weight_scale_2") for k in differ), differ
+    assert all(EXPERT.match(k) for k in differ)  # only the quantized projections
+
+
+def test_record_and_checkpoint_say_where_the_scales_were_measured(runs):
+    from glm51.quantize.pipeline import RECORD
+    from glm51.records.base import read_record
+    from glm51.records.quantize import QuantizeRecord
+
+    outcome = runs.resident
+    assert outcome.record_path.name == RECORD and outcome.record_path.parent.name == "w1"
+    # The resumed run shares the work dir: its record is the one on disk now.
+    assert read_record(outcome.record_path, QuantizeRecord) == runs.resumed.record
+    record = outcome.record
+    assert record.mode == "resident" and record.device == "cpu" and record.device_name is None
+    assert [u.name for u in record.calibration] == ["coding.1of2", "coding.2of2",
+                                                    "broad.1of2", "broad.2of2"]  # fmt: skip
+    assert all(u.device == "cpu" and not u.reused for u in record.calibration)
+    # Reused units: the device comes from the artifact's own metadata.
+    assert all(u.reused and u.device == "cpu" for u in runs.resumed.record.calibration)
+    assert record.tools.torch == torch.__version__ and record.tools.modelopt
+    assert record.tools.transformers and record.quantized_tensors > 0 and record.bf16_tensors > 0
+    assert record.seconds is not None and record.seconds > 0
+    hf = json.loads((outcome.output / "hf_quant_config.json").read_text())["glm51"]
+    assert hf["calibration"] == [{"device": "cpu", "device_name": None}]
+    assert hf["export"] == {"device": "cpu", "device_name": None}
+    assert hf["tools"]["torch"] == torch.__version__ and hf["tools"]["modelopt"]

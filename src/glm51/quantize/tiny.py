@@ -123,21 +123,39 @@ def build_tiny_model(
     experts: int = 8,
     seed: int = 0,
     overwrite: bool = False,
+    overrides: dict | None = None,
+    init_dtype: str = "float32",
 ) -> Path:
     """Write the tiny checkpoint to `out` (a new folder, or one glm51 wrote with ``overwrite``);
-    it appears whole or not at all. Returns `out`."""
+    it appears whole or not at all. Returns `out`.
+
+    overrides: config keys to replace (the benchmark's real GLM-5.1 layer geometry);
+    init_dtype "bfloat16" builds the random weights in BF16 directly (half the memory of a
+    multi-GB model; other bytes than the default FP32 build)."""
     out = Path(out)
     check_output_folder(out, overwrite=overwrite, option="OUT")
     tmp = staging_folder(out, "tiny-model")
     try:
-        _write_tiny_model(tmp, num_layers=num_layers, hidden=hidden, experts=experts, seed=seed)
+        _write_tiny_model(
+            tmp, num_layers=num_layers, hidden=hidden, experts=experts, seed=seed,
+            overrides=overrides, init_dtype=init_dtype,
+        )  # fmt: skip
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return publish_folder(tmp, out)
 
 
-def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, seed: int) -> None:
+def _write_tiny_model(
+    out: Path,
+    *,
+    num_layers: int,
+    hidden: int,
+    experts: int,
+    seed: int,
+    overrides: dict | None,
+    init_dtype: str,
+) -> None:
     import tempfile
 
     import torch
@@ -147,11 +165,17 @@ def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, 
 
     hf_logging.disable_progress_bar()  # a few kB: no "Writing model shards" bar
 
-    cfg_dict = tiny_config_dict(num_layers, hidden=hidden, experts=experts)
+    cfg_dict = {**tiny_config_dict(num_layers, hidden=hidden, experts=experts), **(overrides or {})}
+    hidden = int(cfg_dict["hidden_size"])
     # One extra decoder layer: its weights become the MTP layer (a full MoE layer, as upstream).
     with_mtp = GlmMoeDsaConfig(**{**cfg_dict, "num_hidden_layers": num_layers + 1})
     torch.manual_seed(seed)
-    model = GlmMoeDsaForCausalLM(with_mtp).to(torch.bfloat16)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, init_dtype))
+    try:
+        model = GlmMoeDsaForCausalLM(with_mtp).to(torch.bfloat16)
+    finally:
+        torch.set_default_dtype(default)
     gen = torch.Generator().manual_seed(seed + 1)
     for layer in model.model.layers:
         if hasattr(layer.mlp, "gate"):  # a non-zero correction bias exercises the router path
@@ -159,7 +183,9 @@ def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, 
             bias.copy_(torch.randn(bias.shape, generator=gen) * 0.01)
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)  # per-expert keys, as the real checkpoint stores them
-        tensors = load_file(str(Path(tmp) / "model.safetensors"))
+        tensors = {}
+        for shard in sorted(Path(tmp).glob("*.safetensors")):  # big geometries: several
+            tensors.update(load_file(str(shard)))
     mtp = f"model.layers.{num_layers}."
     for name, tensor in _mtp_extras(hidden, gen, torch.bfloat16).items():
         tensors[mtp + name] = tensor

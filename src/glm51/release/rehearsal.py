@@ -38,7 +38,7 @@ def _quantize(recipe: Recipe):
             calibration, overwrite=True,
         )  # fmt: skip
         outcome = stage.quantize(request, recipe, log=context.log)
-        shutil.copyfile(request.work_dir / stage.RECORD, context.path(QUANTIZE_RECORD))
+        shutil.copyfile(outcome.record_path, context.path(QUANTIZE_RECORD))
         return Outcome(QUANTIZE_RECORD, f"{outcome.output}")
 
     return run

@@ -88,32 +88,27 @@ def bench_quantize(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def rehearsal(session: nox.Session) -> None:
-    """The main job on the embedded default, the tiny glm_moe_dsa model, on the CPU: build it,
-    quantize it to NVFP4 with ModelOpt (coverage-gated), verify the export, check it with the
-    serve preflight and print the launch command for it. Everything lands in out/rehearsal/
-    (a rerun replaces what the last one wrote and reuses its calibration artifacts)."""
+    """The main job on the embedded default, the whole release chain on the CPU with the tiny
+    glm_moe_dsa model (`glm51 release --rehearsal`): build it, quantize it to NVFP4 with
+    ModelOpt (coverage-gated), verify, render the card, publish to a local folder (verified,
+    then tagged). Resumable: a re-run skips the finished steps. Then the serve preflight and
+    the launch command for the checkpoint. Everything lands in out/release/rehearsal-v0.0.0/."""
     _torch(session)
-    session.install("-e", ".[quantize]")
-    out = REPO / "out" / "rehearsal"
-    bf16, nvfp4, calib = out / "tiny-bf16", out / "tiny-nvfp4", out / "calib.jsonl"
-    session.run("glm51", "tiny-model", str(bf16), "--calib-out", str(calib), "--overwrite")
-    session.run(
-        "glm51",
-        "quantize",
-        "--model",
-        str(bf16),
-        "--output",
-        str(nvfp4),
-        "--calib-file",
-        str(calib),
-        "--work-dir",
-        str(out / "work"),
-        "--overwrite",
-    )
-    session.run("glm51", "verify", str(nvfp4))
-    session.run("glm51", "doctor", "--model", str(nvfp4), "--only", "checkpoint", "--only", "flags")
-    session.run("glm51", "serve", "--dry-run", "--model", str(nvfp4))
-    session.log(f"rehearsal ok: {nvfp4} (coverage report: {out / 'work' / 'coverage'})")
+    session.install("-e", ".[quantize,publish]")
+    session.run("glm51", "release", "--rehearsal", *session.posargs)
+    checkpoint = str(REPO / "out" / "release" / "rehearsal-v0.0.0" / "checkpoint")
+    session.run("glm51", "doctor", "--model", checkpoint, "--only", "checkpoint", "--only", "flags")
+    session.run("glm51", "serve", "--dry-run", "--model", checkpoint)
+
+
+@nox.session(python=PY)
+def release(session: nox.Session) -> None:
+    """`glm51 release` with its arguments, e.g. on the Blackwell runner:
+    `nox -s release -- --version v1.2.3 --steps verify,gates --checkpoint /models/...`
+    (what .github/workflows/release.yml runs through ci/release.sh; docs/release.md)."""
+    _torch(session)
+    session.install("-e", ".[quantize,publish]", *_group("image"))
+    session.run("glm51", "release", *session.posargs)
 
 
 @nox.session(python=PY)

@@ -1,0 +1,216 @@
+"""The real release's steps, run on the Blackwell runners by .github/workflows/release.yml:
+image (build, push by digest), verify, gates (serve in the pushed image, smoke, bench),
+card, publish (the Hub), tag (the image's release tags), notes (the GitHub release text).
+Each writes its record into the run directory; `glm51 release --steps` picks the ones a job
+runs, and a re-run skips those whose records are still valid."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from glm51 import proc
+from glm51.checkpoint.verify import verify
+from glm51.errors import GateFailed, InfraError, InputError, PreflightError
+from glm51.image import build as image_build
+from glm51.image import runner as image_runner
+from glm51.publish.card import Records, render_card
+from glm51.publish.hub import Hub
+from glm51.publish.run import publish
+from glm51.recipe import Recipe
+from glm51.records import BenchRecord, ImageRecord, SmokeRecord, read_record
+from glm51.release.runner import Context, Outcome, Step
+
+IMAGE, VERIFY, SMOKE, BENCH = "image.json", "verify.json", "smoke/smoke.json", "bench/bench.json"
+CARD, PUBLISHED, TAGS, NOTES = "README.md", "publish.json", "tags.json", "release-notes.md"
+STEPS = ("image", "verify", "gates", "card", "publish", "tag", "notes")
+GLM51 = [
+    sys.executable,
+    "-c",
+    "import sys; from glm51.cli import main; sys.argv[0] = 'glm51'; main()",
+]
+# What a child glm51 exit code means here (0 ok; anything else not listed: infrastructure).
+_CHILD_ERRORS = {3: InputError, 4: PreflightError, 5: GateFailed}
+
+
+def _checkpoint(context: Context) -> Path:
+    path = context.options.get("checkpoint")
+    if not path:
+        raise InputError("--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release")
+    return Path(path)
+
+
+def _image(context: Context) -> ImageRecord:
+    return read_record(context.path(IMAGE), ImageRecord)
+
+
+def pinned_ref(record: ImageRecord) -> str:
+    """The pushed image by digest: what every later step runs, whatever its tags do."""
+    if not (record.pushed and record.digest):
+        raise InputError(f"{record.tags[0]}: not pushed (no registry digest); run the image step")
+    return f"{record.tags[0].rsplit(':', 1)[0]}@{record.digest}"
+
+
+def _run_glm51(args: list[str], what: str) -> None:
+    done = proc.run([*GLM51, *args], capture=False, check=False)
+    if done.returncode:
+        error = _CHILD_ERRORS.get(done.returncode, InfraError)
+        raise error(f"{what} exited {done.returncode} (see its output above)")
+
+
+def step_image(recipe: Recipe):
+    def run(context: Context) -> Outcome:
+        repo = Path(context.options.get("repo", ".")).resolve()
+        spec = image_build.plan(
+            recipe, repo, version=context.options["version"].removeprefix("v"),
+            sha=image_runner.git_sha(repo), created=image_runner.created_now(),
+            source=image_runner.git_source(repo),
+            metadata_file=context.path("buildx-metadata.json"),
+            push=True, registry=recipe.release.registry,
+        )  # fmt: skip
+        record = image_runner.build(spec, record=context.path(IMAGE))
+        return Outcome(IMAGE, f"pushed {pinned_ref(record)}")
+
+    return run
+
+
+def step_verify(recipe: Recipe):
+    def run(context: Context) -> Outcome:
+        report = verify(_checkpoint(context), recipe)
+        context.path(VERIFY).write_text(report.to_json())
+        if not report.ok:
+            raise InputError(f"{_checkpoint(context)}: verify failed: {report.problems[0]}")
+        return Outcome(VERIFY, "checkpoint verified")
+
+    return run
+
+
+def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[str]:
+    """The pushed image, serving the checkpoint with the gate profile, on the host network."""
+    return [
+        "docker", "run", "--detach", "--rm", "--name", name, "--gpus", "all", "--ipc=host",
+        "--network", "host", "-v", f"{checkpoint.resolve()}:/models/checkpoint:ro",
+        "-v", "glm51-jit-cache:/cache/jit", image,
+        "glm51", "serve", "--profile", recipe.gates.profile, "--model", "/models/checkpoint",
+    ]  # fmt: skip
+
+
+def step_gates(recipe: Recipe):
+    def run(context: Context) -> Outcome:
+        image = pinned_ref(_image(context))
+        name = f"glm51-gates-{context.options['version']}"
+        port = recipe.profiles[recipe.gates.profile].server.port
+        endpoint = f"http://127.0.0.1:{port}"
+        proc.run(serve_argv(recipe, image, _checkpoint(context), name))
+        try:
+            _run_glm51(["smoke", "--endpoint", endpoint, "--wait", "3600",
+                        "--out", str(context.path(SMOKE).parent)], "glm51 smoke")  # fmt: skip
+            _run_glm51(["bench", "--endpoint", endpoint,
+                        "--out", str(context.path(BENCH).parent)], "glm51 bench")  # fmt: skip
+        finally:
+            proc.run(["docker", "stop", "--time", "60", name], check=False)
+        return Outcome(BENCH, f"smoke and bench gates passed in {image}")
+
+    return run
+
+
+def _records(context: Context) -> Records:
+    def maybe(name: str, cls):  # type: ignore[no-untyped-def]
+        return read_record(context.path(name), cls) if context.path(name).is_file() else None
+
+    return Records(
+        image=maybe(IMAGE, ImageRecord),
+        smoke=maybe(SMOKE, SmokeRecord),
+        bench=maybe(BENCH, BenchRecord),
+    )
+
+
+def step_card(recipe: Recipe):
+    def run(context: Context) -> Outcome:
+        text = render_card(recipe, _records(context), version=context.options["version"])
+        context.path(CARD).write_text(text, encoding="utf-8")
+        return Outcome(CARD, "card rendered from the records")
+
+    return run
+
+
+def step_publish(recipe: Recipe):
+    def run(context: Context) -> Outcome:
+        outcome = publish(
+            _checkpoint(context), recipe, repo=recipe.model.published,
+            version=context.options["version"], card=context.path(CARD).read_bytes(), hub=Hub(),
+            log=context.log,
+        )  # fmt: skip
+        context.path(PUBLISHED).write_text(outcome.to_json())
+        return Outcome(PUBLISHED, f"{recipe.model.published} {outcome.status}")
+
+    return run
+
+
+def release_tags(recipe: Recipe, record: ImageRecord, version: str) -> tuple[str, list[str]]:
+    """(the immutable vX.Y.Z-cu130 tag, the moving ones), in the pushed image's repository."""
+    repository = record.tags[0].rsplit(":", 1)[0]
+    image_name = record.image or "cu130"
+    return f"{repository}:{version}-{image_name}", [
+        f"{repository}:{tag}" for tag in recipe.release.moving_tags
+    ]
+
+
+def step_tag(recipe: Recipe):
+    def run(context: Context) -> Outcome:
+        record = _image(context)
+        source = pinned_ref(record)
+        fixed, moving = release_tags(recipe, record, context.options["version"])
+        imagetools = ["docker", "buildx", "imagetools"]
+        inspect = [*imagetools, "inspect", fixed, "--format", "{{json .Manifest}}"]
+        existing = proc.run(inspect, check=False)
+        if existing.returncode == 0:
+            if record.digest not in existing.stdout:
+                raise InputError(f"{fixed} exists for another image; a release tag never moves")
+        else:
+            proc.run([*imagetools, "create", "--tag", fixed, source])
+        for tag in moving:  # kept apart: these move with every release
+            proc.run([*imagetools, "create", "--tag", tag, source])
+        tags = {"immutable": fixed, "moving": moving, "digest": record.digest}
+        context.path(TAGS).write_text(json.dumps(tags, indent=2) + "\n")
+        return Outcome(TAGS, f"tagged {fixed}")
+
+    return run
+
+
+def step_notes(recipe: Recipe):
+    def run(context: Context) -> Outcome:
+        version = context.options["version"]
+        record = _image(context)
+        fixed, _ = release_tags(recipe, record, version)
+        lines = [
+            f"# {recipe.model.published} {version}",
+            "",
+            f"- Weights and card: https://huggingface.co/{recipe.model.published}/tree/{version}",
+            f"- Image: `{fixed}` (`{pinned_ref(record)}`)",
+            f"- Serve: `docker run --gpus all --ipc=host -p 5000:5000 -v /models:/models {fixed} "
+            "glm51 serve --model /models/GLM-5.1-NVFP4`",
+            "",
+        ]
+        bench = _records(context).bench
+        if bench is not None:
+            lines += ["| figure | tok/s | gate |", "|---|---|---|"]
+            for f in bench.figures:
+                gate = f"{f.gate.threshold:g}" if f.gate else "-"
+                lines.append(f"| {f.name} | {f.tokens_per_s:.1f} | {gate} |")
+        context.path(NOTES).write_text("\n".join(lines) + "\n")
+        return Outcome(NOTES, f"{NOTES} written")
+
+    return run
+
+
+def steps(recipe: Recipe) -> list[Step]:
+    made = {
+        "image": step_image, "verify": step_verify, "gates": step_gates, "card": step_card,
+        "publish": step_publish, "tag": step_tag, "notes": step_notes,
+    }  # fmt: skip
+    version = lambda c: {"version": c.options["version"]}  # noqa: E731
+    checkpoint = lambda c: {"checkpoint": str(c.options.get("checkpoint")), **version(c)}  # noqa: E731
+    inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}
+    return [Step(name, made[name](recipe), inputs.get(name, version)) for name in STEPS]

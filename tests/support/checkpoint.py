@@ -293,12 +293,15 @@ def drop_shard(path: Path, number: int = 1) -> str:
     return name
 
 
-def truncate_shard(path: Path, number: int = 1, *, part: str = "data") -> str:
-    """Cut the shard short: inside its header (``part='header'``) or its data."""
+def truncate_shard(
+    path: Path, number: int = 1, *, part: str = "data", short_by: int = 7
+) -> str:
+    """Cut the shard short: inside its header (``part='header'``) or by ``short_by`` bytes of
+    its data."""
     name = shard_names(path)[number - 1]
     file = path / name
     (header_len,) = struct.unpack("<Q", file.read_bytes()[:8])
-    size = 8 + header_len // 2 if part == "header" else file.stat().st_size - 7
+    size = 8 + header_len // 2 if part == "header" else file.stat().st_size - short_by
     with file.open("r+b") as fh:
         fh.truncate(size)
     return name

@@ -94,6 +94,16 @@ def test_truncated_shard(tmp_path, recipe, profile, part, check, words):
     assert f"re-download {name}" in found[check].fix
 
 
+@pytest.mark.parametrize("short_by", [1, 7])
+def test_shard_short_by_any_bytes_is_flagged(tmp_path, recipe, profile, short_by):
+    path = ckpt.build(tmp_path / "m")
+    name = ckpt.truncate_shard(path, 2, short_by=short_by)
+    finding = run(path, recipe, profile)[0]["checkpoint.shard-data"]
+    assert finding.severity is Severity.ERROR
+    assert finding.message.endswith(f"({short_by} missing)")
+    assert str(path / name) in finding.message
+
+
 def test_wrong_model_type(tmp_path, recipe, profile):
     found = run(ckpt.build(tmp_path / "m", model_type="deepseek_v3"), recipe, profile)[0]
     assert (

@@ -228,3 +228,165 @@ def test_runner_without_metadata_is_an_infra_error(recipe, tmp_path, monkeypatch
     monkeypatch.setattr(runner.proc, "run", lambda argv, **kw: None)
     with pytest.raises(InfraError, match="no metadata"):
         runner.build(_plan(recipe, metadata_file=tmp_path / "m.json"), record=tmp_path / "i.json")
+
+
+# --- lock selection, tags and locks at their boundaries (docs/testing.md, mutation testing) ---
+
+
+@pytest.mark.parametrize(
+    ("kw", "lock"),
+    [
+        ({}, "images/cu130/upstream-py312.lock"),  # the CUDA base: Ubuntu 24.04's Python 3.12
+        ({"base_image": "glm51-base:bookworm"}, "images/cu130/upstream-py311.lock"),
+        ({"base_image": "glm51-base:bookworm", "stack": "slim"}, "images/cu130/slim-py311.lock"),
+        ({"stack": "slim"}, "images/cu130/slim-py312.lock"),
+        ({"python": "3.11"}, "images/cu130/upstream-py311.lock"),  # asked for: wins over the base
+        ({"base_image": "example.invalid/other:1"}, "images/cu130/upstream-py311.lock"),  # first
+    ],
+)
+def test_the_base_image_python_selects_the_lock(recipe, kw, lock):
+    assert _plan(recipe, **kw).lock == lock
+
+
+def _repo_copy(tmp_path):
+    """The image's files in a scratch repo whose py311 and py312 locks pin b12x differently."""
+    repo = tmp_path / "repo"
+    (repo / "images").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(REPO / "images" / "cu130", repo / "images" / "cu130")
+    shutil.copy(REPO / "Dockerfile.cu130", repo / "Dockerfile.cu130")
+    py312 = repo / "images" / "cu130" / "upstream-py312.lock"
+    py312.write_text(py312.read_text().replace("b12x==1.5.1", "b12x==9.9.9"))
+    return repo
+
+
+def test_the_labels_come_from_the_selected_lock(recipe, tmp_path):
+    repo = _repo_copy(tmp_path)
+    defaults = dict(version="0.2.0", sha=SHA, created="c", source="s", metadata_file=Path("m"))
+    cuda = plan(recipe, repo, **defaults)
+    local = plan(recipe, repo, base_image="glm51-base:bookworm", **defaults)
+    assert cuda.labels["org.glm51.b12x.version"] == "9.9.9"
+    assert local.labels["org.glm51.b12x.version"] == "1.5.1"
+    assert cuda.labels["org.glm51.lock.digest"] == local.labels["org.glm51.lock.digest"]
+    assert cuda.labels["org.glm51.lock.digest"] != _plan(recipe).labels["org.glm51.lock.digest"]
+
+
+def test_a_missing_lock_is_an_input_error(recipe, tmp_path):
+    repo = _repo_copy(tmp_path)
+    (repo / "images" / "cu130" / "upstream-py312.lock").unlink()
+    with pytest.raises(InputError, match=r"upstream-py312\.lock: no such lock; run `nox -s upd"):
+        plan(recipe, repo, version="1", sha=SHA, created="c", source="s", metadata_file=Path("m"))
+
+
+def test_plan_fields_registry_and_flags(recipe):
+    spec = _plan(recipe, registry="ghcr.io/org", no_cache=True)
+    assert spec.tags == (
+        "ghcr.io/org/glm51:0.2.0-cu130",
+        "ghcr.io/org/glm51:0.2.0-cu130-46e95a294ca6",
+    )
+    assert spec.context == REPO and spec.dockerfile == REPO / "Dockerfile.cu130"
+    assert spec.image == "cu130" and spec.version == "0.2.0"
+    assert spec.default_profile == "rtx-pro-6000-x8-upstream" and spec.serve_port == 5000
+    assert spec.labels["org.glm51.stack"] == "full"
+    assert spec.labels["org.glm51.sglang.build"] == "upstream"
+    assert spec.push is False and spec.no_cache is True and spec.ca_bundle is None
+    argv = buildx_argv(spec)
+    assert argv[-3:] == ["--no-cache", "--load", str(REPO)]
+    assert argv[3:9] == [
+        "--file",
+        str(REPO / "Dockerfile.cu130"),
+        "--target",
+        "final",
+        "--progress",
+        "plain",
+    ]
+    labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
+    assert labels == sorted(labels) and len(labels) == len(spec.labels)
+    assert "org.glm51.stack=full" in labels
+
+
+def test_slim_build_reports_no_stack(recipe):
+    spec = _plan(recipe, stack="slim")
+    assert spec.labels["org.glm51.b12x.version"] == "none"
+    assert spec.build_id == "0.2.0-46e95a294ca6-slim"
+
+
+@pytest.mark.parametrize(
+    ("sha", "ok"),
+    [("abcdef1", True), ("abcdef", False), ("a" * 40, True), ("a" * 41, False), ("ABCDEF1", False)],
+)
+def test_short_sha_bounds(sha, ok):
+    from glm51.image.tags import short_sha
+
+    if ok:
+        assert short_sha(sha) == sha[:12]
+    else:
+        with pytest.raises(InputError, match=rf"git sha '{sha}' is not hex \(7-40 characters\)"):
+            short_sha(sha)
+
+
+def test_tag_length_and_name_are_checked(recipe):
+    image = recipe.images["cu130"].model_copy(update={"tags": ("glm51:{version}",)})
+    assert image_tags(image, version="v" * 128, sha=SHA) == ["glm51:" + "v" * 128]
+    with pytest.raises(InputError, match=r"is not a valid Docker tag"):
+        image_tags(image, version="v" * 129, sha=SHA)
+    nameless = image.model_copy(update={"tags": (":{version}",)})
+    with pytest.raises(InputError, match=r"tag ':1' \(from ':\{version\}'\) is not a valid"):
+        image_tags(nameless, version="1", sha=SHA)
+    bad = image.model_copy(update={"tags": ("glm51:.{version}",)})
+    with pytest.raises(InputError):
+        image_tags(bad, version="1", sha=SHA)
+
+
+def test_pinned_versions_normalizes_names_and_stops_at_markers(tmp_path):
+    lock = tmp_path / "x.lock"
+    lock.write_text(
+        "# comment==1\n"
+        "Foo_Bar.baz==1.2.3 \\\n    --hash=sha256:00\n"
+        "qux==4.5; python_version < '3.12'\n"
+        "  indented==9\n"
+        "plain==7\\\n"
+        "-e ./local\n"
+    )
+    assert locks.pinned_versions(lock) == {"foo-bar-baz": "1.2.3", "qux": "4.5", "plain": "7"}
+    assert not locks.is_unresolved(lock)
+    lock.write_text(locks.UNRESOLVED + " (needs GitHub)\nx==1\n")
+    assert locks.is_unresolved(lock)
+    lock.write_text("x==1\n" + locks.UNRESOLVED + "\n")
+    assert not locks.is_unresolved(lock)  # only a first line marks it
+
+
+def test_locks_digest_covers_names_and_bytes_in_name_order(tmp_path):
+    a, b = tmp_path / "a.lock", tmp_path / "b.lock"
+    a.write_text("x==1\n")
+    b.write_text("y==2\n")
+    digest = locks.locks_digest([a, b])
+    assert digest == locks.locks_digest([b, a])
+    import hashlib
+
+    expected = hashlib.sha256(b"a.lock\0x==1\n\0b.lock\0y==2\n\0").hexdigest()
+    assert digest == f"sha256:{expected}"
+    b.write_text("y==3\n")
+    assert locks.locks_digest([a, b]) != digest
+
+
+def test_lock_files_and_paths(recipe, tmp_path):
+    image = recipe.images["cu130"]
+    assert locks.py_tag("3.12") == "py312"
+    assert locks.lock_path(Path("/r"), image, "slim", "3.11") == Path(
+        "/r/images/cu130/slim-py311.lock"
+    )
+    found = locks.lock_files(REPO, image)
+    assert found == sorted(found) and all(p.suffix == ".lock" for p in found)
+    assert REPO / "images/cu130/upstream-py312.lock" in found
+
+
+def test_unreadable_base_pins_are_an_input_error(recipe, tmp_path):
+    image = recipe.images["cu130"]
+    with pytest.raises(InputError, match=r"pins.toml: cannot read the base image pins: "):
+        locks.base_pins(tmp_path, image)
+    (tmp_path / "images" / "cu130").mkdir(parents=True)
+    (tmp_path / "images" / "cu130" / "pins.toml").write_text("not = [toml")
+    with pytest.raises(InputError, match="cannot read the base image pins"):
+        locks.base_pins(tmp_path, image)

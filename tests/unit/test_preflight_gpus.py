@@ -215,7 +215,7 @@ def test_parse_rejects_other_rows(line):
 
 
 def test_parse_of_nothing_is_no_gpu():
-    with pytest.raises(gpus.NoGpu, match="^nvidia-smi listed no GPUs$"):
+    with pytest.raises(gpus.NoGpu, match=r"^nvidia-smi listed no GPUs$"):
         gpus.parse("\n \n")
 
 

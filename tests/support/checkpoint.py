@@ -293,9 +293,7 @@ def drop_shard(path: Path, number: int = 1) -> str:
     return name
 
 
-def truncate_shard(
-    path: Path, number: int = 1, *, part: str = "data", short_by: int = 7
-) -> str:
+def truncate_shard(path: Path, number: int = 1, *, part: str = "data", short_by: int = 7) -> str:
     """Cut the shard short: inside its header (``part='header'``) or by ``short_by`` bytes of
     its data."""
     name = shard_names(path)[number - 1]

@@ -232,3 +232,38 @@ def test_no_gpu_finding():
     assert finding.severity is Severity.ERROR
     assert finding.message == "no GPU found: nvidia-smi: command not found"
     assert "docker run --gpus all" in finding.fix
+
+
+def test_nvidia_smi_is_bounded_and_its_failure_quoted(monkeypatch):
+    from glm51.proc import Result
+
+    calls = []
+    said = ["NVIDIA-SMI has failed " + "x" * 200, "because " + "y" * 200]
+
+    def fake_run(argv, **kw):
+        calls.append((argv, kw))
+        return Result(list(argv), 9, "\n".join(said) + "\n", "")
+
+    monkeypatch.setattr(gpus.proc, "run", fake_run)
+    with pytest.raises(gpus.NoGpu) as err:
+        gpus.nvidia_smi()
+    assert calls == [(gpus.QUERY, {"check": False, "timeout": 60})]
+    assert str(err.value) == f"nvidia-smi exited with 9: {' '.join(said)[:300]}"
+
+
+def test_the_fixes_say_what_to_do(profile):
+    found = [gpu(0, name="NVIDIA H100 80GB HBM3", cc="12.0", mem=1)]
+    found = ids(gpus.check(with_hardware(profile, gpu_count=2, min_memory_mib=2), found))
+    assert found["gpu.count"].fix == (
+        "run on a machine with enough GPUs, or pick a profile for this machine (--profile)"
+    )
+    assert found["gpu.model"].fix == (
+        "expect different memory and speed; the profile's numbers do not apply"
+    )
+    assert found["gpu.memory"].fix == (
+        "lower --mem-fraction-static / --max-running-requests, or expect out-of-memory"
+    )
+    assert gpus.no_gpu_finding("r").fix == (
+        "install the NVIDIA driver and run with the GPUs visible "
+        "(docker run --gpus all); `nvidia-smi` must work"
+    )

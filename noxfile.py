@@ -1,5 +1,5 @@
 """Sessions: lint, tests (default), publish_hub, rehearsal, image, update_pins, bench_quantize,
-docs. `nox -l` lists them all. Glue only: each session installs and calls glm51 or pytest;
+mutants, docs. `nox -l` lists them all. Glue only: each session installs and calls glm51 or pytest;
 the pins it installs live in pyproject.toml's [dependency-groups]."""
 
 from __future__ import annotations
@@ -45,6 +45,17 @@ def tests(session: nox.Session) -> None:
     _torch(session)
     session.install("-e", ".[dev,quantize,publish]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PY)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the code that decides what ships, module by module, each
+    mutant against only the unit tests tests/mutants.toml maps its module to:
+    `nox -s mutants` (every module), `nox -s mutants -- preflight/gpus --show` (one, with the
+    survivors' diffs). Not in the default run. Report: out/mutants/; docs/testing.md."""
+    _torch(session)
+    session.install("-e", ".[dev,quantize,publish]", *_group("mutants"))
+    session.run("python", "tests/support/mutants.py", *session.posargs)
 
 
 @nox.session(python=PY)

@@ -127,3 +127,133 @@ def test_cli_reference_in_docs_is_current():
     )
     committed = (REPO / "docs" / "cli.md").read_text()
     assert committed.strip() == done.stdout.strip(), "run: nox -s docs"
+
+
+# --- cross-references and lookups, exactly (docs/testing.md, mutation testing) ---
+
+PROFILES = "['rtx-pro-6000-x8', 'rtx-pro-6000-x8-upstream']"
+BUILDS = "['blackwell-fork', 'upstream']"
+
+
+def bad(recipe_text, *edits):
+    for old, new in edits:
+        assert old in recipe_text, old
+        recipe_text = recipe_text.replace(old, new, 1)
+    with pytest.raises(InputError) as info:
+        parse_recipe(recipe_text, "r.toml")
+    message = str(info.value)
+    assert message.startswith("r.toml: invalid recipe\n  ")
+    return [line.strip() for line in message.splitlines()[1:]]
+
+
+def test_every_cross_reference_problem_is_listed_in_order(recipe_text):
+    lines = bad(
+        recipe_text,
+        ('default_profile = "rtx-pro-6000-x8"', 'default_profile = "a"'),
+        ('[gates]\nprofile = "rtx-pro-6000-x8"', '[gates]\nprofile = "b"'),
+        ('fp4_gemm_backend = "b12x"', 'fp4_gemm_backend = "marlin"'),
+        ('attention_backend = "flashinfer"', 'attention_backend = "fa4"'),
+        ("gpu_count = 8", "gpu_count = 4"),
+    )
+    assert lines == [
+        f"serve.default_profile: expected one of {PROFILES}",
+        f"gates.profile: expected one of {PROFILES}",
+        "profiles.rtx-pro-6000-x8.server.fp4_gemm_backend: 'marlin' is not a backend of sglang "
+        "build 'blackwell-fork'; expected one of "
+        "['auto', 'b12x', 'flashinfer_cudnn', 'flashinfer_cutlass', 'flashinfer_trtllm']",
+        "profiles.rtx-pro-6000-x8.server.attention_backend: 'fa4' is not a backend of sglang "
+        "build 'blackwell-fork'; expected one of "
+        "['triton', 'flashinfer', 'dsa', 'nsa', 'fa3', 'flashmla', 'trtllm_mla']",
+        "profiles.rtx-pro-6000-x8.server.tp: tp 8 needs at least that many GPUs; "
+        "hardware.gpu_count is 4",
+    ]
+
+
+def test_an_unknown_build_skips_that_profiles_backend_checks(recipe_text):
+    lines = bad(
+        recipe_text,
+        ('sglang_build = "blackwell-fork"', 'sglang_build = "vllm"'),
+        ("[images.cu130.profiles]\n", "[images.cu130.profiles]\nnightly = []\n"),
+    )
+    assert lines == [
+        f"profiles.rtx-pro-6000-x8.sglang_build: 'vllm' is not a build; expected one of {BUILDS}",
+        "images.cu130.profiles.nightly: expected one of " + BUILDS,
+        "images.cu130.profiles.blackwell-fork: 'rtx-pro-6000-x8' needs sglang build 'vllm'",
+    ]
+
+
+def test_tp_may_equal_the_gpu_count(recipe_text, recipe):
+    _, profile = recipe.profile()
+    assert profile.server.tp == profile.hardware.gpu_count == 8  # the recipe itself loads
+    lines = bad(recipe_text, ("tp = 8", "tp = 9"))
+    assert lines[0].endswith("tp 9 needs at least that many GPUs; hardware.gpu_count is 8")
+
+
+def test_lookups_by_name(recipe):
+    assert recipe.profile()[0] == recipe.serve.default_profile
+    assert recipe.profile("rtx-pro-6000-x8-upstream")[0] == "rtx-pro-6000-x8-upstream"
+    with pytest.raises(InputError) as info:
+        recipe.profile("nope")
+    assert str(info.value) == f"unknown profile 'nope'; expected one of {PROFILES}"
+    assert recipe.image() == ("cu130", recipe.images["cu130"])
+    assert recipe.image("cu130")[0] == "cu130"
+    with pytest.raises(InputError) as info:
+        recipe.image("cu999")
+    assert str(info.value) == "unknown image 'cu999'; expected one of ['cu130']"
+
+
+def test_pass_manifests_resolve_beside_the_recipe(recipe, recipe_text, tmp_path, monkeypatch):
+    first = recipe.quantize.passes[0]
+    assert recipe.source == REPO / "release" / "glm51.toml"
+    assert recipe.pass_manifest(first.name) == REPO / "release" / first.manifest
+    names = ", ".join(p.name for p in recipe.quantize.passes)
+    with pytest.raises(InputError) as info:
+        recipe.pass_manifest("nope")
+    assert str(info.value) == f"{recipe.source}: no calibration pass 'nope' (passes: {names})"
+    from glm51.recipe.schema import Recipe
+
+    unlocated = Recipe.model_validate(recipe.model_dump())
+    monkeypatch.chdir(tmp_path)
+    assert unlocated.source is None
+    assert unlocated.pass_manifest(first.name) == tmp_path / first.manifest
+    with pytest.raises(InputError, match=r"^<recipe>: no calibration pass 'x'"):
+        unlocated.pass_manifest("x")
+    assert unlocated.located(tmp_path / "r.toml") is unlocated
+    assert unlocated.source == tmp_path / "r.toml"
+
+
+def test_describe_each_kind_of_error(recipe_text):
+    lines = bad(
+        recipe_text,
+        ("tp = 8", 'tp = "eight"'),
+        ("[gates]", "[gates]\nthroughput = 1"),
+        ('published = "lukealonso/GLM-5.1-NVFP4"\n', ""),
+        ('model_type = "glm_moe_dsa"', "model_type = 3"),
+    )
+    assert lines == [
+        "model.published: missing required key",
+        "model.model_type: expected input should be 'glm_moe_dsa' (got 3)",
+        "profiles.rtx-pro-6000-x8.server.tp: expected input should be a valid integer, "
+        "unable to parse string as an integer (got 'eight')",
+        "gates.throughput: unknown key",
+    ]
+
+
+def test_a_dict_value_is_not_echoed(recipe_text):
+    lines = bad(recipe_text, ('served_name = "GLM-5.1"', "served_name = { a = 1 }"))
+    assert lines == ["model.served_name: expected input should be a valid string"]
+
+
+def test_load_toml_names_an_unreadable_file(tmp_path):
+    from glm51.recipe import load_recipe
+
+    with pytest.raises(InputError) as info:
+        load_recipe(tmp_path / "missing.toml")
+    assert str(info.value) == (
+        f"{tmp_path / 'missing.toml'}: cannot read the recipe (No such file or directory)"
+    )
+
+
+def test_not_valid_toml_names_the_file(recipe_text):
+    with pytest.raises(InputError, match=r"^r\.toml: not valid TOML: "):
+        parse_recipe("schema_version = [", "r.toml")

@@ -215,3 +215,43 @@ def test_a_switch_given_a_value_overrides(profile):
         "pass-through --trust-remote-code x overrides the profile's --trust-remote-code : "
         "this is no longer the validated configuration"
     ]
+
+
+def facts(*exclude):
+    quant = QuantConfig("config.json quantization_config", "modelopt", "NVFP4", 16, exclude)
+    return CheckpointFacts({"first_k_dense_replace": 3}, quant)
+
+
+@pytest.mark.parametrize(
+    ("exclude", "named"),
+    [
+        (("*shared_experts.gate_proj*", "*shared_experts.up_proj*", "lm_head"),
+         "*shared_experts.gate_proj*, *shared_experts.up_proj*"),
+        (("model.layers.*.mlp.*",), "exclude list"),  # a glob that only matches them
+    ],
+)  # fmt: skip
+def test_shared_experts_fusion_names_the_excluding_patterns(profile, exclude, named):
+    fused = server(profile, disable_shared_experts_fusion=False)
+    finding = ids(flags.check(fused, facts(*exclude), (), gpu_count=8))
+    assert finding["flags.shared-experts-fusion"].message.startswith(
+        f"the checkpoint excludes the shared experts from quantization ({named}) but"
+    )
+
+
+def test_handled_flags_are_not_also_overrides(profile):
+    addressed = server(profile, extra_args=("--host", "127.0.0.1", "--port", "7"))
+    given = ("--quantization", "fp8", "--host", "0.0.0.0", "--port", "8")
+    found = flags.check(addressed, EXCLUDED, given, gpu_count=8)
+    assert [f.check for f in found] == ["flags.quantization", "flags.host-port", "flags.host-port"]
+
+
+def test_no_tp_flag_leaves_the_gpu_count_to_the_gpu_checks(profile):
+    assert flags.check(profile, EXCLUDED, (), gpu_count=4) == []
+
+
+def test_a_value_given_as_a_switch_overrides(profile):
+    found = flags.check(profile, EXCLUDED, ("--kv-cache-dtype",), gpu_count=8)
+    assert [f.message for f in found] == [
+        "pass-through --kv-cache-dtype  overrides the profile's --kv-cache-dtype bf16: "
+        "this is no longer the validated configuration"
+    ]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from glm51 import __version__
 from glm51.errors import InputError
 from glm51.outputs import (
     MARKER,
+    check_no_overlap,
     check_output_folder,
     claim_output_folder,
+    is_marked,
+    mark,
     publish_folder,
     staging_folder,
 )
@@ -88,3 +94,147 @@ def test_a_claimed_folder_is_reused_run_after_run_but_a_foreign_one_is_refused(t
     with pytest.raises(InputError, match="holds files glm51 did not write"):
         claim_output_folder(tmp_path / "docs", option="--out", command="t")
     assert not (tmp_path / "docs" / MARKER).exists()
+
+
+# --- exact refusals and every branch of the swap (docs/testing.md, mutation testing) ---
+
+
+def test_overlap_message_names_both_paths_and_skips_absent_inputs(tmp_path):
+    out, model = tmp_path / "m" / "out", tmp_path / "m"
+    check_no_overlap(tmp_path / "other", {"--model": model, "--data": None}, "--output")
+    with pytest.raises(InputError) as err:
+        check_no_overlap(out, {"--data": None, "--model": model}, "--output")
+    assert str(err.value) == (
+        f"--output {out} is inside --model {model}: an output may not equal, contain or sit "
+        "inside an input (glm51 never writes over what it reads); choose another --output"
+    )
+
+
+def test_siblings_with_a_common_prefix_do_not_overlap(tmp_path):
+    check_no_overlap(tmp_path / "model-out", {"--model": tmp_path / "model"}, "--output")
+    check_no_overlap(tmp_path / "model", {"--model": tmp_path / "model-out"}, "--output")
+
+
+def test_overlap_is_judged_on_resolved_paths(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "m")
+    with pytest.raises(InputError, match=r" is --model "):
+        check_no_overlap(tmp_path / "link", {"--model": tmp_path / "m"}, "--output")
+
+
+def test_check_output_folder_refusals_exactly(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x").write_text("")
+    with pytest.raises(InputError) as err:
+        check_output_folder(out, overwrite=False, option="--output")
+    assert str(err.value) == (
+        f"--output {out}: exists (pass --overwrite to replace a folder glm51 wrote)"
+    )
+    with pytest.raises(InputError) as err:
+        check_output_folder(out, overwrite=True, option="--output")
+    assert str(err.value) == (
+        f"--output {out}: exists and was not written by glm51 (no {MARKER} in it); "
+        "glm51 replaces only its own outputs: choose another path, or move it away yourself"
+    )
+    (tmp_path / "f").write_text("")
+    with pytest.raises(InputError) as err:
+        check_output_folder(tmp_path / "f", overwrite=True, option="--output")
+    assert str(err.value) == (
+        f"--output {tmp_path / 'f'}: exists and is not a folder; glm51 will not replace it"
+    )
+
+
+def test_a_marked_folder_still_needs_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    mark(out, "test")
+    with pytest.raises(InputError, match="pass --overwrite"):
+        check_output_folder(out, overwrite=False, option="--output")
+
+
+def test_a_symlink_is_never_taken_for_a_folder(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(InputError, match="exists and is not a folder"):
+        check_output_folder(tmp_path / "link", overwrite=True, option="--output")
+    with pytest.raises(InputError, match="exists and is not a folder"):
+        claim_output_folder(tmp_path / "link", option="--out", command="t")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="exists and is not a folder"):
+        check_output_folder(tmp_path / "dangling", overwrite=True, option="--output")
+
+
+def test_the_marker_is_a_file_naming_the_command_and_version(tmp_path):
+    mark(tmp_path, "quantize")
+    assert json.loads((tmp_path / MARKER).read_text()) == {
+        "written_by": "glm51 quantize",
+        "glm51_version": __version__,
+    }
+    assert (tmp_path / MARKER).read_text().endswith("}\n")
+    other = tmp_path / "d"
+    (other / MARKER).mkdir(parents=True)
+    assert is_marked(tmp_path) and not is_marked(other)  # a folder named like it is no marker
+
+
+def test_staging_clears_its_own_stale_folder_and_refuses_a_file(tmp_path):
+    out = tmp_path / "out"
+    stale = staging_folder(out, "t")
+    assert stale == tmp_path / ".out.partial"
+    (stale / "old").write_text("")
+    fresh = staging_folder(out, "t")
+    assert fresh == stale and sorted(p.name for p in fresh.iterdir()) == [MARKER]
+    assert json.loads((fresh / MARKER).read_text())["written_by"] == "glm51 t"
+    other = tmp_path / "deep" / "x"
+    assert staging_folder(other, "t").is_dir()  # parents made
+    (tmp_path / ".f.partial").write_text("")
+    with pytest.raises(InputError) as err:
+        staging_folder(tmp_path / "f", "t")
+    assert str(err.value) == (
+        f"{tmp_path / '.f.partial'}: exists and was not written by glm51; move it away"
+    )
+
+
+def test_publish_over_nothing_an_empty_folder_and_a_foreign_folder(tmp_path):
+    for name in ("new", "empty"):
+        out = tmp_path / name
+        if name == "empty":
+            out.mkdir()
+        tmp = staging_folder(out, "t")
+        assert publish_folder(tmp, out) == out
+        assert is_marked(out) and not tmp.exists()
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "cv.pdf").write_text("mine")
+    tmp = staging_folder(out, "t")
+    with pytest.raises(InputError) as err:
+        publish_folder(tmp, out)
+    assert str(err.value) == f"{out}: was not written by glm51; the new one stays in {tmp}"
+    assert (out / "cv.pdf").read_text() == "mine" and tmp.is_dir()
+
+
+def test_claim_creates_marks_and_keeps_an_existing_marker(tmp_path):
+    folder = tmp_path / "a" / "records"
+    assert claim_output_folder(folder, option="--out", command="first") == folder
+    assert json.loads((folder / MARKER).read_text())["written_by"] == "glm51 first"
+    claim_output_folder(folder, option="--out", command="second")
+    assert json.loads((folder / MARKER).read_text())["written_by"] == "glm51 first"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    claim_output_folder(empty, option="--out", command="t")
+    assert is_marked(empty)
+    with pytest.raises(InputError) as err:
+        claim_output_folder(tmp_path / "a", option="--out", command="t", inputs={"--in": folder})
+    assert str(err.value).startswith(f"--out {tmp_path / 'a'} contains --in {folder}:")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "cv.pdf").write_text("")
+    with pytest.raises(InputError) as err:
+        claim_output_folder(tmp_path / "docs", option="--out", command="t")
+    assert str(err.value) == (
+        f"--out {tmp_path / 'docs'}: holds files glm51 did not write (no {MARKER} in it); "
+        "choose an empty or new folder"
+    )
+    (tmp_path / "f").write_text("")
+    with pytest.raises(InputError) as err:
+        claim_output_folder(tmp_path / "f", option="--out", command="t")
+    assert str(err.value) == f"--out {tmp_path / 'f'}: exists and is not a folder"

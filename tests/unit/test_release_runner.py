@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
-from glm51.errors import GateFailed, InfraError
+from glm51.errors import GateFailed, InfraError, InputError
 from glm51.records import read_record
 from glm51.records.release import RunManifest
-from glm51.release.runner import RUN_MANIFEST, Context, Outcome, Step, load_manifest, run_steps
+from glm51.release.runner import (
+    RUN_MANIFEST,
+    Context,
+    Outcome,
+    Step,
+    load_manifest,
+    run_steps,
+    step_key,
+)
 
 
 def _steps(calls: list[str], *, fail: dict[str, Exception] | None = None, inputs=None):
@@ -86,3 +97,114 @@ def test_an_infrastructure_failure_keeps_its_own_exit_code(tmp_path):
         _run(tmp_path, _steps([], fail={"image": InfraError("registry unreachable")}))
     assert info.value.exit_code == 6
     assert read_record(tmp_path / RUN_MANIFEST, RunManifest).entry("image").exit_code == 6
+
+
+# --- selections, the manifest's contents and the log (docs/testing.md, mutation testing) ---
+
+
+def test_step_key_is_the_digest_of_name_inputs_and_the_previous_key():
+    text = json.dumps({"step": "s", "inputs": {"b": 1, "a": 2}, "after": "k"}, sort_keys=True)
+    assert step_key("s", {"a": 2, "b": 1}, "k") == hashlib.sha256(text.encode()).hexdigest()
+    assert step_key("s", {}, "k") != step_key("s", {}, "") != step_key("t", {}, "")
+
+
+def test_only_runs_the_named_steps_after_the_earlier_ones(tmp_path):
+    calls: list[str] = []
+    manifest = RunManifest(version="v1", rehearsal=False)
+    context = Context(tmp_path)
+    done = run_steps(_steps(calls), context, manifest, only=["image", "quantize"])
+    assert calls == ["image", "quantize"]
+    assert [s.name for s in done.steps] == ["image", "quantize"]
+    calls.clear()
+    done = run_steps(_steps(calls), context, done, only=["gates", "verify"])
+    assert calls == ["verify", "gates"]
+    calls.clear()
+    run_steps(_steps(calls), context, done)  # the whole chain: what ran is valid
+    assert calls == ["card", "publish", "tag"]
+
+
+def test_only_refuses_unknown_steps_and_unrun_earlier_ones(tmp_path):
+    manifest = RunManifest(version="v1", rehearsal=False)
+    with pytest.raises(InputError) as info:
+        run_steps(_steps([]), Context(tmp_path), manifest, only=["zz", "gates", "aa"])
+    assert str(info.value) == (
+        "unknown step(s) aa, zz; expected some of "
+        "image, quantize, verify, gates, card, publish, tag"
+    )
+    calls: list[str] = []
+    done = run_steps(_steps(calls), Context(tmp_path), manifest, only=["image"])
+    with pytest.raises(InputError) as info:
+        run_steps(_steps(calls), Context(tmp_path), done, only=["gates", "publish"])
+    assert str(info.value) == (
+        f"step quantize has not run in {tmp_path}; it comes before gates, publish: run it first"
+    )
+    assert calls == ["image"]
+
+
+def test_manifest_entries_and_log(tmp_path):
+    lines: list[str] = []
+    seen: list[tuple] = []
+
+    def first(context):
+        during = read_record(context.run_dir / RUN_MANIFEST, RunManifest).entry("a")
+        seen.append((during.status, during.key, during.started_at is not None))
+        return Outcome("a.json", "", value=41)
+
+    def second(context):
+        (context.path("b.json")).write_text("{}")
+        return Outcome(None, "second ok", value=context.outputs["a"] + 1)
+
+    (tmp_path / "a.json").write_text("{}")
+    steps = [Step("a", first, lambda c: {"x": 1}), Step("b", second)]
+    context = Context(tmp_path)
+    done = run_steps(steps, context, RunManifest(version="v1", rehearsal=True), log=lines.append)
+    key_a = step_key("a", {"x": 1}, "")
+    assert seen == [("running", key_a, True)]
+    assert context.outputs == {"a": 41, "b": 42}
+    a, b = done.steps
+    assert (a.name, a.status, a.key, a.record, a.message) == ("a", "done", key_a, "a.json", "")
+    assert a.seconds is not None and a.seconds >= 0 and a.exit_code is None
+    chained = hashlib.sha256(key_a.encode())
+    chained.update(b"{}")
+    assert b.key == step_key("b", {}, chained.hexdigest())
+    assert b.record is None and b.message == "second ok"
+    assert lines == ["a: running", "a: done", "b: running", "b: second ok"]
+    assert read_record(tmp_path / RUN_MANIFEST, RunManifest) == done
+    lines.clear()
+    run_steps(steps, Context(tmp_path), done, log=lines.append)
+    assert lines == ["a: done already (a.json), skipped", "b: done already (second ok), skipped"]
+
+
+def test_a_step_without_a_record_is_valid_and_still_valid_can_say_otherwise(tmp_path):
+    calls: list[str] = []
+
+    def run(context):
+        calls.append("x")
+        return Outcome(None)
+
+    manifest = RunManifest(version="v1", rehearsal=True)
+    done = run_steps([Step("x", run)], Context(tmp_path), manifest)
+    run_steps([Step("x", run)], Context(tmp_path), done)
+    assert calls == ["x"]
+    checked: list[str] = []
+
+    def stale(context, entry):
+        checked.append(entry.name)
+        return False
+
+    run_steps([Step("x", run, still_valid=stale)], Context(tmp_path), done)
+    assert calls == ["x", "x"] and checked == ["x"]
+
+
+def test_a_failure_records_its_first_line_at_most_500_characters(tmp_path):
+    long = "x" * 600
+    with pytest.raises(GateFailed):
+        _run(tmp_path, _steps([], fail={"image": GateFailed(f"{long}\nsecond line")}))
+    entry = read_record(tmp_path / RUN_MANIFEST, RunManifest).entry("image")
+    assert entry.message == "x" * 500
+    assert entry.status == "failed" and entry.seconds is not None and entry.started_at
+
+
+def test_no_manifest_yet(tmp_path):
+    assert load_manifest(tmp_path) is None
+    assert Context(tmp_path).path("x") == tmp_path / "x"

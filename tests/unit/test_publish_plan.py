@@ -76,3 +76,161 @@ def test_names_are_checked(repo, version):
 def test_git_blob_sha1_is_gits():
     # `printf 'hello\n' | git hash-object --stdin`
     assert git_blob_sha1(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+# --- batching bounds, exact texts, matching rules (docs/testing.md, mutation testing) ---
+
+
+@pytest.mark.parametrize(
+    ("commit_bytes", "parts"),
+    [(80, [2, 2]), (79, [1, 1, 1, 1]), (120, [3, 1]), (160, [4]), (10, [1, 1, 1, 1])],
+)
+def test_weight_commits_fill_up_to_commit_bytes(commit_bytes, parts):
+    plan = make_plan("o/r", "v1.0.0", SHARDS, RemoteState(exists=False), commit_bytes=commit_bytes)
+    assert [len(c.paths) for c in plan.weight_commits] == parts
+    assert [c.size for c in plan.weight_commits] == [40 * n for n in parts]
+    assert plan.weight_commits[0].message == f"Upload v1.0.0 weights (part 1/{len(parts)})"
+    assert plan.small_commit is None
+
+
+def test_the_small_commit_and_the_index_are_not_weights():
+    index = LocalFile("model.safetensors.index.json", 7, "i" * 64, "i" * 40)
+    assert SHARDS[0].weights and not index.weights
+    plan = make_plan("o/r", "v2.0.1", (*SMALL, index), RemoteState(exists=True))
+    assert plan.weight_commits == () and not plan.create_repo
+    assert plan.small_commit.message == "v2.0.1: model card, config and tokenizer"
+    assert plan.small_commit.paths == ("README.md", "config.json", "model.safetensors.index.json")
+    assert plan.small_commit.size == 22
+
+
+def test_describe_exactly():
+    remote = RemoteState(True, "h" * 40, remote_of(SHARDS[:1]))
+    plan = make_plan("o/r", "v1.0.0", FILES, remote, commit_bytes=80)
+    assert plan.describe().splitlines() == [
+        "repo o/r",
+        "6 file(s), 175 B:",
+        "  README.md  5 B  sha256 rrrrrrrrrrrr  to upload",
+        "  config.json  10 B  sha256 cccccccccccc  to upload",
+        f"  {SHARDS[0].path}  40 B  sha256 111111111111  on the Hub",
+        f"  {SHARDS[1].path}  40 B  sha256 222222222222  to upload",
+        f"  {SHARDS[2].path}  40 B  sha256 333333333333  to upload",
+        f"  {SHARDS[3].path}  40 B  sha256 444444444444  to upload",
+        "commit 'Upload v1.0.0 weights (part 1/2)': 2 file(s), 80 B",
+        "commit 'Upload v1.0.0 weights (part 2/2)': 1 file(s), 40 B",
+        "commit 'v1.0.0: model card, config and tokenizer': 2 file(s), 15 B",
+        "verify the Hub's files against glm51-manifest.json",
+        "tag v1.0.0 on the verified commit",
+    ]
+
+
+def test_describe_when_everything_is_there_or_published():
+    remote = RemoteState(True, "h" * 40, remote_of(FILES))
+    plan = make_plan("o/r", "v1.0.0", FILES, remote)
+    assert plan.nothing_to_upload and not plan.already_published
+    assert plan.describe().splitlines()[-3:] == [
+        "no commit: every file is already on the Hub",
+        "verify the Hub's files against glm51-manifest.json",
+        "tag v1.0.0 on the verified commit",
+    ]
+    tagged = RemoteState(True, "h" * 40, {}, {"v1.0.0": "t" * 40}, remote_of(FILES))
+    plan = make_plan("o/r", "v1.0.0", FILES, tagged)
+    assert plan.present == tuple(sorted(f.path for f in FILES)) and not plan.create_repo
+    assert plan.describe().splitlines()[-1] == (
+        "tag v1.0.0 already holds exactly these files: nothing to do"
+    )
+    assert "on the Hub" in plan.describe().splitlines()[2]
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.0 KB"),
+        (999_949, "999.9 KB"),
+        (1_500_000, "1.5 MB"),
+        (2 * 10**9, "2.0 GB"),
+        (1_500 * 10**9, "1.5 TB"),
+        (5 * 10**15, "5000.0 TB"),
+    ],
+)
+def test_sizes(n, text):
+    from glm51.publish.plan import _size
+
+    assert _size(n) == text
+
+
+def test_matching_rules():
+    lfs = LocalFile("a.safetensors", 40, "1" * 64)
+    assert RemoteFile("a.safetensors", 40, "p" * 40, "1" * 64).matches(lfs)
+    assert not RemoteFile("a.safetensors", 41, "p" * 40, "1" * 64).matches(lfs)
+    assert not RemoteFile("a.safetensors", 40, "p" * 40, "2" * 64).matches(lfs)
+    small = LocalFile("c.json", 10, "c" * 64, "s" * 40)
+    assert RemoteFile("c.json", 10, "s" * 40).matches(small)
+    assert not RemoteFile("c.json", 11, "s" * 40).matches(small)
+    assert not RemoteFile("c.json", 10, "t" * 40).matches(small)
+    unknown = LocalFile("c.json", 10, "c" * 64)  # no git id known locally: never the same
+    assert not RemoteFile("c.json", 10, "s" * 40).matches(unknown)
+
+
+def test_mismatches_say_what_each_side_holds():
+    from glm51.publish.plan import mismatches
+
+    remote = {
+        SHARDS[0].path: RemoteFile(SHARDS[0].path, 41, "p" * 40, "9" * 64),
+        "config.json": RemoteFile("config.json", 10, "e" * 40),
+    }
+    assert mismatches(SHARDS[:2] + SMALL[:1], remote) == [
+        f"{SHARDS[0].path}: the Hub has 41 bytes, {'9' * 64}; local 40 bytes, {'1' * 64}",
+        f"{SHARDS[1].path}: not on the Hub",
+        f"config.json: the Hub has 10 bytes, {'e' * 40}; local 10 bytes, {'c' * 40}",
+    ]
+
+
+def test_a_moved_tag_is_refused_exactly():
+    remote = RemoteState(True, "h" * 40, {}, {"v1.0.0": "0123456789abcdef"}, {})
+    with pytest.raises(InputError) as info:
+        make_plan("o/r", "v1.0.0", SHARDS[:2], remote)
+    assert str(info.value) == (
+        "o/r: tag v1.0.0 already exists (commit 0123456789ab) and holds other files "
+        f"({SHARDS[0].path}: not on the Hub; 1 more). A published version is never moved: "
+        "publish this checkpoint as a new version."
+    )
+    unknown = RemoteState(True, "h" * 40, {}, {}, {})
+    with pytest.raises(InputError) as info:
+        make_plan("o/r", "v1.0.0", SHARDS[:1], unknown)
+    assert "(commit ?) and holds other files (" in str(info.value)
+    assert f"{SHARDS[0].path}: not on the Hub). A published" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("repo", "version", "ok"),
+    [
+        ("lukealonso/GLM-5.1-NVFP4", "v1.0.0", True),
+        ("o_1/r.x", "v10.20.30", True),
+        (".o/r", "v1.0.0", False),
+        ("o/-r", "v1.0.0", False),
+        ("o/r", "v1.0.0-rc1", False),
+        ("o/r", "v1.0.0.1", False),
+        ("o/r", "xv1.0.0", False),
+    ],
+)
+def test_name_rules(repo, version, ok):
+    from glm51.publish.plan import check_names
+
+    if ok:
+        check_names(repo, version)
+    else:
+        with pytest.raises(InputError, match=r"^--(repo|version) "):
+            check_names(repo, version)
+
+
+def test_name_messages():
+    from glm51.publish.plan import check_names
+
+    with pytest.raises(InputError) as info:
+        check_names("noslash", "v1.0.0")
+    assert str(info.value) == "--repo 'noslash': expected OWNER/NAME"
+    with pytest.raises(InputError) as info:
+        check_names("o/r", "1.0")
+    assert str(info.value) == "--version '1.0': expected vMAJOR.MINOR.PATCH (e.g. v1.0.0)"

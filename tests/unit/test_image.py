@@ -390,3 +390,65 @@ def test_unreadable_base_pins_are_an_input_error(recipe, tmp_path):
     (tmp_path / "images" / "cu130" / "pins.toml").write_text("not = [toml")
     with pytest.raises(InputError, match="cannot read the base image pins"):
         locks.base_pins(tmp_path, image)
+
+
+def _recipe_with(recipe, **image_changes):
+    image = recipe.images["cu130"].model_copy(update=image_changes)
+    return recipe.model_copy(update={"images": {**recipe.images, "cu130": image}})
+
+
+def test_a_build_without_advertised_profiles_serves_on_the_default_port(recipe):
+    bare = _recipe_with(recipe, profiles={})
+    spec = _plan(bare)
+    assert spec.default_profile == "" and spec.serve_port == 5000
+    pairs = [a for a in buildx_argv(spec) if a.startswith(("DEFAULT_PROFILE=", "SERVE_PORT="))]
+    assert pairs == ["DEFAULT_PROFILE=", "SERVE_PORT=5000"]
+
+
+def test_the_default_profiles_port_is_served(recipe):
+    name = "rtx-pro-6000-x8-upstream"
+    profile = recipe.profiles[name]
+    moved = profile.model_copy(update={"server": profile.server.model_copy(update={"port": 5005})})
+    other = recipe.model_copy(update={"profiles": {**recipe.profiles, name: moved}})
+    assert _plan(other).serve_port == 5005
+
+
+def test_the_named_image_is_planned(recipe):
+    second = recipe.images["cu130"].model_copy(update={"tags": ("glm51:{version}-second",)})
+    two = recipe.model_copy(update={"images": {**recipe.images, "second": second}})
+    assert _plan(two).image == "cu130"
+    spec = _plan(two, image_name="second")
+    assert spec.image == "second" and spec.tags == ("glm51:0.2.0-second",)
+
+
+def test_defaults_load_without_cache_or_push(recipe):
+    spec = _plan(recipe)
+    assert spec.no_cache is False and spec.push is False
+    assert "--no-cache" not in buildx_argv(spec)
+    argv = buildx_argv(_plan(recipe, ca_bundle=Path("/etc/ca.pem")))
+    assert argv[:3] == ["docker", "buildx", "build"] and argv[-2:] == ["--load", str(REPO)]
+
+
+def test_a_lock_without_b12x_reports_none(recipe, tmp_path):
+    repo = _repo_copy(tmp_path)
+    lock = repo / "images" / "cu130" / "upstream-py312.lock"
+    lock.write_text(lock.read_text().replace("b12x==9.9.9", "not-b12x==9.9.9"))
+    spec = plan(
+        recipe, repo, version="1", sha=SHA, created="c", source="s", metadata_file=Path("m")
+    )
+    assert spec.labels["org.glm51.b12x.version"] == "none"
+
+
+def test_the_unresolved_lock_message(recipe):
+    lock = REPO / "images" / "cu130" / "blackwell-fork-py312.lock"
+    with pytest.raises(InputError) as info:
+        _plan(recipe, sglang_build="blackwell-fork")
+    assert str(info.value) == (
+        f"{lock} is not resolved yet (sglang build 'blackwell-fork' needs GitHub): "
+        "run `nox -s update_pins` where github.com is reachable, commit the locks, rebuild"
+    )
+
+
+def test_a_registry_with_a_port_in_the_template(recipe):
+    image = recipe.images["cu130"].model_copy(update={"tags": ("localhost:5000/glm51:{version}",)})
+    assert image_tags(image, version="1.0", sha=SHA) == ["localhost:5000/glm51:1.0"]

@@ -452,3 +452,14 @@ def test_the_unresolved_lock_message(recipe):
 def test_a_registry_with_a_port_in_the_template(recipe):
     image = recipe.images["cu130"].model_copy(update={"tags": ("localhost:5000/glm51:{version}",)})
     assert image_tags(image, version="1.0", sha=SHA) == ["localhost:5000/glm51:1.0"]
+
+
+def test_locks_digest_orders_by_file_name_not_by_path(tmp_path):
+    (tmp_path / "z").mkdir()
+    a, b = tmp_path / "z" / "a.lock", tmp_path / "b.lock"
+    a.write_text("x==1\n")
+    b.write_text("y==2\n")
+    import hashlib
+
+    expected = hashlib.sha256(b"a.lock\0x==1\n\0b.lock\0y==2\n\0").hexdigest()
+    assert locks.locks_digest([b, a]) == locks.locks_digest([a, b]) == f"sha256:{expected}"

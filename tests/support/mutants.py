@@ -17,6 +17,7 @@ Not a test module: the default pytest run never imports it.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -48,6 +49,7 @@ class Result:
     no_tests: int = 0
     other: int = 0  # not checked, suspicious, segfault, interrupted
     seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # functions left unmutated ([skip])
     error: str = ""
     survivors: list[str] = field(default_factory=list)
     unkilled: list[str] = field(default_factory=list)  # no tests / other, by name
@@ -65,6 +67,37 @@ def load_mapping() -> dict[str, list[str]]:
     return tomllib.loads(MAPPING.read_text("utf-8"))["modules"]
 
 
+def load_skips() -> dict[str, list[str]]:
+    """module -> top-level functions left unmutated ([skip] in tests/mutants.toml)."""
+    return tomllib.loads(MAPPING.read_text("utf-8")).get("skip", {})
+
+
+def fence(source: str, functions: list[str]) -> str:
+    """`source` with each named top-level function between `# pragma: no mutate start` and
+    `end` lines (mutmut's own markers), written into the scratch copy only."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    body = tree.body
+    inserts: list[tuple[int, str]] = []
+    for name in functions:
+        found = [
+            i
+            for i, n in enumerate(body)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name
+        ]
+        if not found or found[0] + 1 >= len(body):
+            raise SystemExit(f"[skip] {name}: not a top-level function followed by another")
+        node, after = body[found[0]], body[found[0] + 1]
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        inserts += [
+            (first - 1, "# pragma: no mutate start\n"),
+            (after.lineno - 1, "# pragma: no mutate end\n"),
+        ]
+    for index, text in sorted(inserts, reverse=True):
+        lines.insert(index, text)
+    return "".join(lines)
+
+
 def _checkout_files() -> list[str]:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -79,7 +112,7 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def prepare(module: str, tests: list[str], work: Path) -> None:
+def prepare(module: str, tests: list[str], work: Path, skip: list[str] | None = None) -> None:
     """A scratch copy of the checkout whose pyproject.toml configures mutmut for `module`."""
     if work.exists():
         shutil.rmtree(work)
@@ -88,6 +121,9 @@ def prepare(module: str, tests: list[str], work: Path) -> None:
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest)
+    if skip:
+        source = work / "src" / "glm51" / f"{module}.py"
+        source.write_text(fence(source.read_text("utf-8"), skip), "utf-8")
     top = sorted({rel.split("/", 1)[0] for rel in files} - {"src", "tests", "pyproject.toml"})
     config = "\n".join(
         [
@@ -135,9 +171,11 @@ def collect(module: str, tests: list[str], work: Path) -> Result:
     return result
 
 
-def run_module(module: str, tests: list[str], out: Path, children: int, limit: float) -> Result:
+def run_module(
+    module: str, tests: list[str], out: Path, children: int, limit: float, skip: list[str]
+) -> Result:
     work = out / module.replace("/", ".")
-    prepare(module, tests, work)
+    prepare(module, tests, work, skip)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # mutmut sets sys.path
     log = (out / f"{module.replace('/', '.')}.log").open("w")
     start = time.monotonic()
@@ -178,6 +216,7 @@ def table(results: list[Result]) -> str:
     for r in results:
         tests = ", ".join(t.removeprefix("tests/unit/") for t in r.tests)
         note = f" ({r.error})" if r.error else ""
+        note += f" (not mutated: {', '.join(r.skipped)})" if r.skipped else ""
         rows.append(
             f"| {r.module}{note} | {tests} | {r.total} | {r.killed} | {r.survived} | {r.timeout} "
             f"| {r.no_tests + r.other} | {r.score:.1f}% |"
@@ -195,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "out" / "mutants")
     args = parser.parse_args(argv)
 
-    mapping = load_mapping()
+    mapping, skips = load_mapping(), load_skips()
     unknown = [m for m in args.modules if m not in mapping]
     if unknown:
         parser.error(f"not in {MAPPING.relative_to(REPO)}: {', '.join(unknown)}")
@@ -208,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{module}: no such module yet, skipped")
             continue
         print(f"{module}: mutating, tests {', '.join(mapping[module])} ...", flush=True)
-        r = run_module(module, mapping[module], args.out, args.max_children, args.limit)
+        skip = skips.get(module, [])
+        r = run_module(module, mapping[module], args.out, args.max_children, args.limit, skip)
+        r.skipped = skip
         results.append(r)
         print(
             f"{module}: {r.killed} killed, {r.survived} survived, {r.timeout} timed out, "

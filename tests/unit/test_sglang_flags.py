@@ -57,6 +57,7 @@ def test_false_and_unset_settings_are_not_rendered(profile):
     off = with_server(profile, disable_shared_experts_fusion=False, speculative=None)
     flags = setting_flags(off.server)
     assert "--disable-shared-experts-fusion" not in flags
+    assert flags["--mem-fraction-static"] == "0.85"  # the settings after it still render
     assert not [f for f in flags if f.startswith("--speculative")]
     assert "--disable-shared-experts-fusion" not in server_flags(off.server, host="h", port=1)
 

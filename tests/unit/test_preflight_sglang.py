@@ -92,3 +92,111 @@ def test_real_probe_runs_launch_server_help(monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     with pytest.raises(installed.SglangMissing, match="No module named 'sglang'"):
         installed.launch_server_help(sys.executable)
+
+
+# --- exact findings (docs/testing.md, mutation testing) ---
+
+FORK_HINT = (
+    "install the profile's sglang build 'blackwell-fork': pip install "
+    "'sglang @ git+https://github.com/voipmonitor/sglang.git@260194aafb4f90b948140acce4a83b925fe78df3"
+    "#subdirectory=python'"
+)
+
+
+def check_with(recipe, text, passthrough=(), profile_name="rtx-pro-6000-x8"):
+    _, profile = recipe.profile(profile_name)
+    build = recipe.sglang_builds[profile.sglang_build]
+    return sglang_support.check(profile, profile.sglang_build, build, passthrough, lambda: text)
+
+
+def test_install_hints(recipe):
+    assert installed.install_hint("blackwell-fork", recipe.sglang_builds["blackwell-fork"]) == (
+        FORK_HINT
+    )
+    assert installed.install_hint("upstream", recipe.sglang_builds["upstream"]) == (
+        "install the profile's sglang build 'upstream': pip install sglang==0.5.23"
+    )
+
+
+def test_missing_sglang_exactly(recipe):
+    _, profile = recipe.profile("rtx-pro-6000-x8")
+
+    def missing():
+        raise installed.SglangMissing("No module named 'sglang'")
+
+    found = sglang_support.check(
+        profile, "blackwell-fork", recipe.sglang_builds["blackwell-fork"], (), missing
+    )
+    assert [(f.check, f.severity) for f in found] == [("sglang.missing", Severity.ERROR)]
+    assert found[0].message == "cannot read the installed sglang's flags: No module named 'sglang'"
+    assert found[0].fix == FORK_HINT
+
+
+def test_help_without_options_exactly(recipe):
+    found = check_with(recipe, "usage: launch_server\n\nnothing here\n")
+    assert [(f.check, f.severity) for f in found] == [("sglang.help", Severity.ERROR)]
+    assert found[0].message == "sglang's --help listed no options"
+    assert found[0].fix == FORK_HINT
+
+
+def test_ambiguous_and_unknown_profile_flags_exactly(recipe):
+    found = check_with(recipe, sglang_help("upstream-0.5.23"))
+    flag = [f for f in found if f.check == "sglang.flag"]
+    assert flag[0].severity is Severity.ERROR
+    assert flag[0].message == (
+        "the profile's --cuda-graph-max-bs is ambiguous: it could be --cuda-graph-max-bs-decode, "
+        "--cuda-graph-max-bs-prefill of the installed sglang (it would refuse to start)"
+    )
+    assert flag[0].fix == (
+        f"{FORK_HINT} (or, if this is that build, rename --cuda-graph-max-bs in the profile)"
+    )
+    text = sglang_help("blackwell-fork").replace("--kv-cache-dtype", "--kv-cache-type")
+    found = [f for f in check_with(recipe, text) if f.check == "sglang.flag"]
+    assert [f.message for f in found] == [
+        "the profile's --kv-cache-dtype is not a flag of the installed sglang "
+        "(it would refuse to start)"
+    ]
+    assert found[0].fix == FORK_HINT
+
+
+def test_pass_through_flag_and_choice_exactly(recipe):
+    found = check_with(recipe, sglang_help("blackwell-fork"), ("--no-such-flag",))
+    assert [(f.check, f.severity) for f in found] == [("sglang.flag", Severity.ERROR)]
+    assert found[0].message == (
+        "pass-through --no-such-flag is not a flag of the installed sglang "
+        "(it would refuse to start)"
+    )
+    assert found[0].fix == f"check `python -m sglang.launch_server --help`; {FORK_HINT}"
+    found = check_with(recipe, sglang_help("blackwell-fork"), ("--attention-backend", "nope"))
+    assert [(f.check, f.severity) for f in found] == [("sglang.choice", Severity.ERROR)]
+    options = installed.parse_help(sglang_help("blackwell-fork"))
+    choices = ", ".join(options.choices["--attention-backend"])
+    assert found[0].message == (
+        f"the installed sglang does not accept --attention-backend nope (its choices: {choices})"
+    )
+    assert found[0].fix == FORK_HINT
+
+
+def test_a_prefix_pass_through_is_a_flag(recipe):
+    assert check_with(recipe, sglang_help("blackwell-fork"), ("--mem-fraction", "0.8")) == []
+
+
+def test_every_checked_choice_is_checked(recipe):
+    # each CHECKED flag: a wrong value by pass-through gives its own finding, in CHECKED order
+    options = installed.parse_help(sglang_help("blackwell-fork"))
+    given = []
+    for flag in installed.CHECKED:
+        if flag in options.choices:
+            given += [flag, "zzz"]
+    found = check_with(recipe, sglang_help("blackwell-fork"), tuple(given))
+    assert [f.message.split(" (")[0] for f in found] == [
+        f"the installed sglang does not accept {flag} zzz"
+        for flag in installed.CHECKED
+        if flag in options.choices
+    ]
+
+
+def test_a_choice_of_a_flag_without_choices_or_value_is_not_judged(recipe):
+    text = sglang_help("blackwell-fork")
+    found = check_with(recipe, text, ("--trust-remote-code",))
+    assert found == []

@@ -214,7 +214,7 @@ def table(results: list[Result]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        tests = ", ".join(t.removeprefix("tests/unit/") for t in r.tests)
+        tests = ", ".join(t.removeprefix("tests/unit/") for t in r.tests if t.endswith(".py"))
         note = f" ({r.error})" if r.error else ""
         note += f" (not mutated: {', '.join(r.skipped)})" if r.skipped else ""
         rows.append(

@@ -238,3 +238,10 @@ def test_claim_creates_marks_and_keeps_an_existing_marker(tmp_path):
     with pytest.raises(InputError) as err:
         claim_output_folder(tmp_path / "f", option="--out", command="t")
     assert str(err.value) == f"--out {tmp_path / 'f'}: exists and is not a folder"
+
+
+def test_an_overlap_refusal_names_the_option(tmp_path):
+    with pytest.raises(InputError, match=r"^--out-dir .* is --model .*; choose another --out-dir$"):
+        check_output_folder(
+            tmp_path, overwrite=True, option="--out-dir", inputs={"--model": tmp_path}
+        )

@@ -208,3 +208,57 @@ def test_a_failure_records_its_first_line_at_most_500_characters(tmp_path):
 def test_no_manifest_yet(tmp_path):
     assert load_manifest(tmp_path) is None
     assert Context(tmp_path).path("x") == tmp_path / "x"
+
+
+def test_seconds_and_start_times_are_recorded(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from glm51.release import runner
+
+    ticks = iter([100.0, 102.3456, 200.0, 201.04])
+    monkeypatch.setattr(runner, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    monkeypatch.setattr(runner, "utc_now", lambda: "2026-11-27T18:00:00Z")
+
+    def ok(context):
+        return Outcome(None, "ok")
+
+    def bad(context):
+        raise GateFailed("no")
+
+    manifest = RunManifest(version="v1", rehearsal=True)
+    with pytest.raises(GateFailed):
+        run_steps([Step("a", ok), Step("b", bad)], Context(tmp_path), manifest)
+    a, b = read_record(tmp_path / RUN_MANIFEST, RunManifest).steps
+    assert (a.seconds, a.started_at) == (2.3, "2026-11-27T18:00:00Z")
+    assert (b.seconds, b.started_at) == (1.0, "2026-11-27T18:00:00Z")
+    assert isinstance(b.seconds, float)
+
+
+def test_the_refusal_lists_the_asked_steps_after_the_missing_one(tmp_path):
+    manifest = RunManifest(version="v1", rehearsal=False)
+    with pytest.raises(InputError) as info:
+        run_steps(_steps([]), Context(tmp_path), manifest, only=["image", "gates"])
+    assert str(info.value).endswith("it comes before gates: run it first")
+    assert str(info.value).startswith("step quantize has not run")
+    with pytest.raises(InputError) as info:
+        run_steps(_steps([]), Context(tmp_path), manifest, only=["verify", "publish"])
+    assert str(info.value) == (
+        f"step image has not run in {tmp_path}; it comes before verify, publish: run it first"
+    )
+
+
+def test_a_steps_inputs_are_read_from_the_context(tmp_path):
+    seen = []
+
+    def inputs(context):
+        seen.append(context.options["model"])
+        return {"model": context.options["model"]}
+
+    context = Context(tmp_path, options={"model": "/m"})
+    done = run_steps(
+        [Step("a", lambda c: Outcome(None), inputs)],
+        context,
+        RunManifest(version="v", rehearsal=True),
+    )
+    assert seen == ["/m"]
+    assert done.steps[0].key == step_key("a", {"model": "/m"}, "")

@@ -234,3 +234,13 @@ def test_name_messages():
     with pytest.raises(InputError) as info:
         check_names("o/r", "1.0")
     assert str(info.value) == "--version '1.0': expected vMAJOR.MINOR.PATCH (e.g. v1.0.0)"
+
+
+def test_plan_fields_are_exact_values():
+    tagged = RemoteState(True, "h" * 40, {}, {"v1.0.0": "t" * 40}, remote_of(FILES))
+    done = make_plan("o/r", "v1.0.0", FILES, tagged)
+    assert (done.repo, done.version, done.files) == ("o/r", "v1.0.0", FILES)
+    assert done.create_repo is False and done.already_published is True
+    assert done.weight_commits == () and done.small_commit is None
+    fresh = make_plan("o/r", "v1.0.0", FILES, RemoteState(exists=False))
+    assert fresh.already_published is False and fresh.create_repo is True

@@ -216,3 +216,31 @@ def test_eagle_does_not_need_the_mtp_layer(tmp_path, recipe, profile):
         update={"server": profile.server.model_copy(update={"speculative": spec})}
     )
     assert run(ckpt.build(tmp_path / "m", mtp=False), recipe, eagle)[0] == {}
+
+
+def test_an_unreadable_index_is_named(tmp_path, recipe, profile):
+    path = ckpt.build(tmp_path / "m")
+    (path / INDEX).write_text("{not json")
+    finding = run(path, recipe, profile)[0]["checkpoint.index"]
+    assert str(path / INDEX) in finding.message
+
+
+def test_without_num_hidden_layers_no_expert_is_judged_a_decoder_one(tmp_path, recipe, profile):
+    # Every layer has routed experts here; a BF16 one in layer 0 is an error only when the
+    # config says layer 0 is a decoder layer.
+    path = ckpt.build(tmp_path / "m", sizes=ckpt.Sizes(first_k_dense_replace=0))
+    for shard in ckpt.shard_names(path):
+        raw = (path / shard).read_bytes()
+        n = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8 : 8 + n])
+        entries = {
+            k: (v["dtype"], tuple(v["shape"])) for k, v in header.items() if k != "__metadata__"
+        }
+        for name in entries:
+            if name == "model.layers.0.mlp.experts.0.up_proj.weight":
+                entries[name] = ("BF16", entries[name][1])
+        ckpt.write_safetensors(path / shard, entries)
+    assert "checkpoint.expert-dtype" in run(path, recipe, profile)[0]
+    edit_json(path / "config.json", lambda c: c.pop("num_hidden_layers"))
+    found = run(path, recipe, profile)[0]
+    assert "checkpoint.expert-dtype" not in found

@@ -200,3 +200,12 @@ def test_a_choice_of_a_flag_without_choices_or_value_is_not_judged(recipe):
     text = sglang_help("blackwell-fork")
     found = check_with(recipe, text, ("--trust-remote-code",))
     assert found == []
+
+
+def test_a_value_less_choice_is_skipped_and_the_later_ones_still_checked(recipe):
+    text = sglang_help("blackwell-fork")
+    assert check_with(recipe, text, ("--kv-cache-dtype",)) == []
+    found = check_with(recipe, text, ("--fp4-gemm-backend", "--attention-backend", "zzz"))
+    assert [f.message.split(" (")[0] for f in found] == [
+        "the installed sglang does not accept --attention-backend zzz"
+    ]

@@ -116,3 +116,42 @@ def test_cli_card_writes_once(tmp_path):
     assert "| Figure |" in out.read_text()
     result = CliRunner().invoke(app, args)
     assert result.exit_code == InputError.exit_code  # never written over: exit 3
+
+
+# --- exact rendering choices (docs/testing.md, mutation testing) ---
+
+
+def test_the_named_profile_is_the_cards(recipe, records):
+    text = render_card(recipe, records, profile="rtx-pro-6000-x8-upstream")
+    assert "Generated from the `rtx-pro-6000-x8-upstream` profile" in text
+    assert launch_command(recipe, "rtx-pro-6000-x8-upstream")[1] in text
+    assert "--moe-runner-backend b12x" not in text
+
+
+def test_metadata_values_and_the_license_option(recipe):
+    text = render_card(recipe, license="apache-2.0")
+    meta = front_matter(text)
+    assert meta["library_name"] == "transformers" and meta["license"] == "apache-2.0"
+    assert meta["tags"] == ["nvfp4", "modelopt", "sglang", "glm", "moe", "quantized"]
+    assert front_matter(render_card(recipe))["license"] == "mit"
+
+
+def test_a_template_renders_verbatim_after_the_front_matter(recipe, tmp_path):
+    template = tmp_path / "card.md.j2"
+    template.write_text("\n\n# {{ title }} {{ '<b>&' }}\n\ntext\n")
+    text = render_card(recipe, template=template)
+    assert text.endswith("---\n\n# GLM-5.1-NVFP4 <b>&\n\ntext\n")  # no escaping, newline kept
+
+
+def test_an_unreadable_template_is_named(recipe, tmp_path):
+    with pytest.raises(InputError) as info:
+        render_card(recipe, template=tmp_path / "missing.j2")
+    assert str(info.value).startswith(f"{tmp_path / 'missing.j2'}: cannot read the card template (")
+
+
+def test_the_template_is_found_beside_the_recipe(recipe, tmp_path):
+    from glm51.publish.card import template_path
+
+    elsewhere = recipe.model_copy().located(tmp_path / "r.toml")
+    assert template_path(elsewhere) == tmp_path / "model-card.md.j2"
+    assert recipe.source != elsewhere.source

@@ -257,3 +257,48 @@ def test_load_toml_names_an_unreadable_file(tmp_path):
 def test_not_valid_toml_names_the_file(recipe_text):
     with pytest.raises(InputError, match=r"^r\.toml: not valid TOML: "):
         parse_recipe("schema_version = [", "r.toml")
+
+
+def test_describe_one_error_dict():
+    from glm51.recipe.toml_model import CrossReferenceError, describe
+
+    value = {"type": "value_error", "msg": "Value error, needs a sha", "input": "x"}
+    assert describe({**value, "loc": ("a", "function-after[check()]", "b")}) == "a.b: needs a sha"
+    assert describe({**value, "loc": ()}) == "needs a sha"
+    assert (
+        describe({**value, "loc": ("a",), "msg": "a Value error, kept"}) == "a: a Value error, kept"
+    )
+    cross = CrossReferenceError([("x.y", "bad"), ("z", "worse")])
+    assert str(cross) == "x.y: bad; z: worse"
+    assert describe({"type": "value_error", "loc": (), "msg": "m", "ctx": {"error": cross}}) == (
+        "x.y: bad\nz: worse"
+    )
+    typed = {
+        "type": "int_parsing",
+        "loc": ("n",),
+        "msg": "Input should be an integer",
+        "input": "q",
+    }
+    assert describe(typed) == "n: expected input should be an integer (got 'q')"
+    assert describe({**typed, "input": {"a": 1}}) == "n: expected input should be an integer"
+
+
+def test_load_toml_reads_and_names_the_file(tmp_path, recipe_text):
+    from glm51.recipe.schema import Recipe
+    from glm51.recipe.toml_model import load_toml
+
+    good = tmp_path / "r.toml"
+    good.write_text(recipe_text, encoding="utf-8")
+    assert load_toml(good, Recipe, "recipe") == load_toml(str(good), Recipe, "recipe")
+    assert load_toml(good, Recipe, "recipe").model.published == "lukealonso/GLM-5.1-NVFP4"
+    good.write_text(recipe_text.replace("tp = 8", "tp = 9", 1), encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_toml(good, Recipe, "what it is")
+    assert str(info.value).startswith(f"{good}: invalid what it is\n  profiles.")
+    good.write_text("x = [", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(good))}: not valid TOML: "):
+        load_toml(good, Recipe, "recipe")
+    good.write_bytes('schema_version = 1\n[model]\nsource = "é/x"\n'.encode())
+    with pytest.raises(InputError) as info:
+        load_toml(good, Recipe, "recipe")
+    assert "invalid recipe" in str(info.value)  # read as UTF-8: it gets as far as validation

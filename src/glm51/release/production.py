@@ -63,12 +63,16 @@ def step_image(recipe: Recipe):
     def run(context: Context) -> Outcome:
         repo = Path(context.options.get("repo", ".")).resolve()
         spec = image_build.plan(
-            recipe, repo, version=context.options["version"].removeprefix("v"),
-            sha=image_runner.git_sha(repo), created=image_runner.created_now(),
+            recipe,
+            repo,
+            version=context.options["version"].removeprefix("v"),
+            sha=image_runner.git_sha(repo),
+            created=image_runner.created_now(),
             source=image_runner.git_source(repo),
             metadata_file=context.path("buildx-metadata.json"),
-            push=True, registry=recipe.release.registry,
-        )  # fmt: skip
+            push=True,
+            registry=recipe.release.registry,
+        )
         record = image_runner.build(spec, record=context.path(IMAGE))
         return Outcome(IMAGE, f"pushed {pinned_ref(record)}")
 
@@ -89,11 +93,29 @@ def step_verify(recipe: Recipe):
 def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[str]:
     """The pushed image, serving the checkpoint with the gate profile, on the host network."""
     return [
-        "docker", "run", "--detach", "--rm", "--name", name, "--gpus", "all", "--ipc=host",
-        "--network", "host", "-v", f"{checkpoint.resolve()}:/models/checkpoint:ro",
-        "-v", "glm51-jit-cache:/cache/jit", image,
-        "glm51", "serve", "--profile", recipe.gates.profile, "--model", "/models/checkpoint",
-    ]  # fmt: skip
+        "docker",
+        "run",
+        "--detach",
+        "--rm",
+        "--name",
+        name,
+        "--gpus",
+        "all",
+        "--ipc=host",
+        "--network",
+        "host",
+        "-v",
+        f"{checkpoint.resolve()}:/models/checkpoint:ro",
+        "-v",
+        "glm51-jit-cache:/cache/jit",
+        image,
+        "glm51",
+        "serve",
+        "--profile",
+        recipe.gates.profile,
+        "--model",
+        "/models/checkpoint",
+    ]
 
 
 def step_gates(recipe: Recipe):
@@ -104,10 +126,22 @@ def step_gates(recipe: Recipe):
         endpoint = f"http://127.0.0.1:{port}"
         proc.run(serve_argv(recipe, image, _checkpoint(context), name))
         try:
-            _run_glm51(["smoke", "--endpoint", endpoint, "--wait", "3600",
-                        "--out", str(context.path(SMOKE).parent)], "glm51 smoke")  # fmt: skip
-            _run_glm51(["bench", "--endpoint", endpoint,
-                        "--out", str(context.path(BENCH).parent)], "glm51 bench")  # fmt: skip
+            _run_glm51(
+                [
+                    "smoke",
+                    "--endpoint",
+                    endpoint,
+                    "--wait",
+                    "3600",
+                    "--out",
+                    str(context.path(SMOKE).parent),
+                ],
+                "glm51 smoke",
+            )
+            _run_glm51(
+                ["bench", "--endpoint", endpoint, "--out", str(context.path(BENCH).parent)],
+                "glm51 bench",
+            )
         finally:
             proc.run(["docker", "stop", "--time", "60", name], check=False)
         return Outcome(BENCH, f"smoke and bench gates passed in {image}")
@@ -138,10 +172,14 @@ def step_card(recipe: Recipe):
 def step_publish(recipe: Recipe):
     def run(context: Context) -> Outcome:
         outcome = publish(
-            _checkpoint(context), recipe, repo=recipe.model.published,
-            version=context.options["version"], card=context.path(CARD).read_bytes(), hub=Hub(),
+            _checkpoint(context),
+            recipe,
+            repo=recipe.model.published,
+            version=context.options["version"],
+            card=context.path(CARD).read_bytes(),
+            hub=Hub(),
             log=context.log,
-        )  # fmt: skip
+        )
         context.path(PUBLISHED).write_text(outcome.to_json())
         return Outcome(PUBLISHED, f"{recipe.model.published} {outcome.status}")
 
@@ -207,9 +245,14 @@ def step_notes(recipe: Recipe):
 
 def steps(recipe: Recipe) -> list[Step]:
     made = {
-        "image": step_image, "verify": step_verify, "gates": step_gates, "card": step_card,
-        "publish": step_publish, "tag": step_tag, "notes": step_notes,
-    }  # fmt: skip
+        "image": step_image,
+        "verify": step_verify,
+        "gates": step_gates,
+        "card": step_card,
+        "publish": step_publish,
+        "tag": step_tag,
+        "notes": step_notes,
+    }
     version = lambda c: {"version": c.options["version"]}  # noqa: E731
     checkpoint = lambda c: {"checkpoint": str(c.options.get("checkpoint")), **version(c)}  # noqa: E731
     inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}

@@ -34,9 +34,12 @@ def _quantize(recipe: Recipe):
     def run(context: Context) -> Outcome:
         calibration = stage.Calibration(files=(context.path(CALIB),))
         request = stage.Request(
-            context.path(TINY), context.path(CHECKPOINT), context.path("quantize-work"),
-            calibration, overwrite=True,
-        )  # fmt: skip
+            context.path(TINY),
+            context.path(CHECKPOINT),
+            context.path("quantize-work"),
+            calibration,
+            overwrite=True,
+        )
         outcome = stage.quantize(request, recipe, log=context.log)
         shutil.copyfile(outcome.record_path, context.path(QUANTIZE_RECORD))
         return Outcome(QUANTIZE_RECORD, f"{outcome.output}")
@@ -70,9 +73,12 @@ def _card(recipe: Recipe):
 def _publish(recipe: Recipe):
     def run(context: Context) -> Outcome:
         tag = publish_to_folder(
-            context.path(CHECKPOINT), context.path(CARD).read_text(), context.path(HUB),
-            repo=recipe.model.published, version=context.options["version"],
-        )  # fmt: skip
+            context.path(CHECKPOINT),
+            context.path(CARD).read_text(),
+            context.path(HUB),
+            repo=recipe.model.published,
+            version=context.options["version"],
+        )
         return Outcome(str(tag.relative_to(context.run_dir)), f"published and tagged: {tag}")
 
     return run

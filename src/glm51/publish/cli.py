@@ -149,18 +149,9 @@ def publish_command(
     if dry_run:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     hub = Hub(endpoint=endpoint)
-    outcome = publish(
-        checkpoint,
-        loaded,
-        repo=repo,
-        version=version,
-        card=text,
-        hub=hub,
-        extra=extra,
-        dry_run=dry_run,
-        commit_bytes=int(commit_gb * 1e9),
-        log=lambda m: err.print(escape(m), highlight=False, soft_wrap=True),
-    )
+    say = lambda m: err.print(escape(m), highlight=False, soft_wrap=True)  # noqa: E731
+    how = {"extra": extra, "dry_run": dry_run, "commit_bytes": int(commit_gb * 1e9), "log": say}
+    outcome = publish(checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, **how)
     if dry_run:
         out.print(escape(outcome.plan), highlight=False, soft_wrap=True)
     if report is not None:

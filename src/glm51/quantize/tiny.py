@@ -151,15 +151,7 @@ def build_tiny_model(
     check_output_folder(out, overwrite=overwrite, option="OUT")
     tmp = staging_folder(out, "tiny-model")
     try:
-        _write_tiny_model(
-            tmp,
-            num_layers=num_layers,
-            hidden=hidden,
-            experts=experts,
-            seed=seed,
-            overrides=overrides,
-            init_dtype=init_dtype,
-        )
+        _write_tiny_model(tmp, num_layers, hidden, experts, seed, overrides, init_dtype)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -168,7 +160,6 @@ def build_tiny_model(
 
 def _write_tiny_model(
     out: Path,
-    *,
     num_layers: int,
     hidden: int,
     experts: int,

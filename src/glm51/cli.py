@@ -57,8 +57,9 @@ def _register_stages() -> None:
     from glm51.quantize import cli as quantize_cli
     from glm51.recipe import cli as recipe_cli
     from glm51.serve import cli as serve_cli
+    from glm51.smoke import cli as smoke_cli
 
-    for stage in (serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli):
+    for stage in (serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli, smoke_cli):
         stage.register(app)
 
 

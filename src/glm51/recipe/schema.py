@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from glm51.recipe.base import Strict
-from glm51.recipe.gates import Gates
+from glm51.recipe.gates import Gates, SmokeFloors
 from glm51.recipe.images import Images
 from glm51.recipe.quantize import QuantizeRecipe
 from glm51.recipe.serving import Profile, ServeDefaults, SGLangBuild
@@ -30,6 +30,7 @@ class Recipe(Strict):
     profiles: dict[str, Profile]
     quantize: QuantizeRecipe
     gates: Gates
+    smoke: SmokeFloors
     images: Images
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from rich.markup import escape
 from glm51 import proc
 from glm51.recipe import load_recipe
 from glm51.serve.command import render
-from glm51.serve.health import health_url, wait_ready
+from glm51.endpoint.health import health_url, wait_ready
 from glm51.serve.model_path import resolve_model
 
 out = Console()

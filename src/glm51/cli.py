@@ -51,6 +51,7 @@ def _root(
 
 def _register_stages() -> None:
     # Each stage adds its own commands; heavy imports stay inside the command bodies.
+    from glm51.bench import cli as bench_cli
     from glm51.image import cli as image_cli
     from glm51.preflight import cli as preflight_cli
     from glm51.quantize import calib_cli
@@ -59,7 +60,16 @@ def _register_stages() -> None:
     from glm51.serve import cli as serve_cli
     from glm51.smoke import cli as smoke_cli
 
-    for stage in (serve_cli, preflight_cli, quantize_cli, calib_cli, image_cli, recipe_cli, smoke_cli):
+    for stage in (
+        serve_cli,
+        preflight_cli,
+        quantize_cli,
+        calib_cli,
+        image_cli,
+        recipe_cli,
+        smoke_cli,
+        bench_cli,
+    ):
         stage.register(app)
 
 

@@ -118,7 +118,7 @@ class Behaviour:
         text = last.get("content") or "" if isinstance(last.get("content", ""), str) else ""
         thinking = (body.get("chat_template_kwargs") or {}).get("enable_thinking", True)
         reply = self._answer(body, messages, last, text)
-        if thinking and reply.tokens is None:
+        if thinking and reply.tokens is None and not body.get("ignore_eos"):
             reply.reasoning = "The user asks something simple. I will answer directly."
         if "reasoning-leak" in self.config.faults and reply.reasoning:
             reply.content = f"<think>{reply.reasoning}</think>{reply.content}"
@@ -130,6 +130,8 @@ class Behaviour:
         return reply
 
     def _answer(self, body: dict, messages: list, last: dict, text: str) -> Reply:
+        if body.get("ignore_eos"):
+            return Reply(tokens=16)  # a bench request: exactly max_tokens tokens
         tools = body.get("tools") or []
         choice = body.get("tool_choice", "auto")
         whole = " ".join(str(m.get("content") or "") for m in messages)
@@ -162,8 +164,6 @@ class Behaviour:
                 for i in range(60)
             ]
             return Reply(content=" ".join(lines))
-        if messages and last.get("role") == "user" and text.startswith(("amber", "x")):
-            return Reply(tokens=16)  # bench filler prompt: output sized by max_tokens
         return Reply(content="Hello! The answer is 42.")
 
     def first_token_logprob(self, token: str) -> dict:
@@ -177,6 +177,7 @@ class Behaviour:
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False
     allow_reuse_address = True
     request_queue_size = 512
 

@@ -96,6 +96,17 @@ def _finish_stream(url: str, acc: Accumulator) -> Streamed:
     return result
 
 
+def spec_accept_length(info: Mapping[str, Any] | None) -> float | None:
+    """SGLang's average speculative accept length from /server_info: at the top level
+    (older releases) or in `internal_states`; None when the server reports none."""
+    if not info:
+        return None
+    for state in [info, *(info.get("internal_states") or [])]:
+        if isinstance(state, Mapping) and state.get("avg_spec_accept_length") is not None:
+            return float(state["avg_spec_accept_length"])
+    return None
+
+
 class Endpoint:
     """Synchronous client: health, models, server info, chat completions (whole or streamed)."""
 

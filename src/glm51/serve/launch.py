@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from glm51 import proc
+from glm51.endpoint.health import health_url, wait_ready
 from glm51.recipe import load_recipe
 from glm51.serve.command import render
-from glm51.endpoint.health import health_url, wait_ready
 from glm51.serve.model_path import resolve_model
 
 out = Console()

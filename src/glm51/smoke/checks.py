@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
-from glm51.endpoint.client import Endpoint
+from glm51.endpoint.client import Endpoint, spec_accept_length
 from glm51.endpoint.prompts import filler, fit
 from glm51.endpoint.stream import Completion, ProtocolViolation
 from glm51.recipe.gates import SmokeFloors
@@ -362,17 +362,6 @@ def accept_length(ctx: Context) -> Outcome:
         raise Red(f"accept length {value:.2f} < floor {floor} (the MTP draft is rejected)",
                   value=value, floor=floor)  # fmt: skip
     return Outcome(f"accept length {value:.2f}", value, floor)
-
-
-def spec_accept_length(info: dict | None) -> float | None:
-    """SGLang's average accept length: top level (older) or in internal_states."""
-    if not info:
-        return None
-    candidates = [info, *(info.get("internal_states") or [])]
-    for state in candidates:
-        if isinstance(state, dict) and state.get("avg_spec_accept_length") is not None:
-            return float(state["avg_spec_accept_length"])
-    return None
 
 
 REPETITION_PROMPT = "Write an essay of about 400 words on rivers, with numbered points."

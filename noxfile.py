@@ -1,4 +1,4 @@
-"""Sessions: lint, tests (default), rehearsal, image, update_pins, bench_quantize, docs.
+"""Sessions: lint, tests (default), rehearsal, image, update_pins, bench_quantize, bench_accuracy, docs.
 `nox -l` lists them all."""
 
 from __future__ import annotations
@@ -36,8 +36,16 @@ def tests(session: nox.Session) -> None:
     # transformers at the version sglang 0.5.23 pins, i.e. what the image quantizes with.
     # GPU runners set GLM51_TORCH=torch==2.14.1 (PyPI's CUDA 13.0 build, the image's).
     session.install(os.environ.get("GLM51_TORCH", "torch==2.13.0"), "transformers==5.19.0")
-    session.install("-e", ".[dev,quantize]")
+    session.install("-e", ".[dev,quantize,bench,serve-test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench_accuracy(session: nox.Session) -> None:
+    """glm51 bench's measurement against the double's known rate, c=1..128, and the client's
+    CPU time (figures in docs/bench.md): `nox -s bench_accuracy -- [--rate 30] [--duration 10]`."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_accuracy.py", *session.posargs)
 
 
 @nox.session(python=PY)

@@ -175,7 +175,7 @@ class Behaviour:
         return {"token": token, "logprob": -0.01, "top_logprobs": top}
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
@@ -204,7 +204,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: Server
 
     def log_message(self, *args: object) -> None:
         pass
@@ -370,7 +370,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def behaviour_lp(server: _Server, token: str) -> dict:
+def behaviour_lp(server: Server, token: str) -> dict:
     return server.behaviour.first_token_logprob(token)
 
 
@@ -401,7 +401,7 @@ class OpenAIDouble:
 
     def __init__(self, config: Config | None = None, *, host: str = "127.0.0.1", port: int = 0):
         self.config = config or Config()
-        self.server = _Server((host, port), self.config)
+        self.server = Server((host, port), self.config)
         self.url = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -419,7 +419,7 @@ class OpenAIDouble:
 
 
 def serve_forever(config: Config, host: str, port: int) -> None:
-    server = _Server((host, port), config)
+    server = Server((host, port), config)
     print(f"openai double listening on {host}:{server.server_address[1]}", flush=True)
     server.serve_forever()
 

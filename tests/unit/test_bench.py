@@ -126,7 +126,7 @@ def test_unknown_figure_is_refused(tmp_path):
 
 
 def test_markdown_names_the_notes(tmp_path):
-    record = BenchRecord(endpoint="http://x", served_model="m", figures=(),
-                         notes=("the server rejects ignore_eos (HTTP 422); sent without it",))  # fmt: skip
+    note = "the server rejects ignore_eos (HTTP 422); sent without it"
+    record = BenchRecord(endpoint="http://x", served_model="m", figures=(), notes=(note,))
     assert "Note: the server rejects ignore_eos" in markdown(record)
     assert json.loads(record.to_json())["notes"]

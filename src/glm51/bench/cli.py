@@ -59,6 +59,9 @@ def bench_command(
         str | None, typer.Option(help="Model name to ask for (default: the recipe's served_name).")
     ] = None,
     hardware: Annotated[str, typer.Option(help="What the server runs on, for the card.")] = "",
+    profile: Annotated[
+        str | None, typer.Option(help="The serve profile the server runs, for the record.")
+    ] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds a stream may stay silent before it counts as dead.")
     ] = 300.0,
@@ -91,7 +94,7 @@ def bench_command(
                 f"{_gate_word(figure)}"
             )
 
-        record = bench(session, specs, rec.gates, profile=rec.gates.profile, hardware=hardware,
+        record = bench(session, specs, rec.gates, profile=profile, hardware=hardware,
                        on_start=on_start, on_done=on_done)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     write_record(record, out_dir / "bench.json")

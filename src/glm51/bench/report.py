@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glm51.errors import InfraError
 from glm51.records.bench import BenchFigure, BenchRecord
 
 TITLES = {
@@ -65,7 +66,10 @@ def _num(value: float | None, spec: str) -> str:
 
 def plot(record: BenchRecord, path: Path) -> Path:
     """Throughput against concurrency (short prompt) and against context length (c=1)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise InfraError("bench.png needs matplotlib: pip install 'glm51[bench]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

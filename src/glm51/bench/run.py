@@ -125,7 +125,7 @@ def sized_prompt(session: Session, tokens: int) -> tuple[list[dict], int]:
     return sized.messages, sized.prompt_tokens
 
 
-async def _measure(
+async def measure_streams(
     session: Session,
     spec: FigureSpec,
     messages: list[dict],
@@ -175,7 +175,7 @@ def run_figure(
     # Warm the prefix (and measure the cold prefill) with a one-token answer.
     cold = session.sync.stream(messages, max_tokens=1, temperature=0.0)
     ttft = cold.ttft_s if cold.ttft_s is not None else cold.t_end - cold.t_sent
-    streams, a, b = asyncio.run(_measure(session, spec, messages, prompt_tokens, tick))
+    streams, a, b = asyncio.run(measure_streams(session, spec, messages, prompt_tokens, tick))
     window = (measure.single_stream if spec.concurrency == 1 else measure.aggregate)(streams, a, b)
     if window.tokens <= 0:
         raise InfraError(f"{spec.name}: no tokens were decoded inside the measurement window")

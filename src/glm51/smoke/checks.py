@@ -59,7 +59,11 @@ class Context:
     served_name: str
     floors: SmokeFloors
     needle_tokens: tuple[int, ...]
-    max_tokens: int = 1024
+    max_tokens: int = 1024  # for long answers; every other answer is capped by it too
+    gsm8k_items: int | None = None  # None: the recipe's [smoke].gsm8k_items
+
+    def cap(self, tokens: int) -> int:
+        return min(tokens, self.max_tokens)
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,9 @@ def reasoning_on(ctx: Context) -> Outcome:
 
 
 def reasoning_off(ctx: Context) -> Outcome:
-    answer = ctx.endpoint.chat(_user(REASONING_PROMPT), **TEMP0, **NO_THINKING, max_tokens=256)
+    answer = ctx.endpoint.chat(
+        _user(REASONING_PROMPT), **TEMP0, **NO_THINKING, max_tokens=ctx.cap(256)
+    )
     _no_tags(answer, "with thinking off")
     if answer.reasoning.strip():
         raise Red(f"thinking off, but reasoning_content came back: {_cut(answer.reasoning)}")
@@ -183,7 +189,7 @@ TOOLS = {"tools": [WEATHER], **TEMP0, **NO_THINKING}
 
 def tool_single(ctx: Context) -> Outcome:
     answer = ctx.endpoint.chat(_user("What is the weather in Paris right now?"), **TOOLS,
-                               max_tokens=256)  # fmt: skip
+                               max_tokens=ctx.cap(256))  # fmt: skip
     args = _calls(answer, 1, "single call")
     if args[0]["city"].lower() != "paris":
         raise Red(f"single call: asked about Paris, called with {args[0]}")
@@ -192,14 +198,14 @@ def tool_single(ctx: Context) -> Outcome:
 
 def tool_required(ctx: Context) -> Outcome:
     answer = ctx.endpoint.chat(_user("Say hello."), **TOOLS, tool_choice="required",
-                               max_tokens=256)  # fmt: skip
+                               max_tokens=ctx.cap(256))  # fmt: skip
     args = _calls(answer, 1, "tool_choice required")
     return Outcome(f"forced call get_weather({json.dumps(args[0])})")
 
 
 def tool_none(ctx: Context) -> Outcome:
     answer = ctx.endpoint.chat(_user("What is the weather in Paris right now?"), **TOOLS,
-                               tool_choice="none", max_tokens=256)  # fmt: skip
+                               tool_choice="none", max_tokens=ctx.cap(256))  # fmt: skip
     if answer.tool_calls:
         raise Red(f"tool_choice none, but the answer called {[c.name for c in answer.tool_calls]}")
     if THINK_TAGS.search(answer.content) or "<tool_call>" in answer.content:
@@ -212,7 +218,7 @@ def tool_none(ctx: Context) -> Outcome:
 def tool_parallel(ctx: Context) -> Outcome:
     answer = ctx.endpoint.chat(
         _user("What is the weather in Paris and in Tokyo? Check both cities."),
-        **TOOLS, max_tokens=512,
+        **TOOLS, max_tokens=ctx.cap(512),
     )  # fmt: skip
     args = _calls(answer, 2, "parallel calls")
     cities = {a["city"].lower() for a in args}
@@ -223,14 +229,14 @@ def tool_parallel(ctx: Context) -> Outcome:
 
 def tool_streamed(ctx: Context) -> Outcome:
     answer = ctx.endpoint.stream(_user("What is the weather in Paris right now?"), **TOOLS,
-                                 max_tokens=256)  # fmt: skip
+                                 max_tokens=ctx.cap(256))  # fmt: skip
     args = _calls(answer, 1, "streamed call")
     return Outcome(f"streamed arguments parse: {json.dumps(args[0])}")
 
 
 def tool_multi_turn(ctx: Context) -> Outcome:
     messages = _user("What is the weather in Paris right now?")
-    first = ctx.endpoint.chat(messages, **TOOLS, max_tokens=256)
+    first = ctx.endpoint.chat(messages, **TOOLS, max_tokens=ctx.cap(256))
     _calls(first, 1, "multi-turn, first turn")
     call = first.tool_calls[0]
     messages = [
@@ -240,7 +246,7 @@ def tool_multi_turn(ctx: Context) -> Outcome:
              "function": {"name": call.name, "arguments": call.arguments}}]},
         {"role": "tool", "tool_call_id": call.id or "call_0", "content": "22 degrees and sunny"},
     ]  # fmt: skip
-    final = ctx.endpoint.chat(messages, **TOOLS, max_tokens=256)
+    final = ctx.endpoint.chat(messages, **TOOLS, max_tokens=ctx.cap(256))
     if final.tool_calls:
         raise Red("multi-turn: after the tool result the model called a tool again")
     if "22" not in final.content:
@@ -292,7 +298,7 @@ def _needle(tokens: int) -> Callable[[Context], Outcome]:
             return usage.prompt_tokens
 
         sized = fit(count, build, tokens, exact=False, max_probes=6)
-        answer = ctx.endpoint.chat(sized.messages, **TEMP0, **NO_THINKING, max_tokens=64)
+        answer = ctx.endpoint.chat(sized.messages, **TEMP0, **NO_THINKING, max_tokens=ctx.cap(64))
         if secret not in answer.content:
             raise Red(
                 f"the needle {secret!r} hidden at {sized.prompt_tokens} tokens was not "
@@ -328,12 +334,15 @@ def gsm8k_prompt(shots: list[dict], question: str) -> str:
 def gsm8k(ctx: Context) -> Outcome:
     floor = ctx.floors.gsm8k_min_score
     items = gsm8k_items()
-    shots, tests = items[:GSM8K_SHOTS], items[GSM8K_SHOTS:][: ctx.floors.gsm8k_items]
+    shots, tests = (
+        items[:GSM8K_SHOTS],
+        items[GSM8K_SHOTS:][: ctx.gsm8k_items or ctx.floors.gsm8k_items],
+    )
     right, wrong = 0, []
     for item in tests:
         expected = item["answer"].split("####")[-1].strip()
         answer = ctx.endpoint.chat(_user(gsm8k_prompt(shots, item["question"])), **TEMP0,
-                                   **NO_THINKING, max_tokens=256)  # fmt: skip
+                                   **NO_THINKING, max_tokens=ctx.cap(256))  # fmt: skip
         got = gsm8k_answer(answer.content)
         if got == expected:
             right += 1

@@ -68,7 +68,12 @@ def smoke(
         str | None,
         typer.Option(help="Context sizes for the needle, comma-separated (default: the recipe's)."),
     ] = None,
-    max_tokens: Annotated[int, typer.Option(help="Tokens allowed for long answers.")] = 1024,
+    max_tokens: Annotated[
+        int, typer.Option(help="Tokens allowed for long answers (and a cap on every answer).")
+    ] = 1024,
+    gsm8k_items: Annotated[
+        int | None, typer.Option(help="GSM8K items to ask (default: the recipe's).")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds one request may take.")] = 600.0,
     ready_timeout: Annotated[
         float, typer.Option(help="With --launch: seconds to wait for /health.")
@@ -108,6 +113,7 @@ def smoke(
             floors=rec.smoke,
             needle_tokens=_ints(needle_tokens) or rec.smoke.needle_tokens,
             max_tokens=max_tokens,
+            gsm8k_items=gsm8k_items,
         )
         err.print(f"glm51 smoke: {url} ({ctx.served_name}), tiers {', '.join(tiers)}")
         record = run_checks(ctx, all_checks(ctx.needle_tokens), tiers=tiers, on_done=_progress)

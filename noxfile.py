@@ -1,5 +1,5 @@
-"""Sessions: lint, tests (default), rehearsal, image, update_pins, bench_quantize, bench_accuracy, docs.
-`nox -l` lists them all."""
+"""Sessions: lint, tests (default), rehearsal, image, update_pins, bench_quantize,
+bench_accuracy, docs. `nox -l` lists them all."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PY)
 def bench_accuracy(session: nox.Session) -> None:
     """glm51 bench's measurement against the double's known rate, c=1..128, and the client's
-    CPU time (figures in docs/bench.md): `nox -s bench_accuracy -- [--rate 30] [--duration 10]`."""
+    CPU time (figures in docs/bench.md): `nox -s bench_accuracy -- [--rate 30] [--duration 20]`."""
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_accuracy.py", *session.posargs)
 

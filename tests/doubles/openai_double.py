@@ -187,6 +187,7 @@ class Server(http.server.ThreadingHTTPServer):
         self.behaviour = Behaviour(config)
         self.dead = threading.Event()
         self.requests: list[dict] = []
+        self.emitted: list[tuple[float, int]] = []  # (perf_counter, tokens) per content chunk
 
     def die(self) -> None:
         """Stop accepting: later connections are refused, open ones are cut."""
@@ -225,6 +226,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._json(
                 200, {"object": "list", "data": [{"id": cfg.served_name, "object": "model"}]}
             )
+        elif self.path.startswith("/debug/emitted"):
+            # Ground truth for benchmarks: tokens sent in [a, b] (perf_counter, which is the
+            # system-wide monotonic clock on Linux, so a client in another process can ask).
+            query = dict(p.split("=") for p in self.path.partition("?")[2].split("&") if p)
+            a, b = float(query.get("a", "-inf")), float(query.get("b", "inf"))
+            tokens = sum(n for t, n in list(self.server.emitted) if a <= t <= b)
+            self._json(200, {"tokens": tokens})
         elif self.path in ("/server_info", "/get_server_info"):
             accept = 1.0 if "accept-length-1" in cfg.faults else cfg.accept_length
             self._json(200, {
@@ -353,6 +361,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if continuous:
                     out["usage"] = usage(done)
                 send(out)
+                self.server.emitted.append((time.perf_counter(), sum(n for _, _, n in group)))
                 if "die-mid-stream" in cfg.faults and sent >= cfg.die_after_chunks:
                     self.server.die()
                     self.close_connection = True

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glm51.checkpoint.safetensors import ShardError, read_header
 from glm51.preflight.findings import Finding, Severity
+from glm51.checkpoint.safetensors import ShardError, read_header
 from glm51.recipe import Recipe
 from glm51.recipe.serving import Profile
 

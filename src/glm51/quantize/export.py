@@ -17,8 +17,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from glm51.checkpoint.safetensors import read_header
 from glm51.errors import GateFailed, InputError
+from glm51.checkpoint.safetensors import read_header
 from glm51.quantize.checkpoint import Checkpoint, load_into, release
 from glm51.quantize.targets import all_disabled, bf16_patterns, mtp_layers
 

@@ -22,7 +22,7 @@ def child(model: str, mode: str, out: str, samples: int, length: int) -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from glm51.quantize.calibdata import CalibSet
+    from glm51.calib.data import CalibSet
     from glm51.quantize.pipeline import quantize
     from glm51.recipe import load_recipe
 

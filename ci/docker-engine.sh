@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install and start a Docker engine with buildx from Debian packages (see ENVIRONMENT.md).
+# Install and start a Docker engine with buildx from Debian packages (docs/image.md).
 # Idempotent: a no-op when an engine already answers. Run as root.
 #   docker.io      from bookworm (engine 20.10, BuildKit built in)
 #   docker-buildx  downloaded from trixie with a one-off sources list; trixie's docker.io/runc

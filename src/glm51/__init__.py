@@ -2,6 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+# The canonical source, for image labels and bug reports (a clone's path means nothing).
+SOURCE_URL = "https://github.com/lukealonso/glm51"
+
 try:
     __version__ = version("glm51")
 except PackageNotFoundError:  # running from a source tree without an install

@@ -1,6 +1,8 @@
 """Typed errors. Each kind has its own exit code so CI can tell them apart.
 
-0 ok, 1 unexpected bug, 2 command-line usage (click's own), then:
+0 ok, 1 a bug in glm51 (anything untyped), 2 command-line usage (click's own), then
+3 bad input (InputError), 4 preflight failed (PreflightError), 5 a gate was missed
+(GateFailed), 6 infrastructure failed (InfraError, CommandFailed).
 """
 
 from __future__ import annotations
@@ -52,8 +54,3 @@ class CommandFailed(InfraError):
         self.output = output
         tail = f"\n{output.strip()[-2000:]}" if output.strip() else ""
         super().__init__(f"command exited with {returncode}: {shlex.join(self.argv)}{tail}")
-
-
-EXIT_CODES: dict[str, int] = {
-    cls.kind: cls.exit_code for cls in (InputError, PreflightError, GateFailed, InfraError)
-}

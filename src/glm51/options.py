@@ -5,11 +5,13 @@ from typing import Annotated
 
 import typer
 
+from glm51 import env
+
 RecipeOption = Annotated[
     Path | None,
     typer.Option(
         "--recipe",
-        envvar="GLM51_RECIPE",
+        envvar=env.RECIPE,
         help="Recipe file (default: release/glm51.toml of the checkout, or the packaged copy).",
         dir_okay=False,
     ),
@@ -31,7 +33,7 @@ RevisionOption = Annotated[
 ProfileOption = Annotated[
     str | None,
     typer.Option(
-        envvar="GLM51_PROFILE",
+        envvar=env.PROFILE,
         help="Serve profile (default: the recipe's serve.default_profile; in the image, "
         "the first profile its SGLang build advertises).",
     ),

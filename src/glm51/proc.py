@@ -45,16 +45,8 @@ def run(
     argv = [os.fspath(a) for a in argv]
     log.info("$ %s", shlex.join(argv))
     try:
-        done = subprocess.run(
-            argv,
-            env=_merged_env(env),
-            cwd=cwd,
-            capture_output=capture,
-            text=True,
-            timeout=timeout,
-            input=input,
-            check=False,
-        )
+        where = {"env": _merged_env(env), "cwd": cwd, "timeout": timeout, "input": input}
+        done = subprocess.run(argv, capture_output=capture, text=True, check=False, **where)
     except FileNotFoundError as exc:
         raise InfraError(f"{argv[0]}: command not found ({exc.strerror})") from exc
     except subprocess.TimeoutExpired as exc:

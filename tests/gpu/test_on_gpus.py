@@ -68,9 +68,9 @@ def test_quantize_on_cuda_matches_the_cpu_export(tmp_path, recipe):
     torch = _cuda()
     from transformers import AutoTokenizer
 
-    from glm51.quantize.calibdata import from_jsonl
+    from glm51.calib.data import from_jsonl
+    from glm51.calib.rehearsal_data import write_jsonl
     from glm51.quantize.pipeline import quantize
-    from glm51.quantize.rehearsal_data import write_jsonl
     from glm51.quantize.tiny import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glm51.quantize.rehearsal_data import write_jsonl
+from glm51.calib.rehearsal_data import write_jsonl
 
 __all__ = ["write_jsonl"]
 
@@ -43,7 +43,7 @@ def tokenizer(tiny_model):
 
 @pytest.fixture(scope="session")
 def runs(tiny_model, tokenizer, tmp_path_factory, recipe) -> Runs:
-    from glm51.quantize.calibdata import CalibSet, from_jsonl
+    from glm51.calib.data import CalibSet, from_jsonl
     from glm51.quantize.pipeline import quantize, split
 
     tmp = tmp_path_factory.mktemp("quantize")

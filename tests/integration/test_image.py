@@ -42,9 +42,12 @@ def image() -> str:
     return IMAGE
 
 
-def docker_run(image: str, *args: str, mounts: tuple[str, ...] = (), check: bool = True):
+def docker_run(
+    image: str, *args: str, mounts: tuple[str, ...] = (), check: bool = True, user: str = ""
+):
     volumes = [a for m in mounts for a in ("-v", m)]
-    argv = ["docker", "run", "--rm", "--network", "host", *volumes, image, *args]
+    as_user = ["--user", user] if user else []
+    argv = ["docker", "run", "--rm", "--network", "host", *as_user, *volumes, image, *args]
     return proc.run(argv, check=check, timeout=300)
 
 
@@ -62,9 +65,14 @@ def test_version_in_container(image, labels):
 def test_serve_dry_run_with_mounted_checkpoint(image, tmp_path):
     ckpt = build_checkpoint(tmp_path / "ckpt")
     out = docker_run(
-        image, "glm51", "serve", "--dry-run", "--model", "/models/ckpt",
+        image,
+        "glm51",
+        "serve",
+        "--dry-run",
+        "--model",
+        "/models/ckpt",
         mounts=(f"{ckpt}:/models/ckpt:ro",),
-    ).stdout  # fmt: skip
+    ).stdout
     assert "-m sglang.launch_server --model-path /models/ckpt" in out
     # The image serves the profile its SGLang build advertises, not one it cannot run.
     advertised = docker_run(image, "sh", "-c", "echo $GLM51_PROFILE").stdout.strip()
@@ -98,6 +106,19 @@ def test_runtime_config(image):
     assert "/health" in " ".join(config["Healthcheck"]["Test"])
     assert config["Entrypoint"] == ["/usr/local/bin/glm51-entrypoint"]
     assert config["Cmd"] == ["glm51", "serve"]
+    assert config["User"] == "glm51"
+    # glm51 serve --port reads GLM51_PORT; the image sets it to the default profile's port.
+    assert env["GLM51_PORT"] == "5000" and "5000/tcp" in config["ExposedPorts"]
+    assert "GLM51_PORT" in " ".join(config["Healthcheck"]["Test"])
+
+
+def test_runs_as_glm51_and_any_user_can_use_the_jit_volume(image):
+    whoami = "id -un; touch $GLM51_JIT_CACHE/probe && echo writable; echo $HF_HOME"
+    out = docker_run(image, "sh", "-c", whoami).stdout.split()
+    assert out == ["glm51", "writable", "/home/glm51/.cache/huggingface"]
+    # --user stays overridable: another uid gets its own build folder on the volume.
+    other = docker_run(image, "sh", "-c", "id -u; ls -d $GLM51_JIT_CACHE", user="4242:4242")
+    assert other.stdout.split()[0] == "4242"
 
 
 def test_package_list_matches_the_lock(image, labels):

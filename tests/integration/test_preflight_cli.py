@@ -26,28 +26,87 @@ GLM51 = [
 
 # name, how to build/break the checkpoint, nvidia-smi recording, pass-through, check, words
 REFUSALS = [
-    ("missing-shard", lambda p: ckpt.drop_shard(p, 2), "rtx-pro-6000-x8-595", (),
-     "checkpoint.shard-missing", "shard(s) named in model.safetensors.index.json are missing"),
-    ("truncated-header", lambda p: ckpt.truncate_shard(p, 1, part="header"),
-     "rtx-pro-6000-x8-595", (), "checkpoint.shard-header", "truncated or corrupt header"),
-    ("truncated-data", lambda p: ckpt.truncate_shard(p, 4, part="data"),
-     "rtx-pro-6000-x8-595", (), "checkpoint.shard-data", "truncated or corrupt data"),
-    ("not-glm-moe-dsa", {"model_type": "deepseek_v32"}, "rtx-pro-6000-x8-595", (),
-     "checkpoint.model-type", "model_type is 'deepseek_v32', not 'glm_moe_dsa'"),
-    ("not-nvfp4", {"quant_algo": "FP8"}, "rtx-pro-6000-x8-595", (),
-     "checkpoint.quant-algo", "quant_algo is 'FP8', not 'NVFP4'"),
-    ("nextn-without-mtp", {"mtp": False}, "rtx-pro-6000-x8-595", (),
-     "checkpoint.mtp-missing", "uses NEXTN speculative decoding but"),
-    ("too-few-gpus", None, "rtx-pro-6000-x4-595", (),
-     "gpu.count", "too few GPUs: found 4, the profile needs 8"),
-    ("not-cc-12", None, "h100-x8", (),
-     "gpu.compute-capability", "compute capability 9.0, the profile is for 12.0"),
-    ("old-driver", None, "rtx-pro-6000-x8-580", (),
-     "gpu.driver", "driver 580.95.05 is older than the profile's minimum 595"),
-    ("enforce-fusion", None, "rtx-pro-6000-x8-595", ("--enforce-shared-experts-fusion",),
-     "flags.enforce-shared-experts-fusion",
-     "pass-through --enforce-shared-experts-fusion is refused"),
-]  # fmt: skip
+    (
+        "missing-shard",
+        lambda p: ckpt.drop_shard(p, 2),
+        "rtx-pro-6000-x8-595",
+        (),
+        "checkpoint.shard-missing",
+        "shard(s) named in model.safetensors.index.json are missing",
+    ),
+    (
+        "truncated-header",
+        lambda p: ckpt.truncate_shard(p, 1, part="header"),
+        "rtx-pro-6000-x8-595",
+        (),
+        "checkpoint.shard-header",
+        "truncated or corrupt header",
+    ),
+    (
+        "truncated-data",
+        lambda p: ckpt.truncate_shard(p, 4, part="data"),
+        "rtx-pro-6000-x8-595",
+        (),
+        "checkpoint.shard-data",
+        "truncated or corrupt data",
+    ),
+    (
+        "not-glm-moe-dsa",
+        {"model_type": "deepseek_v32"},
+        "rtx-pro-6000-x8-595",
+        (),
+        "checkpoint.model-type",
+        "model_type is 'deepseek_v32', not 'glm_moe_dsa'",
+    ),
+    (
+        "not-nvfp4",
+        {"quant_algo": "FP8"},
+        "rtx-pro-6000-x8-595",
+        (),
+        "checkpoint.quant-algo",
+        "quant_algo is 'FP8', not 'NVFP4'",
+    ),
+    (
+        "nextn-without-mtp",
+        {"mtp": False},
+        "rtx-pro-6000-x8-595",
+        (),
+        "checkpoint.mtp-missing",
+        "uses NEXTN speculative decoding but",
+    ),
+    (
+        "too-few-gpus",
+        None,
+        "rtx-pro-6000-x4-595",
+        (),
+        "gpu.count",
+        "too few GPUs: found 4, the profile needs 8",
+    ),
+    (
+        "not-cc-12",
+        None,
+        "h100-x8",
+        (),
+        "gpu.compute-capability",
+        "compute capability 9.0, the profile is for 12.0",
+    ),
+    (
+        "old-driver",
+        None,
+        "rtx-pro-6000-x8-580",
+        (),
+        "gpu.driver",
+        "driver 580.95.05 is older than the profile's minimum 595",
+    ),
+    (
+        "enforce-fusion",
+        None,
+        "rtx-pro-6000-x8-595",
+        ("--enforce-shared-experts-fusion",),
+        "flags.enforce-shared-experts-fusion",
+        "pass-through --enforce-shared-experts-fusion is refused",
+    ),
+]
 
 
 def _checkpoint(tmp_path, breaker):
@@ -62,15 +121,16 @@ def _use(monkeypatch, **kwargs):
         monkeypatch.setenv(name, value)
 
 
-@pytest.mark.parametrize(("case", "breaker", "smi", "extra", "check", "words"), REFUSALS,
-                         ids=[r[0] for r in REFUSALS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "breaker", "smi", "extra", "check", "words"), REFUSALS, ids=[r[0] for r in REFUSALS]
+)
 def test_doctor_refuses(tmp_path, monkeypatch, case, breaker, smi, extra, check, words):
     _use(monkeypatch, nvidia_smi=smi)
     path = _checkpoint(tmp_path, breaker)
     argv = ["doctor", "--model", str(path), "--json", *(["--", *extra] if extra else [])]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 4, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     errors = [f for f in report["findings"] if f["severity"] == "error"]
     # Its own message: exactly this refusal, nothing else.
     assert [f["check"] for f in errors] == [check]
@@ -78,17 +138,30 @@ def test_doctor_refuses(tmp_path, monkeypatch, case, breaker, smi, extra, check,
     assert errors[0]["fix"]
 
 
-@pytest.mark.parametrize(("case", "breaker", "smi", "extra", "check", "words"), REFUSALS,
-                         ids=[r[0] for r in REFUSALS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "breaker", "smi", "extra", "check", "words"), REFUSALS, ids=[r[0] for r in REFUSALS]
+)
 def test_serve_stops_before_sglang_starts(tmp_path, case, breaker, smi, extra, check, words):
     path = _checkpoint(tmp_path, breaker)
     marker = tmp_path / "sglang-started"
-    argv = [*GLM51, "serve", "--model", str(path), "--host", "127.0.0.1", "--port", "9",
-            *(["--", *extra] if extra else [])]  # fmt: skip
+    argv = [
+        *GLM51,
+        "serve",
+        "--model",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "9",
+        *(["--", *extra] if extra else []),
+    ]
     done = subprocess.run(
-        argv, env={**_environ(), **fake_env(nvidia_smi=smi, marker=marker)},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        argv,
+        env={**_environ(), **fake_env(nvidia_smi=smi, marker=marker)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 4, done.stderr
     assert "preflight failed" in done.stderr and check in done.stderr and words in done.stderr
     assert not marker.exists()
@@ -107,7 +180,7 @@ def test_doctor_no_gpu_and_upstream_sglang(tmp_path, monkeypatch):
         app, ["doctor", "--model", str(ckpt.build(tmp_path / "m")), "--json"]
     )
     assert result.exit_code == 4
-    found = {f["check"]: f for f in json.loads(result.output)["findings"]}
+    found = {f["check"]: f for f in json.loads(result.stdout)["findings"]}
     assert "couldn't communicate with the NVIDIA driver" in found["gpu.none"]["message"]
     assert "--moe-runner-backend b12x" in found["sglang.choice"]["message"]
 
@@ -115,8 +188,11 @@ def test_doctor_no_gpu_and_upstream_sglang(tmp_path, monkeypatch):
 def test_doctor_bad_model_path_is_bad_input(tmp_path):
     done = subprocess.run(
         [*GLM51, "doctor", "--model", str(tmp_path / "nope")],
-        env={**_environ(), "COLUMNS": "300"}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env={**_environ(), "COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3
     assert "must be a checkpoint folder" in done.stderr
 
@@ -132,19 +208,20 @@ def test_doctor_resolves_model_id_from_the_hub_cache(tmp_path, monkeypatch):
     ckpt.build(repo / "snapshots" / sha)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(sha)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    # huggingface_hub reads HF_HUB_CACHE at import (before this test): set what it read.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     result = CliRunner().invoke(app, ["doctor", "--json"])  # the recipe's published repo
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["model_path"].endswith(f"snapshots/{sha}")
+    assert json.loads(result.stdout)["model_path"].endswith(f"snapshots/{sha}")
 
 
 def test_doctor_without_any_checkpoint_still_checks_gpus(tmp_path, monkeypatch):
     # No --model and the published repo not cached (a fresh container): a finding, not a crash.
     _use(monkeypatch, nvidia_smi="failed-no-driver", smi_rc=9)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     result = CliRunner().invoke(app, ["doctor", "--json"])
     assert result.exit_code == 4, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     found = {f["check"]: f for f in report["findings"]}
     assert report["model_path"] is None
     assert "is not in the Hugging Face cache" in found["checkpoint.missing"]["message"]
@@ -159,7 +236,7 @@ def test_doctor_only_reports_the_groups_asked_for(tmp_path, monkeypatch):
     assert "checkpoint: ok" in result.output and "gpu" not in result.output
     result = CliRunner().invoke(app, ["doctor", "--model", model, "--only", "gpu", "--json"])
     assert result.exit_code == 4
-    assert [f["check"] for f in json.loads(result.output)["findings"]] == ["gpu.none"]
+    assert [f["check"] for f in json.loads(result.stdout)["findings"]] == ["gpu.none"]
     result = CliRunner().invoke(app, ["doctor", "--model", model, "--only", "gpus"])
-    assert isinstance(result.exception, InputError)  # main() maps it to exit 3
-    assert "--only gpus: expected one of" in str(result.exception)
+    assert result.exit_code == InputError.exit_code == 3
+    assert "--only gpus: expected one of" in " ".join(result.stderr.split())

@@ -231,8 +231,8 @@ def test_coverage_reports_written(runs):
 
 
 def test_starved_calibration_fails_the_gate(runs, tokenizer, recipe, tmp_path):
+    from glm51.calib.data import CalibSet
     from glm51.errors import GateFailed
-    from glm51.quantize.calibdata import CalibSet
     from glm51.quantize.pipeline import quantize
 
     starved = CalibSet("starved", [runs.passes["coding"].samples[0][:3]])
@@ -245,8 +245,8 @@ def test_starved_calibration_fails_the_gate(runs, tokenizer, recipe, tmp_path):
 
 
 def test_empty_calibration_fails(runs, recipe, tmp_path):
+    from glm51.calib.data import CalibSet
     from glm51.errors import GateFailed
-    from glm51.quantize.calibdata import CalibSet
     from glm51.quantize.pipeline import quantize
 
     with pytest.raises(GateFailed, match="no data"):
@@ -257,8 +257,8 @@ def test_empty_calibration_fails(runs, recipe, tmp_path):
 
 def test_missing_input_scale_fails(runs, recipe, tmp_path):
     """An artifact that lacks an input amax (ModelOpt would export without it) is refused."""
+    from glm51.checkpoint.folder import Checkpoint
     from glm51.errors import GateFailed
-    from glm51.quantize.checkpoint import Checkpoint
     from glm51.quantize.export import export
     from glm51.quantize.targets import modelopt_config
 
@@ -351,7 +351,7 @@ def test_cli_builds_the_recipes_passes_from_data_dir(runs, tmp_path, recipe_text
     """The recipe's own three passes (manifests + --data-dir), not --calib-file: each pass
     built through its manifest (conversion, moderation filter, length window), calibrated,
     reported and merged."""
-    from glm51.quantize.rehearsal_data import conversations
+    from glm51.calib.rehearsal_data import conversations
 
     (tmp_path / "calibration").mkdir()
     data = tmp_path / "data"

@@ -11,7 +11,8 @@ model.safetensors.index.json and hand-written safetensors shards:
   lm_head; the router gate and its e_score_correction_bias in F32;
 - the MTP/NextN layer `model.layers.{num_hidden_layers}.*` (BF16, excluded from quantization).
 
-Knobs break it the ways preflight must catch. The weights are zeros: nothing can run it.
+Knobs break it the ways preflight must catch. The weights are zeros and the scales 1.0:
+nothing can run it.
 
     python -m tests.support.checkpoint OUT_DIR [--no-mtp] [--layers N] [--shards S]
 """
@@ -202,10 +203,17 @@ def write_safetensors(path: Path, entries: dict[str, tuple[str, tuple]]) -> None
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # the format pads the header to 8 bytes
+    data = bytearray(offset)
+    for name in sorted(entries):  # scales of 1.0 (valid, as `glm51 verify` checks), weights 0
+        begin, end = header[name]["data_offsets"]
+        if name.endswith(("weight_scale_2", "input_scale")) and entries[name][0] == "F32":
+            data[begin:end] = struct.pack("<f", 1.0) * ((end - begin) // 4)
+        elif name.endswith("weight_scale") and entries[name][0] == "F8_E4M3":
+            data[begin:end] = b"\x38" * (end - begin)  # E4M3 1.0
     with path.open("wb") as fh:
         fh.write(struct.pack("<Q", len(raw)))
         fh.write(raw)
-        fh.write(bytes(offset))
+        fh.write(data)
 
 
 def build(

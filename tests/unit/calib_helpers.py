@@ -13,10 +13,22 @@ from glm51.quantize.tiny import CHAT_TEMPLATE
 # <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>): the tiny model's.
 GLM_CHAT_TEMPLATE = CHAT_TEMPLATE
 SPECIAL = [
-    "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>",
-    "<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>",
-    "<tool_response>", "</tool_response>", "<|endoftext|>",
-]  # fmt: skip
+    "[gMASK]",
+    "<sop>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<arg_key>",
+    "</arg_key>",
+    "<arg_value>",
+    "</arg_value>",
+    "<tool_response>",
+    "</tool_response>",
+    "<|endoftext|>",
+]
 CORPUS = [
     "def add(a, b):\n    return a + b\n",
     "Write a Python function that reverses a string and test it.",

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from glm51.errors import InputError
-from glm51.quantize.calibdata import (
+from glm51.calib.conversations import BadRow, rejected, to_chat
+from glm51.calib.data import (
     CalibSet,
     build_pass,
     digest_of,
     from_jsonl,
-    resolve_manifest,
     tokenize_chat,
 )
-from glm51.quantize.conversations import BadRow, rejected, to_chat
-from glm51.quantize.manifest import Filters, Source, load_manifest, parse_manifest, record_digest
+from glm51.calib.manifest import Filters, Source, load_manifest, parse_manifest, record_digest
+from glm51.errors import InputError
 from tests.conftest import REPO
 from tests.unit.calib_helpers import chat, make_tokenizer, write_jsonl
 
@@ -35,15 +34,15 @@ def tok():
 # -- the release manifests -----------------------------------------------------------------
 
 
-def test_release_manifests_match_the_recipe_passes(recipe, recipe_path):
+def test_release_manifests_match_the_recipe_passes(recipe):
     for p in recipe.quantize.passes:
-        manifest = load_manifest(resolve_manifest(p.name, recipe_path))
+        manifest = load_manifest(recipe.pass_manifest(p.name))
         assert manifest.name == p.name
         assert manifest.samples > 0
 
 
-def test_broad_draws_gated_wildchat_and_lmsys_with_moderation_filtered(recipe_path):
-    m = load_manifest(resolve_manifest("broad", recipe_path))
+def test_broad_draws_gated_wildchat_and_lmsys_with_moderation_filtered(recipe):
+    m = load_manifest(recipe.pass_manifest("broad"))
     by_id = {s.dataset: s for s in m.sources}
     assert set(by_id) == {"allenai/WildChat-nontoxic", "lmsys/lmsys-chat-1m"}
     for s in by_id.values():
@@ -51,18 +50,18 @@ def test_broad_draws_gated_wildchat_and_lmsys_with_moderation_filtered(recipe_pa
     assert by_id["lmsys/lmsys-chat-1m"].filters.moderation == "openai_moderation"
 
 
-def test_deep_is_long_and_coding_has_english_and_chinese_system_prompts(recipe_path):
-    assert load_manifest(resolve_manifest("deep", recipe_path)).min_tokens >= 8192
-    coding = load_manifest(resolve_manifest("coding", recipe_path))
+def test_deep_is_long_and_coding_has_english_and_chinese_system_prompts(recipe):
+    assert load_manifest(recipe.pass_manifest("deep")).min_tokens >= 8192
+    coding = load_manifest(recipe.pass_manifest("coding"))
     prompts = [p for s in coding.sources for p in s.system_prompts]
     assert any(re.search(r"[\u4e00-\u9fff]", p) for p in prompts)
     assert any(re.fullmatch(r"[ -~]+", p) for p in prompts)
     assert {s.convert for s in coding.sources} >= {"xlam", "sharegpt", "messages"}
 
 
-def test_unknown_pass_and_bad_manifest_are_input_errors(recipe_path, tmp_path):
+def test_unknown_pass_and_bad_manifest_are_input_errors(recipe, tmp_path):
     with pytest.raises(InputError, match=r"no calibration pass 'nope'.*coding"):
-        resolve_manifest("nope", recipe_path)
+        recipe.pass_manifest("nope")
     bad = tmp_path / "m.toml"
     bad.write_text('name = "x"\ndescription = "d"\nseed = 1\nmax_tokens = 5\nmin_tokens = 9\n')
     with pytest.raises(InputError, match=r"m\.toml: invalid manifest"):
@@ -392,6 +391,7 @@ def test_hub_sources_load_the_pinned_revision_with_a_token_when_gated(tmp_path, 
         return rows[path]
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr("glm51.calib.data.require_hub", lambda what, alternative: None)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     build_pass(_manifest(tmp_path), tok)
     assert calls == [
@@ -457,9 +457,59 @@ def test_manifest_errors_name_the_key_and_the_allowed_values(tmp_path):
         parse_manifest(text.replace('column = "conversation"', 'colour = "x"', 1))
 
 
-def test_release_revisions_are_commits_or_refs_to_pin(recipe_path):
+def test_release_revisions_are_commits_or_refs_to_pin(recipe):
     for name in ("coding", "broad", "deep"):
-        for source in load_manifest(resolve_manifest(name, recipe_path)).sources:
+        for source in load_manifest(recipe.pass_manifest(name)).sources:
             assert source.pinned or re.fullmatch(r"[A-Za-z0-9._/-]+", source.revision)
-    deep = load_manifest(resolve_manifest("deep", recipe_path))
+    deep = load_manifest(recipe.pass_manifest("deep"))
     assert all(s.pinned for s in deep.sources)
+
+
+def test_hub_sources_fail_fast_offline_and_name_the_local_alternative(tmp_path, tok, monkeypatch):
+    import sys
+    import types
+
+    from glm51.errors import InfraError
+
+    loaded = []
+    fake = types.SimpleNamespace(load_dataset=lambda *a, **k: loaded.append(a) or [])
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(InfraError, match=r"HF_HUB_OFFLINE is set; pass --data-dir") as info:
+        build_pass(_manifest(tmp_path), tok)
+    assert info.value.exit_code == 6 and "org/chat" in str(info.value)
+    assert loaded == []  # the library was never asked
+
+
+def test_calib_build_says_whether_the_digest_was_checked(tmp_path, data_dir, tok):
+    """A manifest without a recorded sha256 is not silently 'checked'."""
+    from typer.testing import CliRunner
+
+    from glm51.cli import app
+
+    release = tmp_path / "release"
+    shutil.copytree(REPO / "release", release)
+    manifest = release / "calibration" / "broad.toml"
+    manifest.write_text(MANIFEST.format(seed=7))
+    tok.save_pretrained(tmp_path / "tok")
+    argv = [
+        "calib",
+        "build",
+        "broad",
+        "--out",
+        str(tmp_path / "broad.npz"),
+        "--data-dir",
+        str(data_dir),
+        "--tokenizer",
+        str(tmp_path / "tok"),
+        "--recipe",
+        str(release / "glm51.toml"),
+    ]
+    first = CliRunner().invoke(app, argv)
+    assert first.exit_code == 0, first.output
+    said = " ".join(first.output.split())
+    assert f"NOT checked: {manifest} records no sha256 yet" in said
+
+    record_digest(manifest, CalibSet.load(tmp_path / "broad.npz").digest)
+    second = CliRunner().invoke(app, argv)
+    assert second.exit_code == 0 and "(matches the manifest)" in second.output

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from glm51.calib.coverage import ExpertCounts, evaluate, gate, merge, write_reports
 from glm51.errors import GateFailed, InputError
-from glm51.quantize.coverage import ExpertCounts, evaluate, gate, merge, write_reports
 from glm51.recipe.calibration import Coverage
 
 LAYERS = (3, 4, 7)  # real layer indices of the MoE layers (0-2 dense)
@@ -143,7 +143,7 @@ def test_reports_are_written(tmp_path):
 
 
 def test_counter_matches_counting_the_stream_and_ignores_replayed_layers():
-    from glm51.quantize.coverage import ExpertCounter
+    from glm51.calib.coverage import ExpertCounter
 
     rng = np.random.default_rng(5)
     batches = [_routing(rng, n) for n in (7, 1, 12)]

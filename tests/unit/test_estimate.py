@@ -6,11 +6,12 @@ import json
 
 import pytest
 
+from glm51.calib.data import CalibSet
+from glm51.checkpoint.folder import load_model_config
 from glm51.errors import InputError
-from glm51.quantize.calibdata import CalibSet
-from glm51.quantize.estimate import CalibShape, estimate, layer_params, load_model_config
+from glm51.quantize.estimate import CalibShape, estimate, layer_params
 
-# GLM-5.1's config.json (ENVIRONMENT.md "Model facts" and transformers' glm_moe_dsa).
+# GLM-5.1's config.json (zai-org/GLM-5.1's config.json and transformers' glm_moe_dsa).
 GLM51 = {
     "model_type": "glm_moe_dsa",
     "hidden_size": 6144,
@@ -91,13 +92,12 @@ def test_dense_layers_come_from_the_config():
     assert [bool(x.mlp_routed) for x in layer_params(tiny)] == [False, True, True, True]
 
 
-def test_shapes_from_sets_and_manifests(recipe_path):
-    from glm51.quantize.calibdata import resolve_manifest
-    from glm51.quantize.manifest import load_manifest
+def test_shapes_from_sets_and_manifests(recipe):
+    from glm51.calib.manifest import load_manifest
 
     shape = CalibShape.of_set(CalibSet("x", [[1, 2, 3], [4]]))
     assert (shape.samples, shape.tokens, shape.max_len) == (2, 4, 3)
-    deep = load_manifest(resolve_manifest("deep", recipe_path))
+    deep = load_manifest(recipe.pass_manifest("deep"))
     bound = CalibShape.of_manifest(deep)
     assert bound.tokens == deep.samples * deep.max_tokens
 

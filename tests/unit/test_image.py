@@ -32,7 +32,7 @@ def _plan(recipe, **kw):
 
 
 def test_tags_from_recipe_templates(recipe):
-    image = recipe.images.cu130
+    image = recipe.images["cu130"]
     assert image_tags(image, version="0.2.0", sha=SHA) == [
         "glm51:0.2.0-cu130",
         "glm51:0.2.0-cu130-46e95a294ca6",
@@ -42,13 +42,13 @@ def test_tags_from_recipe_templates(recipe):
 
 def test_local_version_part_is_made_docker_safe(recipe):
     assert docker_version("0.2.1.dev3+g46e95a2") == "0.2.1.dev3-g46e95a2"
-    tags = image_tags(recipe.images.cu130, version="0.2.1.dev3+g46e95a2", sha=SHA)
+    tags = image_tags(recipe.images["cu130"], version="0.2.1.dev3+g46e95a2", sha=SHA)
     assert tags[0] == "glm51:0.2.1.dev3-g46e95a2-cu130"
 
 
 def test_bad_sha_is_input_error(recipe):
     with pytest.raises(InputError, match="not hex"):
-        image_tags(recipe.images.cu130, version="1", sha="main")
+        image_tags(recipe.images["cu130"], version="1", sha="main")
 
 
 def test_buildx_argv_default_full_build(recipe):
@@ -67,6 +67,7 @@ def test_buildx_argv_default_full_build(recipe):
         "GLM51_VERSION=0.2.0",
         "BUILD_ID=0.2.0-46e95a294ca6-full",
         "DEFAULT_PROFILE=rtx-pro-6000-x8-upstream",
+        "SERVE_PORT=5000",  # the default profile's port
     ]
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"] == [
         "glm51:0.2.0-cu130",
@@ -128,7 +129,7 @@ def test_dockerfile_never_copies_or_args_the_ca_bundle():
 
 
 def test_every_lock_is_hash_locked_and_upstream_has_the_stack(recipe):
-    image = recipe.images.cu130
+    image = recipe.images["cu130"]
     for python in image.python_versions:
         for stack in ("upstream", "slim", "build"):
             lock = locks.lock_path(REPO, image, stack, python)
@@ -179,13 +180,11 @@ def test_selfcheck_runs_the_preflights_installed_sglang_check(recipe):
     permissive.parse_args = lambda args=None, namespace=None: argparse.Namespace()
     forced = recipe.model_copy(
         update={
-            "images": recipe.images.model_copy(
-                update={
-                    "cu130": recipe.images.cu130.model_copy(
-                        update={"profiles": {"upstream": ("rtx-pro-6000-x8",)}}
-                    )
-                }
-            )
+            "images": {
+                "cu130": recipe.images["cu130"].model_copy(
+                    update={"profiles": {"upstream": ("rtx-pro-6000-x8",)}}
+                )
+            }
         }
     )
     problems = profile_problems(
@@ -204,6 +203,7 @@ def test_runner_builds_through_proc_and_records_the_digest(recipe, tmp_path, mon
     import json
 
     from glm51.image import runner
+    from glm51.records import ImageRecord, read_record
 
     spec = _plan(recipe, metadata_file=tmp_path / "meta.json")
     calls = []
@@ -215,9 +215,10 @@ def test_runner_builds_through_proc_and_records_the_digest(recipe, tmp_path, mon
     monkeypatch.setattr(runner.proc, "run", fake_run)
     result = runner.build(spec, record=tmp_path / "image.json")
     assert calls == [buildx_argv(spec)]
-    recorded = json.loads((tmp_path / "image.json").read_text())
-    assert recorded["digest"] == result["digest"] == "sha256:" + "a" * 64
-    assert recorded["tags"] == list(spec.tags)
+    recorded = read_record(tmp_path / "image.json", ImageRecord)
+    assert recorded.digest == result.digest == "sha256:" + "a" * 64
+    assert recorded.tags == spec.tags and recorded.image == "cu130"
+    assert json.loads((tmp_path / "image.json").read_text())["kind"] == "image"
 
 
 def test_runner_without_metadata_is_an_infra_error(recipe, tmp_path, monkeypatch):

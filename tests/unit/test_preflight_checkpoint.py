@@ -5,9 +5,9 @@ import struct
 
 import pytest
 
+from glm51.checkpoint.safetensors import ShardError, read_header
 from glm51.preflight import checkpoint
 from glm51.preflight.findings import Severity
-from glm51.checkpoint.safetensors import ShardError, read_header
 from tests.support import checkpoint as ckpt
 
 
@@ -26,16 +26,24 @@ def test_builder_writes_the_real_layout(tmp_path):
     index = json.loads((path / "model.safetensors.index.json").read_text())["weight_map"]
     expert = "model.layers.1.mlp.experts.0.gate_proj"
     header = read_header(path / index[f"{expert}.weight"])
-    dtypes = {k: header.tensors[f"{expert}.{k}"].dtype for k in
-              ("weight", "weight_scale", "weight_scale_2", "input_scale")}  # fmt: skip
+    dtypes = {
+        k: header.tensors[f"{expert}.{k}"].dtype
+        for k in ("weight", "weight_scale", "weight_scale_2", "input_scale")
+    }
     assert dtypes == {
-        "weight": "U8", "weight_scale": "F8_E4M3", "weight_scale_2": "F32", "input_scale": "F32"
-    }  # fmt: skip
+        "weight": "U8",
+        "weight_scale": "F8_E4M3",
+        "weight_scale_2": "F32",
+        "input_scale": "F32",
+    }
     assert header.tensors[f"{expert}.weight"].shape == (32, 32)  # [I, H/2]
     assert header.tensors[f"{expert}.weight_scale"].shape == (32, 4)  # [I, H/16]
-    for name in ("model.layers.1.mlp.shared_experts.down_proj.weight",
-                 "model.layers.0.self_attn.indexer.wk.weight", "lm_head.weight",
-                 "model.layers.4.eh_proj.weight"):  # fmt: skip
+    for name in (
+        "model.layers.1.mlp.shared_experts.down_proj.weight",
+        "model.layers.0.self_attn.indexer.wk.weight",
+        "lm_head.weight",
+        "model.layers.4.eh_proj.weight",
+    ):
         assert name in index
     config = json.loads((path / "config.json").read_text())
     assert config["model_type"] == "glm_moe_dsa"
@@ -71,15 +79,18 @@ def test_missing_shard(tmp_path, recipe, profile):
     assert f"are missing: {name}" in finding.message
 
 
-@pytest.mark.parametrize(("part", "check", "words"), [
-    ("header", "checkpoint.shard-header", "truncated or corrupt header"),
-    ("data", "checkpoint.shard-data", "truncated or corrupt data"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("part", "check", "words"),
+    [
+        ("header", "checkpoint.shard-header", "truncated or corrupt header"),
+        ("data", "checkpoint.shard-data", "truncated or corrupt data"),
+    ],
+)
 def test_truncated_shard(tmp_path, recipe, profile, part, check, words):
     path = ckpt.build(tmp_path / "m")
     name = ckpt.truncate_shard(path, 3, part=part)
     found = run(path, recipe, profile)[0]
-    assert found[check].message.startswith(f"{name}: {words}")
+    assert found[check].message.startswith(f"{path / name}: {words}")
     assert f"re-download {name}" in found[check].fix
 
 
@@ -133,9 +144,10 @@ def test_bf16_experts_are_not_nvfp4(tmp_path, recipe, profile):
     header = json.loads(raw[8 : 8 + n])
     name = next(k for k in header if k.endswith("experts.0.down_proj.weight"))
     header[name]["dtype"] = "BF16"  # same byte count is not needed: only the header is read
-    ckpt.write_safetensors(path / shard, {
-        k: (v["dtype"], tuple(v["shape"])) for k, v in header.items() if k != "__metadata__"
-    })  # fmt: skip
+    ckpt.write_safetensors(
+        path / shard,
+        {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items() if k != "__metadata__"},
+    )
     found = run(path, recipe, profile)[0]
     assert "not packed NVFP4 (U8)" in found["checkpoint.expert-dtype"].message
 

@@ -2,15 +2,21 @@
 
 import pytest
 
+from glm51.checkpoint.quant_config import CheckpointFacts, QuantConfig
 from glm51.preflight import flags
-from glm51.preflight.checkpoint import CheckpointFacts, QuantConfig
 from glm51.preflight.findings import Severity
+from glm51.sglang.flags import parse_passthrough
 
 EXCLUDED = CheckpointFacts(
     {"first_k_dense_replace": 3},
-    QuantConfig("config.json quantization_config", "modelopt", "NVFP4", 16,
-                ("*self_attn*", "*shared_experts*", "lm_head")),
-)  # fmt: skip
+    QuantConfig(
+        "config.json quantization_config",
+        "modelopt",
+        "NVFP4",
+        16,
+        ("*self_attn*", "*shared_experts*", "lm_head"),
+    ),
+)
 QUANTIZED = CheckpointFacts(
     {"first_k_dense_replace": 3},
     QuantConfig("hf_quant_config.json", "modelopt", "NVFP4", 16, ("lm_head",)),
@@ -27,9 +33,11 @@ def ids(found):
 
 
 def test_parse_passthrough():
-    assert flags.parse_passthrough(["--tp", "4", "--quantization=fp8", "--enable-metrics"]) == {
-        "--tp": "4", "--quantization": "fp8", "--enable-metrics": None
-    }  # fmt: skip
+    assert parse_passthrough(["--tp", "4", "--quantization=fp8", "--enable-metrics"]) == {
+        "--tp": "4",
+        "--quantization": "fp8",
+        "--enable-metrics": None,
+    }
 
 
 def test_the_profile_as_is_passes(profile):
@@ -69,10 +77,14 @@ def test_tp_above_the_gpu_count_is_refused_and_below_the_profile_warned(profile)
 
 
 def test_model_path_host_and_overrides(profile):
-    found = ids(flags.check(
-        profile, EXCLUDED,
-        ("--model-path", "/x", "--port", "1", "--moe-runner-backend", "triton"), gpu_count=8,
-    ))  # fmt: skip
+    found = ids(
+        flags.check(
+            profile,
+            EXCLUDED,
+            ("--model-path", "/x", "--port", "1", "--moe-runner-backend", "triton"),
+            gpu_count=8,
+        )
+    )
     assert found["flags.model-path"].severity is Severity.ERROR
     assert found["flags.host-port"].severity is Severity.WARNING
     assert "overrides the profile's --moe-runner-backend b12x" in found["flags.override"].message

@@ -6,6 +6,7 @@ import pytest
 
 from glm51.preflight import sglang_support
 from glm51.preflight.findings import Severity
+from glm51.sglang import help as installed
 from tests.support.fakes import fake_env, sglang_help
 
 
@@ -19,11 +20,15 @@ def run(recipe, profile_name, help_name, passthrough=()):
 
 
 def test_parses_argparse_choice_lists():
-    options = sglang_support.parse_help(sglang_help("upstream-0.5.23"))
+    options = installed.parse_help(sglang_help("upstream-0.5.23"))
     assert options.choices["--fp4-gemm-backend"] == (
-        "auto", "flashinfer_cudnn", "flashinfer_cutedsl", "flashinfer_cutlass",
-        "flashinfer_trtllm", "marlin",
-    )  # fmt: skip
+        "auto",
+        "flashinfer_cudnn",
+        "flashinfer_cutedsl",
+        "flashinfer_cutlass",
+        "flashinfer_trtllm",
+        "marlin",
+    )
     assert "glm45" in options.choices["--reasoning-parser"]
     assert "glm47" in options.choices["--tool-call-parser"]
     assert {"--tp-size", "--tensor-parallel-size", "--enforce-shared-experts-fusion"} <= (
@@ -70,7 +75,7 @@ def test_sglang_not_importable_names_the_build(recipe):
     _, profile = recipe.profile("rtx-pro-6000-x8")
 
     def missing():
-        raise sglang_support.SglangMissing("No module named 'sglang'")
+        raise installed.SglangMissing("No module named 'sglang'")
 
     found = sglang_support.check(
         profile, "blackwell-fork", recipe.sglang_builds["blackwell-fork"], (), missing
@@ -82,8 +87,8 @@ def test_sglang_not_importable_names_the_build(recipe):
 def test_real_probe_runs_launch_server_help(monkeypatch, tmp_path):
     for name, value in fake_env(help_name="upstream-0.5.23").items():
         monkeypatch.setenv(name, value)
-    text = sglang_support.launch_server_help(sys.executable)
+    text = installed.launch_server_help(sys.executable)
     assert "--moe-runner-backend {auto," in text
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    with pytest.raises(sglang_support.SglangMissing, match="No module named 'sglang'"):
-        sglang_support.launch_server_help(sys.executable)
+    with pytest.raises(installed.SglangMissing, match="No module named 'sglang'"):
+        installed.launch_server_help(sys.executable)

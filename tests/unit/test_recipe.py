@@ -108,9 +108,22 @@ def test_cli_reference_in_docs_is_current():
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "typer", "glm51.cli", "utils", "docs", "--name", "glm51",
-         "--title", "glm51 command reference"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "glm51.cli",
+            "utils",
+            "docs",
+            "--name",
+            "glm51",
+            "--title",
+            "glm51 command reference",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     committed = (REPO / "docs" / "cli.md").read_text()
     assert committed.strip() == done.stdout.strip(), "run: nox -s docs"

@@ -2,7 +2,7 @@
 
 import shlex
 
-from glm51.serve.command import render
+from glm51.sglang.command import render
 
 MODEL_CARD_FLAGS = (
     "--served-model-name GLM-5.1 --reasoning-parser glm45 --tool-call-parser glm47 --tp 8 "
@@ -18,8 +18,12 @@ def test_model_card_profile_renders_every_flag_in_order(recipe):
     _, profile = recipe.profile("rtx-pro-6000-x8")
     spec = render(recipe, profile, model_path="/models/GLM-5.1-NVFP4", python="python3")
     assert spec.argv[:5] == (
-        "python3", "-m", "sglang.launch_server", "--model-path", "/models/GLM-5.1-NVFP4"
-    )  # fmt: skip
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "/models/GLM-5.1-NVFP4",
+    )
     assert " ".join(spec.argv[5:]) == MODEL_CARD_FLAGS
     assert dict(spec.env) == {"OMP_NUM_THREADS": "16", "SGLANG_ENABLE_SPEC_V2": "True"}
 

@@ -29,7 +29,10 @@ class BuildSpec:
     version: str
     build_id: str
     metadata_file: Path
+    image: str = ""  # the recipe's image name
     default_profile: str = ""
+    lock: str = ""  # the lock the build installs, relative to the context
+    serve_port: int = 5000  # the default profile's port: GLM51_PORT, EXPOSE, the healthcheck
     labels: Mapping[str, str] = field(default_factory=dict)
     ca_bundle: Path | None = None
     push: bool = False
@@ -38,12 +41,18 @@ class BuildSpec:
 
 def buildx_argv(spec: BuildSpec) -> list[str]:
     argv = [
-        "docker", "buildx", "build",
-        "--file", str(spec.dockerfile),
-        "--target", TARGET,
-        "--progress", "plain",
-        "--metadata-file", str(spec.metadata_file),
-    ]  # fmt: skip
+        "docker",
+        "buildx",
+        "build",
+        "--file",
+        str(spec.dockerfile),
+        "--target",
+        TARGET,
+        "--progress",
+        "plain",
+        "--metadata-file",
+        str(spec.metadata_file),
+    ]
     for tag in spec.tags:
         argv += ["--tag", tag]
     build_args = {
@@ -53,6 +62,7 @@ def buildx_argv(spec: BuildSpec) -> list[str]:
         "GLM51_VERSION": spec.version,
         "BUILD_ID": spec.build_id,
         "DEFAULT_PROFILE": spec.default_profile,
+        "SERVE_PORT": str(spec.serve_port),
     }
     for name, value in build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
@@ -111,9 +121,10 @@ def plan(
     ca_bundle: Path | None = None,
     push: bool = False,
     no_cache: bool = False,
+    image_name: str | None = None,
 ) -> BuildSpec:
     """Resolve the recipe's image section into a BuildSpec; refuse unresolved or missing locks."""
-    image = recipe.images.cu130
+    image_name, image = recipe.image(image_name)
     pins = locks.base_pins(repo, image)
     base_image = base_image or pins["base"]["ref"]
     if python is None:
@@ -141,6 +152,7 @@ def plan(
     else:
         sglang_version = build.version or f"{build.git_url}@{build.commit}"
         b12x_version = pinned.get("b12x", "none")
+    default_profile = next(iter(image.profiles.get(sglang_build, ())), "")
     labels = oci_labels(
         version=version,
         revision=sha,
@@ -163,7 +175,10 @@ def plan(
         version=version,
         build_id=f"{docker_version(version)}-{short_sha(sha)}-{stack}",
         metadata_file=metadata_file,
-        default_profile=next(iter(recipe.images.cu130.profiles.get(sglang_build, ())), ""),
+        image=image_name,
+        default_profile=default_profile,
+        lock=str(lock.relative_to(repo)),
+        serve_port=recipe.profiles[default_profile].server.port if default_profile else 5000,
         labels=labels,
         ca_bundle=ca_bundle,
         push=push,

@@ -6,13 +6,13 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from glm51 import proc
-from glm51.errors import InfraError
+from glm51 import SOURCE_URL, __version__, proc
+from glm51.errors import CommandFailed, InfraError
 from glm51.image.build import BuildSpec, buildx_argv
+from glm51.records import ImageRecord, write_record
 
 
 def git_sha(repo: Path) -> str:
@@ -20,8 +20,11 @@ def git_sha(repo: Path) -> str:
 
 
 def git_source(repo: Path) -> str:
+    """The origin's URL when it is a public one, else the project's canonical URL (a clone's
+    local path says nothing to whoever inspects the image)."""
     done = proc.run(["git", "remote", "get-url", "origin"], cwd=repo, check=False)
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
+    url = done.stdout.strip() if done.returncode == 0 else ""
+    return url if url.startswith(("https://", "git@", "ssh://")) else SOURCE_URL
 
 
 def package_version(repo: Path) -> str:
@@ -29,8 +32,6 @@ def package_version(repo: Path) -> str:
     done = proc.run([sys.executable, "-m", "hatchling", "version"], cwd=repo, check=False)
     if done.returncode == 0 and done.stdout.strip():
         return done.stdout.strip().splitlines()[-1]
-    from glm51 import __version__
-
     return __version__
 
 
@@ -41,28 +42,46 @@ def created_now() -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build(spec: BuildSpec, *, record: Path) -> dict:
+def build(spec: BuildSpec, *, record: Path, local_base: bool = False) -> ImageRecord:
     """Build (and load or push) the image; write `record` (JSON) for the release to read."""
     spec.metadata_file.parent.mkdir(parents=True, exist_ok=True)
     spec.metadata_file.unlink(missing_ok=True)
     start = time.monotonic()
     # Output streams to the terminal: a full build runs for minutes.
-    proc.run(buildx_argv(spec), capture=False)
+    try:
+        proc.run(buildx_argv(spec), capture=False)
+    except CommandFailed as exc:
+        if local_base:
+            raise
+        # The most common cause where no registry is reachable: the base cannot be pulled.
+        raise CommandFailed(
+            exc.argv,
+            exc.returncode,
+            f"if the base image {spec.base_image} could not be pulled (no registry reachable), "
+            "build on a local Debian base instead: `bash ci/base-image.sh glm51-base:bookworm` "
+            "then `nox -s image -- --local-base` (Debian bookworm + Python 3.11 instead of the "
+            "CUDA 13.0 Ubuntu base; the same locks and checks)",
+        ) from None
     seconds = time.monotonic() - start
     try:
         metadata = json.loads(spec.metadata_file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InfraError(f"buildx wrote no metadata to {spec.metadata_file}: {exc}") from exc
-    result = {
-        "tags": list(spec.tags),
-        "digest": metadata.get("containerimage.digest"),
-        "config_digest": metadata.get("containerimage.config.digest"),
-        "pushed": spec.push,
-        "build_seconds": round(seconds, 1),
-        "labels": dict(spec.labels),
-        "spec": {k: str(v) for k, v in asdict(spec).items() if k not in ("labels", "tags")},
-        "buildx_metadata": metadata,
-    }
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(result, indent=2) + "\n")
+    result = ImageRecord(
+        glm51_version=__version__,
+        image=spec.image,
+        tags=spec.tags,
+        digest=metadata.get("containerimage.digest"),
+        config_digest=metadata.get("containerimage.config.digest"),
+        pushed=spec.push,
+        build_seconds=round(seconds, 1),
+        version=spec.version,
+        sglang_build=spec.sglang_build,
+        stack=spec.stack,
+        base_image=spec.base_image,
+        lock=spec.lock,
+        labels=dict(spec.labels),
+        buildx_metadata=metadata,
+    )
+    write_record(result, record)
     return result

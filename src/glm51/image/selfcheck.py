@@ -14,7 +14,8 @@ from collections.abc import Callable
 from glm51.preflight import sglang_support
 from glm51.preflight.findings import Severity
 from glm51.recipe import Recipe
-from glm51.serve.command import render
+from glm51.sglang import help as sglang_help
+from glm51.sglang.command import render
 
 PLACEHOLDER_MODEL = "/models/ckpt"
 
@@ -43,7 +44,7 @@ def profile_problems(
     recipe: Recipe,
     sglang_build: str,
     parser: argparse.ArgumentParser,
-    help_probe: sglang_support.SglangProbe = sglang_support.launch_server_help,
+    help_probe: sglang_help.SglangProbe = sglang_help.launch_server_help,
 ) -> dict[str, str]:
     """profile -> why the installed SGLang cannot serve it (empty when all pass)."""
     problems = {}
@@ -61,15 +62,15 @@ def profile_problems(
     return problems
 
 
-def advertised(recipe: Recipe, sglang_build: str) -> tuple[str, ...]:
-    return recipe.images.cu130.profiles.get(sglang_build, ())
+def advertised(recipe: Recipe, sglang_build: str, image: str | None = None) -> tuple[str, ...]:
+    return recipe.image(image)[1].profiles.get(sglang_build, ())
 
 
 def run_selfcheck(
     recipe: Recipe,
     sglang_build: str,
     make_parser: Callable[[], argparse.ArgumentParser],
-    help_probe: sglang_support.SglangProbe = sglang_support.launch_server_help,
+    help_probe: sglang_help.SglangProbe = sglang_help.launch_server_help,
 ) -> tuple[tuple[str, ...], dict[str, str]]:
     problems = profile_problems(recipe, sglang_build, make_parser(), help_probe)
     return advertised(recipe, sglang_build), problems

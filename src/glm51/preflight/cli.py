@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from glm51.checkpoint.hub_cache import resolve_model
+from glm51.errors import InputError, PreflightError
 from glm51.options import (
     ModelIdOption,
     ModelOption,
@@ -15,6 +19,9 @@ from glm51.options import (
     RecipeOption,
     RevisionOption,
 )
+from glm51.preflight.findings import Report
+from glm51.preflight.run import check
+from glm51.recipe import load_recipe
 
 GROUPS = {
     "gpu": "GPUs (nvidia-smi)",
@@ -22,109 +29,78 @@ GROUPS = {
     "flags": "flags",
     "sglang": "installed sglang",
 }
+STYLE = {"error": "bold red", "warning": "yellow", "ok": "green"}
 
 
-def register(app: typer.Typer) -> None:
-    @app.command(
-        context_settings={"allow_interspersed_args": False},
-        epilog="Exit codes: 0 no errors (warnings allowed), 3 bad input, 4 preflight errors. "
-        "Flags after `--` are checked as `glm51 serve` would pass them to sglang.",
-    )
-    def doctor(
-        extra: Annotated[
-            list[str] | None,
-            typer.Argument(
-                help="Pass-through sglang flags to check (after --).",
-                show_default=False,
-                metavar="SGLANG_FLAGS",
-            ),
-        ] = None,
-        model: ModelOption = None,
-        model_id: ModelIdOption = None,
-        revision: RevisionOption = None,
-        profile: ProfileOption = None,
-        only: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--only",
-                help="Report only these check groups (repeatable): gpu, checkpoint, flags, "
-                "sglang. E.g. `--only checkpoint` verifies a checkpoint on a machine "
-                "without GPUs.",
-            ),
-        ] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the findings as JSON instead of a table.")
-        ] = False,
-        recipe: RecipeOption = None,
-    ) -> None:
-        """Check the GPUs, the checkpoint, the flags and the installed SGLang for a profile.
-
-        The same checks `glm51 serve` runs before it starts SGLang; nothing is started.
-        """
-        from glm51.errors import InputError, PreflightError
-        from glm51.preflight.run import check
-        from glm51.recipe import load_recipe
-        from glm51.serve.model_path import resolve_model
-
-        loaded = load_recipe(recipe)
-        name, prof = loaded.profile(profile)
-        model_path: Path | None
-        try:
-            model_path = resolve_model(model, model_id, revision, loaded.model.published)
-            model_error = None
-        except InputError as exc:
-            if model is not None or model_id is not None:
-                raise  # the checkpoint the user named is wrong: bad input (exit 3)
-            # No checkpoint named and none cached: still check the GPUs and SGLang.
-            model_path, model_error = None, str(exc)
-        report = check(
-            loaded,
-            name,
-            model_path=model_path,
-            passthrough=tuple(extra or ()),
-            model_error=model_error,
-        )
-        if only:
-            unknown = sorted(set(only) - set(GROUPS))
-            if unknown:
-                raise InputError(f"--only {', '.join(unknown)}: expected one of {list(GROUPS)}")
-            report.findings = [f for f in report.findings if f.check.split(".")[0] in only]
-        if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "profile": name,
-                        "validated": prof.validated,
-                        "model_path": str(model_path) if model_path else None,
-                        "ok": not report.errors,
-                        "errors": len(report.errors),
-                        "warnings": len(report.warnings),
-                        "findings": [
-                            {
-                                "check": f.check,
-                                "severity": f.severity.value,
-                                "message": f.message,
-                                "fix": f.fix,
-                            }
-                            for f in report.findings
-                        ],
-                    },
-                    indent=2,
-                )
-            )
-        else:
-            _print_table(report, name, model_path, only)
-        if report.errors:
-            raise typer.Exit(PreflightError.exit_code)
-
-
-def _print_table(  # type: ignore[no-untyped-def]
-    report, profile: str, model_path: Path | None, groups: list[str] | None = None
+def doctor(
+    extra: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Pass-through sglang flags to check (after --).",
+            show_default=False,
+            metavar="SGLANG_FLAGS",
+        ),
+    ] = None,
+    model: ModelOption = None,
+    model_id: ModelIdOption = None,
+    revision: RevisionOption = None,
+    profile: ProfileOption = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            metavar="GROUP",
+            help="Report only these check groups (repeatable): gpu, checkpoint, flags, "
+            "sglang. E.g. `--only checkpoint` verifies a checkpoint on a machine "
+            "without GPUs.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the findings as JSON instead of a table.")
+    ] = False,
+    recipe: RecipeOption = None,
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """Check the GPUs, the checkpoint, the flags and the installed SGLang for a profile.
 
-    style = {"error": "bold red", "warning": "yellow", "ok": "green"}
+    The same checks `glm51 serve` runs before it starts SGLang; nothing is started.
+    """
+    unknown = sorted(set(only or ()) - set(GROUPS))
+    if unknown:
+        raise InputError(f"--only {', '.join(unknown)}: expected one of {list(GROUPS)}")
+    loaded = load_recipe(recipe)
+    name, prof = loaded.profile(profile)
+    model_path: Path | None
+    try:
+        model_path = resolve_model(model, model_id, revision, loaded.model.published)
+        model_error = None
+    except InputError as exc:
+        if model is not None or model_id is not None:
+            raise  # the checkpoint the user named is wrong: bad input (exit 3)
+        # No checkpoint named and none cached: still check the GPUs and SGLang.
+        model_path, model_error = None, str(exc)
+    report = check(
+        loaded, name, model_path=model_path, passthrough=tuple(extra or ()), model_error=model_error
+    )
+    if only:
+        report = report.only(only)
+    if as_json:
+        context = {
+            "profile": name,
+            "validated": prof.validated,
+            "model_path": str(model_path) if model_path else None,
+        }
+        typer.echo(json.dumps(report.to_json(**context), indent=2))
+    else:
+        print_table(report, name, model_path, only)
+    if report.errors:
+        raise PreflightError(f"{len(report.errors)} error(s) found (listed above)")
+
+
+def print_table(
+    report: Report, profile: str, model_path: Path | None, groups: list[str] | None = None
+) -> None:
+    # Not a terminal (CI logs, pipes): wide enough that paths are not broken mid-word.
+    console = Console(width=None if Console().is_terminal else 200)
     table = Table(
         title=f"glm51 doctor: profile {profile}, {model_path or 'no checkpoint'}", show_lines=True
     )
@@ -132,13 +108,12 @@ def _print_table(  # type: ignore[no-untyped-def]
         table.add_column(column, overflow="fold")
     for finding in report.findings:
         sev = finding.severity.value
-        table.add_row(f"[{style[sev]}]{sev}[/]", finding.check, finding.message, finding.fix)
+        table.add_row(f"[{STYLE[sev]}]{sev}[/]", finding.check, finding.message, finding.fix)
     for group, label in GROUPS.items():
-        if groups is not None and group not in groups:
+        if groups and group not in groups:
             continue
         if not any(f.check.startswith(group + ".") for f in report.findings):
-            table.add_row(f"[{style['ok']}]ok[/]", group, f"{label}: no problems found", "")
-    console = Console()
+            table.add_row(f"[{STYLE['ok']}]ok[/]", group, f"{label}: no problems found", "")
     console.print(table)
     errors, warnings = len(report.errors), len(report.warnings)
     if groups:
@@ -147,3 +122,11 @@ def _print_table(  # type: ignore[no-untyped-def]
     else:
         verdict = "[bold red]NOT ready to serve[/]" if errors else "[green]ready to serve[/]"
     console.print(f"{verdict}: {errors} error(s), {warnings} warning(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        context_settings={"allow_interspersed_args": False},
+        epilog="Exit codes: 0 no errors (warnings allowed), 3 bad input, 4 preflight errors. "
+        "Flags after `--` are checked as `glm51 serve` would pass them to sglang.",
+    )(doctor)

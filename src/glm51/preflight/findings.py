@@ -44,6 +44,23 @@ class Report:
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity is Severity.WARNING]
 
+    def only(self, groups: list[str]) -> Report:
+        """The findings of these check groups (the part of the id before the first dot)."""
+        return Report([f for f in self.findings if f.check.split(".")[0] in groups])
+
+    def to_json(self, **context: object) -> dict:
+        """The report as doctor's --json prints it; ``context`` says what was checked."""
+        return {
+            **context,
+            "ok": not self.errors,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "findings": [
+                {"check": f.check, "severity": f.severity.value, "message": f.message, "fix": f.fix}
+                for f in self.findings
+            ],
+        }
+
     def raise_for_errors(self) -> None:
         if self.errors:
             lines = "\n  ".join(f.line() for f in self.errors)

@@ -92,18 +92,25 @@ def check(profile: Profile, gpus: list[GpuInfo]) -> list[Finding]:
     hw = profile.hardware
     found: list[Finding] = []
     if len(gpus) < hw.gpu_count:
-        found.append(Finding(
-            "gpu.count", Severity.ERROR,
-            f"too few GPUs: found {len(gpus)}, the profile needs {hw.gpu_count} "
-            f"(tp {profile.server.tp})",
-            "run on a machine with enough GPUs, or pick a profile for this machine (--profile)",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "gpu.count",
+                Severity.ERROR,
+                f"too few GPUs: found {len(gpus)}, the profile needs {hw.gpu_count} "
+                f"(tp {profile.server.tp})",
+                "run on a machine with enough GPUs, or pick a profile for this machine (--profile)",
+            )
+        )
     names = sorted({g.name for g in gpus})
     if len(names) > 1:
-        found.append(Finding(
-            "gpu.mixed", Severity.WARNING, f"mixed GPU models: {', '.join(names)}",
-            "set CUDA_VISIBLE_DEVICES to identical GPUs",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "gpu.mixed",
+                Severity.WARNING,
+                f"mixed GPU models: {', '.join(names)}",
+                "set CUDA_VISIBLE_DEVICES to identical GPUs",
+            )
+        )
 
     # One finding per problem, naming every GPU it applies to (not eight copies).
     def which(bad: list[GpuInfo]) -> str:
@@ -112,44 +119,59 @@ def check(profile: Profile, gpus: list[GpuInfo]) -> list[Finding]:
 
     other_model = [g for g in gpus if hw.gpu_name.lower() not in g.name.lower()]
     if other_model:
-        found.append(Finding(
-            "gpu.model", Severity.WARNING,
-            f"{which(other_model)}: not a {hw.gpu_name}, the profile's hardware",
-            "expect different memory and speed; the profile's numbers do not apply",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "gpu.model",
+                Severity.WARNING,
+                f"{which(other_model)}: not a {hw.gpu_name}, the profile's hardware",
+                "expect different memory and speed; the profile's numbers do not apply",
+            )
+        )
     other_cc = [g for g in gpus if g.compute_cap != hw.compute_capability]
     if other_cc:
         # b12x kernels are SM120/SM121 only: another family cannot run them at all.
         fatal = profile.uses_b12x and any(g.cc_major != hw.major for g in other_cc)
-        found.append(Finding(
-            "gpu.compute-capability", Severity.ERROR if fatal else Severity.WARNING,
-            f"{which(other_cc)}: compute capability {other_cc[0].compute_cap}, the profile is "
-            f"for {hw.compute_capability}" + (" (the b12x kernels need 12.x)" if fatal else ""),
-            "use Blackwell 12.x GPUs (RTX PRO 6000), or a profile without b12x backends"
-            if fatal else "check that the profile's backends support this GPU",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "gpu.compute-capability",
+                Severity.ERROR if fatal else Severity.WARNING,
+                f"{which(other_cc)}: compute capability {other_cc[0].compute_cap}, the profile is "
+                f"for {hw.compute_capability}" + (" (the b12x kernels need 12.x)" if fatal else ""),
+                "use Blackwell 12.x GPUs (RTX PRO 6000), or a profile without b12x backends"
+                if fatal
+                else "check that the profile's backends support this GPU",
+            )
+        )
     old_driver = [g for g in gpus if _version(g.driver) < _version(hw.min_driver)]
     if old_driver:
-        found.append(Finding(
-            "gpu.driver", Severity.ERROR,
-            f"{which(old_driver)}: driver {old_driver[0].driver} is older than the profile's "
-            f"minimum {hw.min_driver}",
-            f"install NVIDIA driver {hw.min_driver} or newer",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "gpu.driver",
+                Severity.ERROR,
+                f"{which(old_driver)}: driver {old_driver[0].driver} is older than the profile's "
+                f"minimum {hw.min_driver}",
+                f"install NVIDIA driver {hw.min_driver} or newer",
+            )
+        )
     small = [g for g in gpus if g.memory_mib < hw.min_memory_mib]
     if small:
-        found.append(Finding(
-            "gpu.memory", Severity.WARNING,
-            f"{which(small)}: {small[0].memory_mib} MiB, the profile expects at least "
-            f"{hw.min_memory_mib} MiB per GPU",
-            "lower --mem-fraction-static / --max-running-requests, or expect out-of-memory",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "gpu.memory",
+                Severity.WARNING,
+                f"{which(small)}: {small[0].memory_mib} MiB, the profile expects at least "
+                f"{hw.min_memory_mib} MiB per GPU",
+                "lower --mem-fraction-static / --max-running-requests, or expect out-of-memory",
+            )
+        )
     return found
 
 
 def no_gpu_finding(reason: str) -> Finding:
     return Finding(
-        "gpu.none", Severity.ERROR, f"no GPU found: {reason}",
+        "gpu.none",
+        Severity.ERROR,
+        f"no GPU found: {reason}",
         "install the NVIDIA driver and run with the GPUs visible "
         "(docker run --gpus all); `nvidia-smi` must work",
-    )  # fmt: skip
+    )

@@ -9,6 +9,9 @@ from pathlib import Path
 from glm51.preflight import checkpoint, flags, gpus, sglang_support
 from glm51.preflight.findings import Report, Severity
 from glm51.recipe import Recipe
+from glm51.sglang import help as sglang_help
+
+MISSING_FIX = "pass --model PATH (a checkpoint folder) or --model-id REPO in the Hub cache"
 
 
 def check(
@@ -18,7 +21,7 @@ def check(
     model_path: Path | None,
     passthrough: Sequence[str] = (),
     gpu_probe: gpus.GpuProbe | None = None,
-    sglang_probe: sglang_support.SglangProbe | None = None,
+    sglang_probe: sglang_help.SglangProbe | None = None,
     model_error: str | None = None,
 ) -> Report:
     """GPUs, checkpoint, flags and installed SGLang for ``profile_name`` on ``model_path``.
@@ -49,7 +52,7 @@ def check(
             "checkpoint.missing",
             Severity.ERROR,
             model_error or "no checkpoint was given",
-            "pass --model PATH (a checkpoint folder) or --model-id REPO in the Hub cache",
+            MISSING_FIX,
         )
     else:
         ckpt_findings, facts = checkpoint.check(Path(model_path), recipe, profile)
@@ -63,7 +66,7 @@ def check(
             profile.sglang_build,
             build,
             passthrough,
-            sglang_probe or sglang_support.launch_server_help,
+            sglang_probe or sglang_help.launch_server_help,
         )
     )
     return report

@@ -1,97 +1,13 @@
-"""The installed SGLang: does it accept the profile's flags and backend choices?
-
-Read from `python -m sglang.launch_server --help` (argparse prints `--flag {a,b,c}`), which
-works the same for upstream SGLang and the Blackwell fork, and needs no GPU.
-"""
+"""The installed SGLang: does it accept the profile's flags and backend choices?"""
 
 from __future__ import annotations
 
-import re
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from glm51 import proc
-from glm51.errors import Glm51Error
 from glm51.preflight.findings import Finding, Severity
-from glm51.preflight.flags import effective, parse_passthrough
 from glm51.recipe.serving import Profile, SGLangBuild
-from glm51.serve.command import server_flags
-
-# The profile settings whose values must be among the installed sglang's choices.
-CHECKED = (
-    "--fp4-gemm-backend",
-    "--moe-runner-backend",
-    "--attention-backend",
-    "--quantization",
-    "--kv-cache-dtype",
-    "--reasoning-parser",
-    "--tool-call-parser",
-    "--speculative-algorithm",
-)
-# An option line of argparse's help: two spaces, then the invocation up to two spaces.
-_OPTION_LINE = re.compile(r"^  (-[^ ].*?)(?: {2,}|$)")
-_OPTION = re.compile(r"(--[A-Za-z0-9][\w-]*)(?: \{([^{}\s]*)\})?")
-
-
-class SglangMissing(Exception):
-    """sglang is not importable, or its --help failed; the message says what it printed."""
-
-
-SglangProbe = Callable[[], str]  # returns the --help text, raises SglangMissing
-
-
-def launch_server_help(python: str = sys.executable) -> str:
-    """The real probe: sglang's own --help through the subprocess chokepoint."""
-    argv = [python, "-m", "sglang.launch_server", "--help"]
-    try:
-        result = proc.run(argv, check=False, timeout=600)
-    except Glm51Error as exc:
-        raise SglangMissing(str(exc)) from None
-    if "No module named 'sglang'" in result.stderr:
-        raise SglangMissing(f"sglang is not installed for {python} (No module named 'sglang')")
-    if result.returncode != 0:
-        said = (result.stderr or result.stdout).strip().splitlines()
-        raise SglangMissing(
-            f"`{' '.join(argv)}` exited {result.returncode}: " + " | ".join(said[-3:])
-        )
-    return result.stdout
-
-
-@dataclass(frozen=True)
-class SglangOptions:
-    flags: frozenset[str]
-    choices: dict[str, tuple[str, ...]]
-
-    def resolve(self, flag: str) -> tuple[str | None, list[str]]:
-        """(the flag argparse would match, candidates): exact, else a unique prefix."""
-        if flag in self.flags:
-            return flag, [flag]
-        candidates = sorted(f for f in self.flags if f.startswith(flag))
-        return (candidates[0] if len(candidates) == 1 else None), candidates
-
-
-def parse_help(text: str) -> SglangOptions:
-    flags: set[str] = set()
-    choices: dict[str, tuple[str, ...]] = {}
-    for line in text.splitlines():
-        match = _OPTION_LINE.match(line)
-        if not match:
-            continue
-        for flag, listed in _OPTION.findall(match[1]):
-            flags.add(flag)
-            if listed:
-                choices[flag] = tuple(listed.split(","))
-    return SglangOptions(frozenset(flags), choices)
-
-
-def _install_hint(name: str, build: SGLangBuild) -> str:
-    if build.source == "pypi":
-        return f"install the profile's sglang build {name!r}: pip install sglang=={build.version}"
-    return (
-        f"install the profile's sglang build {name!r}: "
-        f"pip install 'sglang @ git+{build.git_url}@{build.commit}#subdirectory=python'"
-    )
+from glm51.sglang.flags import effective, parse_passthrough, setting_flags
+from glm51.sglang.help import CHECKED, SglangMissing, SglangProbe, install_hint, parse_help
 
 
 def check(
@@ -101,20 +17,29 @@ def check(
     passthrough: Sequence[str],
     probe: SglangProbe,
 ) -> list[Finding]:
-    fix = _install_hint(build_name, build)
+    fix = install_hint(build_name, build)
     try:
         options = parse_help(probe())
     except SglangMissing as exc:
-        return [Finding(
-            "sglang.missing", Severity.ERROR,
-            f"cannot read the installed sglang's flags: {exc}", fix,
-        )]  # fmt: skip
+        return [
+            Finding(
+                "sglang.missing",
+                Severity.ERROR,
+                f"cannot read the installed sglang's flags: {exc}",
+                fix,
+            )
+        ]
     if not options.flags:
-        return [Finding(
-            "sglang.help", Severity.ERROR, "sglang's --help listed no options", fix,
-        )]  # fmt: skip
+        return [
+            Finding(
+                "sglang.help",
+                Severity.ERROR,
+                "sglang's --help listed no options",
+                fix,
+            )
+        ]
     found: list[Finding] = []
-    rendered = parse_passthrough(server_flags(profile.server, host="-", port=0))
+    rendered = setting_flags(profile.server)
     for flag in rendered:
         canonical, candidates = options.resolve(flag)
         if canonical is None:
@@ -123,22 +48,29 @@ def check(
                 if candidates
                 else "is not a flag"
             )
-            found.append(Finding(
-                "sglang.flag", Severity.ERROR,
-                f"the profile's {flag} {what} of the installed sglang (it would refuse to start)",
-                fix
-                if not candidates
-                else f"{fix} (or, if this is that build, rename {flag} in the profile)",
-            ))  # fmt: skip
+            found.append(
+                Finding(
+                    "sglang.flag",
+                    Severity.ERROR,
+                    f"the profile's {flag} {what} of the installed sglang "
+                    "(it would refuse to start)",
+                    fix
+                    if not candidates
+                    else f"{fix} (or, if this is that build, rename {flag} in the profile)",
+                )
+            )
     given = parse_passthrough(passthrough)
     for flag in given:
         if options.resolve(flag)[0] is None:
-            found.append(Finding(
-                "sglang.flag", Severity.ERROR,
-                f"pass-through {flag} is not a flag of the installed sglang "
-                "(it would refuse to start)",
-                f"check `python -m sglang.launch_server --help`; {fix}",
-            ))  # fmt: skip
+            found.append(
+                Finding(
+                    "sglang.flag",
+                    Severity.ERROR,
+                    f"pass-through {flag} is not a flag of the installed sglang "
+                    "(it would refuse to start)",
+                    f"check `python -m sglang.launch_server --help`; {fix}",
+                )
+            )
     for flag in CHECKED:
         value = effective(profile, passthrough, flag)
         canonical = options.resolve(flag)[0]
@@ -146,10 +78,13 @@ def check(
             continue
         allowed = options.choices[canonical]
         if value not in allowed:
-            found.append(Finding(
-                "sglang.choice", Severity.ERROR,
-                f"the installed sglang does not accept {flag} {value} "
-                f"(its choices: {', '.join(allowed)})",
-                fix,
-            ))  # fmt: skip
+            found.append(
+                Finding(
+                    "sglang.choice",
+                    Severity.ERROR,
+                    f"the installed sglang does not accept {flag} {value} "
+                    f"(its choices: {', '.join(allowed)})",
+                    fix,
+                )
+            )
     return found

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from glm51.calib.coverage import ExpertCounts
+from glm51.calib.coverage import merge as merge_counts
 from glm51.errors import InputError
-from glm51.quantize.coverage import ExpertCounts
-from glm51.quantize.coverage import merge as merge_counts
 
 FORMAT = "glm51-calib-artifact/1"
 _COUNTS = ("__layers__", "__counts__", "__first_seen__")

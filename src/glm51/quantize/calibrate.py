@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from glm51.calib.coverage import ExpertCounter, ExpertCounts
+from glm51.checkpoint.folder import Checkpoint
+from glm51.checkpoint.layout import moe_layers
 from glm51.quantize.artifact import Artifact
-from glm51.quantize.checkpoint import Checkpoint, load_into, release
-from glm51.quantize.coverage import ExpertCounter, ExpertCounts
-from glm51.quantize.targets import all_disabled, moe_layers
+from glm51.quantize.layers import load_into, release
+from glm51.quantize.targets import all_disabled
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 

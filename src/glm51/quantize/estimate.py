@@ -8,12 +8,11 @@ decoder layers). Activation sizes are rough upper bounds of what one layer's for
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from glm51.checkpoint.layout import moe_layers
 from glm51.errors import InputError
 
 NVFP4_BITS = 4.5  # 4-bit E2M1 + one FP8 E4M3 scale per 16 elements (+ negligible FP32 scalars)
@@ -70,14 +69,6 @@ def _attention_params(c: Mapping[str, Any]) -> int:
     return q + kv + out + indexer + 2 * h  # + input/post-attention norms
 
 
-def _moe_layers(c: Mapping[str, Any]) -> list[bool]:
-    n = _get(c, "num_hidden_layers")
-    kinds = c.get("mlp_layer_types")
-    if kinds:
-        return [k == "sparse" for k in kinds[:n]]
-    return [i >= c.get("first_k_dense_replace", 0) for i in range(n)]
-
-
 def layer_params(config: Mapping[str, Any]) -> list[LayerParams]:
     """Decoder layers, then the NextN/MTP layers (MoE, kept BF16 by the recipe)."""
     h = _get(config, "hidden_size")
@@ -86,9 +77,11 @@ def layer_params(config: Mapping[str, Any]) -> list[LayerParams]:
     routed = experts * 3 * inter * h
     shared = config.get("n_shared_experts", 0) * 3 * inter * h + experts * h + experts
     dense = 3 * _get(config, "intermediate_size") * h
+    _get(config, "num_hidden_layers")
+    moe = set(moe_layers(config))
     layers = [
-        LayerParams(attn, routed, shared) if moe else LayerParams(attn, 0, dense)
-        for moe in _moe_layers(config)
+        LayerParams(attn, routed, shared) if i in moe else LayerParams(attn, 0, dense)
+        for i in range(config["num_hidden_layers"])
     ]
     # MTP: a full MoE layer plus enorm, hnorm, eh_proj [H, 2H] and its head norm; BF16.
     for _ in range(config.get("num_nextn_predict_layers", 0)):
@@ -205,21 +198,3 @@ def estimate(
         # One layer read from the checkpoint, its quantized copy being written, the replay.
         layerwise_host_bytes=2 * largest + replay,
     )
-
-
-def load_model_config(model_dir: Path | str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """config.json and, when present, model.safetensors.index.json of a checkpoint folder."""
-    model_dir = Path(model_dir)
-    out = []
-    for name in ("config.json", "model.safetensors.index.json"):
-        path = model_dir / name
-        if not path.is_file():
-            if name == "config.json":
-                raise InputError(f"{model_dir}: no config.json")
-            out.append(None)
-            continue
-        try:
-            out.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: cannot read ({exc})") from exc
-    return out[0], out[1]

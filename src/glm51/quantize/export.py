@@ -17,10 +17,15 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from glm51.errors import GateFailed, InputError
+from glm51.checkpoint import manifest
+from glm51.checkpoint.folder import Checkpoint
+from glm51.checkpoint.layout import mtp_layers
 from glm51.checkpoint.safetensors import read_header
-from glm51.quantize.checkpoint import Checkpoint, load_into, release
-from glm51.quantize.targets import all_disabled, bf16_patterns, mtp_layers
+from glm51.errors import GateFailed, InputError
+from glm51.outputs import check_output_folder, publish_folder, staging_folder
+from glm51.quantize.calibrate import load_resident
+from glm51.quantize.layers import load_into, release
+from glm51.quantize.targets import all_disabled, bf16_patterns, modelopt_config
 
 # Everything a server needs beside the weights; copied verbatim when present.
 SIDE_FILES = (
@@ -56,8 +61,6 @@ def _export_resident(ckpt: Checkpoint, amax: dict, qcfg: dict, tmp: Path, device
     import modelopt.torch.quantization as mtq
     import torch
     from modelopt.torch.export import export_hf_checkpoint
-
-    from glm51.quantize.calibrate import load_resident
 
     model = load_resident(ckpt.dir, device)
     with torch.no_grad():
@@ -107,8 +110,6 @@ def _export_bounded(
     import torch
     from modelopt.torch.export import export_hf_checkpoint
     from safetensors.torch import load_file, save_file
-
-    from glm51.quantize.targets import modelopt_config
 
     n = int(ckpt.config["num_hidden_layers"])
     quant_config = None
@@ -213,11 +214,10 @@ def export(
     """Write the NVFP4 checkpoint to `output` (atomically); returns it."""
     ckpt = Checkpoint(model_dir)
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise InputError(f"{output}: exists (pass --overwrite to replace it)")
-    tmp = output.with_name(f".{output.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    check_output_folder(
+        output, overwrite=overwrite, option="--output", inputs={"--model": ckpt.dir}
+    )
+    tmp = staging_folder(output, "quantize")
     try:
         if bounded:
             _export_bounded(ckpt, amax, recipe, tmp, device, progress)
@@ -232,9 +232,10 @@ def export(
         for name in SIDE_FILES:
             if (ckpt.dir / name).is_file():
                 shutil.copyfile(ckpt.dir / name, tmp / name)
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
+        # glm51-manifest.json: what `glm51 verify` and `glm51 publish` check the folder against.
+        headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
+        manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
+        publish_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,11 +8,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from glm51.calib import coverage
+from glm51.calib.data import CalibSet
+from glm51.checkpoint.folder import Checkpoint
 from glm51.errors import InputError
-from glm51.quantize import coverage
+from glm51.outputs import check_output_folder
 from glm51.quantize.artifact import Artifact, merge
-from glm51.quantize.calibdata import CalibSet
-from glm51.quantize.checkpoint import Checkpoint
+from glm51.quantize.calibrate import calibrate_bounded, calibrate_resident
+from glm51.quantize.export import export
 from glm51.quantize.targets import config_digest, modelopt_config
 from glm51.recipe.quantize import QuantizeRecipe
 
@@ -58,13 +61,12 @@ def quantize(
     progress: Progress = lambda *_: None,
     log: Log = lambda _: None,
 ) -> Outcome:
-    from glm51.quantize.calibrate import calibrate_bounded, calibrate_resident
-    from glm51.quantize.export import export
-
     if not passes:
         raise InputError("no calibration passes")
-    if Path(output).exists() and not overwrite:  # before hours of calibration, not after
-        raise InputError(f"{output}: exists (pass --overwrite to replace it)")
+    # Before hours of calibration, not after.
+    check_output_folder(
+        Path(output), overwrite=overwrite, option="--output", inputs={"--model": Path(model_dir)}
+    )
     work_dir = Path(work_dir)
     ckpt = Checkpoint(model_dir)
     qcfg = modelopt_config(recipe, ckpt.config)

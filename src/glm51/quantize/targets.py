@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from glm51.checkpoint.layout import dense_layers, mtp_layers
 from glm51.recipe.quantize import QuantizeRecipe
 
 
@@ -15,26 +16,6 @@ from glm51.recipe.quantize import QuantizeRecipe
 def _nvfp4(group_size: int) -> dict[str, Any]:
     block = {-1: group_size, "type": "dynamic", "scale_bits": (4, 3)}
     return {"num_bits": (2, 1), "block_sizes": block}
-
-
-def dense_layers(config: Mapping[str, Any]) -> list[int]:
-    """Decoder layers with a dense MLP (`mlp_layer_types`, else `first_k_dense_replace`)."""
-    n = int(config["num_hidden_layers"])
-    types = config.get("mlp_layer_types")
-    if types:
-        return [i for i, t in enumerate(types[:n]) if t == "dense"]
-    return list(range(min(int(config.get("first_k_dense_replace", 0)), n)))
-
-
-def moe_layers(config: Mapping[str, Any]) -> list[int]:
-    dense = set(dense_layers(config))
-    return [i for i in range(int(config["num_hidden_layers"])) if i not in dense]
-
-
-def mtp_layers(config: Mapping[str, Any]) -> list[int]:
-    """MTP/NextN layers are stored after the decoder layers: model.layers.{N}..{N+k-1}."""
-    n = int(config["num_hidden_layers"])
-    return list(range(n, n + int(config.get("num_nextn_predict_layers") or 0)))
 
 
 def mtp_exclusions(config: Mapping[str, Any]) -> list[str]:

@@ -9,8 +9,11 @@ two builds are byte-identical.
 from __future__ import annotations
 
 import json
+import shutil
 import string
 from pathlib import Path
+
+from glm51.outputs import check_output_folder, publish_folder, staging_folder
 
 SPECIAL_TOKENS = (
     "<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>",
@@ -113,17 +116,37 @@ def _mtp_extras(hidden: int, generator, dtype) -> dict:
 
 
 def build_tiny_model(
-    out: Path, *, num_layers: int = 3, hidden: int = 64, experts: int = 8, seed: int = 0
+    out: Path,
+    *,
+    num_layers: int = 3,
+    hidden: int = 64,
+    experts: int = 8,
+    seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
-    """Write the tiny checkpoint to `out` (created); returns `out`."""
+    """Write the tiny checkpoint to `out` (a new folder, or one glm51 wrote with ``overwrite``);
+    it appears whole or not at all. Returns `out`."""
+    out = Path(out)
+    check_output_folder(out, overwrite=overwrite, option="OUT")
+    tmp = staging_folder(out, "tiny-model")
+    try:
+        _write_tiny_model(tmp, num_layers=num_layers, hidden=hidden, experts=experts, seed=seed)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return publish_folder(tmp, out)
+
+
+def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, seed: int) -> None:
     import tempfile
 
     import torch
     from safetensors.torch import load_file, save_file
     from transformers import GenerationConfig, GlmMoeDsaConfig, GlmMoeDsaForCausalLM
+    from transformers.utils import logging as hf_logging
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    hf_logging.disable_progress_bar()  # a few kB: no "Writing model shards" bar
+
     cfg_dict = tiny_config_dict(num_layers, hidden=hidden, experts=experts)
     # One extra decoder layer: its weights become the MTP layer (a full MoE layer, as upstream).
     with_mtp = GlmMoeDsaConfig(**{**cfg_dict, "num_hidden_layers": num_layers + 1})
@@ -150,7 +173,6 @@ def build_tiny_model(
     GenerationConfig(eos_token_id=[0], pad_token_id=0, do_sample=False).save_pretrained(out)
     build_tokenizer().save_pretrained(out)
     _strip_volatile(out)
-    return out
 
 
 def _strip_volatile(out: Path) -> None:

@@ -1,4 +1,4 @@
-"""Recipe models for the serving images (`[images.cu130]`)."""
+"""Recipe models for the serving images (`[images.NAME]`, e.g. `[images.cu130]`)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,3 @@ class ImageRecipe(Strict):
             if not (major == "3" and minor.isdigit()):
                 raise ValueError(f"{v!r} is not a Python version like '3.11'")
         return versions
-
-
-class Images(Strict):
-    cu130: ImageRecipe

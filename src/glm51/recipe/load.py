@@ -7,10 +7,12 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from glm51 import env
+from glm51.errors import InputError
 from glm51.recipe.schema import Recipe
 from glm51.recipe.toml_model import load_toml, parse_toml
 
-ENV_VAR = "GLM51_RECIPE"
+ENV_VAR = env.RECIPE
 _SOURCE_TREE_RECIPE = Path(__file__).resolve().parents[3] / "release" / "glm51.toml"
 
 
@@ -24,7 +26,20 @@ def default_recipe_path() -> Path:
 
 
 def parse_recipe(text: str, path: Path | str = "<recipe>") -> Recipe:
-    return parse_toml(text, path, Recipe, "recipe")
+    """A recipe from text; relative paths in it resolve against ``path``'s folder."""
+    return _located(parse_toml(text, path, Recipe, "recipe"), Path(path))
+
+
+def _located(recipe: Recipe, path: Path) -> Recipe:
+    recipe.located(path)
+    for i, calib in enumerate(recipe.quantize.passes):
+        manifest = recipe.pass_manifest(calib.name)
+        if path.name != "<recipe>" and not manifest.is_file():
+            raise InputError(
+                f"{path}: quantize.passes[{i}].manifest: {manifest} does not exist "
+                "(manifest paths are relative to the recipe file)"
+            )
+    return recipe
 
 
 def load_recipe(path: Path | str | None = None) -> Recipe:
@@ -34,4 +49,4 @@ def load_recipe(path: Path | str | None = None) -> Recipe:
 
 @cache
 def _load_cached(path: Path) -> Recipe:
-    return load_toml(path, Recipe, "recipe")
+    return _located(load_toml(path, Recipe, "recipe"), path)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
+from glm51.errors import InputError
 from glm51.recipe.base import Strict
 from glm51.recipe.gates import Gates, SmokeFloors
-from glm51.recipe.images import Images
+from glm51.recipe.images import ImageRecipe
 from glm51.recipe.quantize import QuantizeRecipe
 from glm51.recipe.serving import Profile, ServeDefaults, SGLangBuild
 from glm51.recipe.toml_model import CrossReferenceError
@@ -31,7 +33,35 @@ class Recipe(Strict):
     quantize: QuantizeRecipe
     gates: Gates
     smoke: SmokeFloors
-    images: Images
+    images: dict[str, ImageRecipe] = Field(min_length=1, description="image name -> its recipe")
+    # Where the recipe was read from: relative paths in it (manifests) resolve against it.
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    def located(self, source: Path) -> Recipe:
+        """This recipe, knowing the file it came from (set once, by the loader)."""
+        self._source = source
+        return self
+
+    def pass_manifest(self, pass_name: str) -> Path:
+        """The manifest file of a calibration pass (relative to the recipe's folder)."""
+        passes = {p.name: p for p in self.quantize.passes}
+        where = self._source or Path("<recipe>")
+        if pass_name not in passes:
+            raise InputError(
+                f"{where}: no calibration pass {pass_name!r} (passes: {', '.join(passes)})"
+            )
+        return (self._source.parent if self._source else Path.cwd()) / passes[pass_name].manifest
+
+    def image(self, name: str | None = None) -> tuple[str, ImageRecipe]:
+        """An image recipe by name (default: the first in the recipe)."""
+        name = name or next(iter(self.images))
+        if name not in self.images:
+            raise InputError(f"unknown image {name!r}; expected one of {sorted(self.images)}")
+        return name, self.images[name]
 
     @model_validator(mode="after")
     def _cross_references(self) -> Recipe:
@@ -82,7 +112,7 @@ class Recipe(Strict):
 
     def _image_problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
-        for image_name, image in self.images:
+        for image_name, image in self.images.items():
             where = f"images.{image_name}"
             if image.default_sglang_build not in self.sglang_builds:
                 problems.append(
@@ -113,8 +143,6 @@ class Recipe(Strict):
         return problems
 
     def profile(self, name: str | None = None) -> tuple[str, Profile]:
-        from glm51.errors import InputError
-
         name = name or self.serve.default_profile
         if name not in self.profiles:
             raise InputError(f"unknown profile {name!r}; expected one of {sorted(self.profiles)}")

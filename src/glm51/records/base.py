@@ -59,22 +59,27 @@ def write_record(record: Record, path: Path | str) -> Path:
     return path
 
 
-def read_record(path: Path | str, cls: type[R]) -> R:
-    """Read and validate a record; errors name the file and the offending key."""
-    path = Path(path)
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_versioned_json(
+    path: Path, cls: type[M], *, kind: str, schema_version: int, what: str, missing_hint: str = ""
+) -> M:
+    """A JSON file with a `kind` and a `schema_version`, validated as ``cls``; every error
+    names the file and, for a bad value, the key."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"{path}: no such record") from None
+        raise InputError(f"{path}: no {what}{missing_hint}") from None
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a JSON record ({exc})") from None
-    expected = cls.model_fields["kind"].default
-    if isinstance(data, dict) and expected and data.get("kind") != expected:
-        raise InputError(f"{path}: kind is {data.get('kind')!r}, expected {expected!r}")
-    if isinstance(data, dict) and data.get("schema_version") != cls.SCHEMA_VERSION:
+        raise InputError(f"{path}: not a JSON {what} ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        got = data.get("kind") if isinstance(data, dict) else None
+        raise InputError(f"{path}: kind is {got!r}, expected {kind!r}")
+    if data.get("schema_version") != schema_version:
         raise InputError(
             f"{path}: schema_version {data.get('schema_version')!r}, "
-            f"this glm51 reads {cls.SCHEMA_VERSION}"
+            f"this glm51 reads {schema_version}"
         )
     try:
         return cls.model_validate(data)
@@ -82,3 +87,11 @@ def read_record(path: Path | str, cls: type[R]) -> R:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InputError(f"{path}: {where}: {first['msg']}") from None
+
+
+def read_record(path: Path | str, cls: type[R]) -> R:
+    """Read and validate a record; errors name the file and the offending key."""
+    kind = cls.model_fields["kind"].default
+    return read_versioned_json(
+        Path(path), cls, kind=kind, schema_version=cls.SCHEMA_VERSION, what="record"
+    )

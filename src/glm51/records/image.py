@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import Field
 
 from glm51.records.base import Record
 
@@ -11,14 +13,14 @@ class ImageRecord(Record):
     kind: Literal["image"] = "image"
     image: str  # the recipe's image name, e.g. "cu130"
     tags: tuple[str, ...]
-    digest: str | None = None  # registry digest once pushed (sha256:...), else None
-    image_id: str | None = None  # local image id
+    digest: str | None = None  # the image digest buildx reports (the registry's once pushed)
+    config_digest: str | None = None
+    pushed: bool = False
+    build_seconds: float
+    version: str
     sglang_build: str
     stack: str
     base_image: str
-    lock: str  # the lock file the build installed
-    version: str
-    git_sha: str | None = None
-    pushed: bool = False
-    build_seconds: float | None = None
-    dry_run: bool = False
+    lock: str = ""  # the lock file the build installed, relative to the repository
+    labels: dict[str, str] = Field(default_factory=dict)
+    buildx_metadata: dict[str, Any] = Field(default_factory=dict)

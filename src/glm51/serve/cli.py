@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from glm51 import env
 from glm51.options import (
     ModelIdOption,
     ModelOption,
@@ -13,54 +14,52 @@ from glm51.options import (
     RecipeOption,
     RevisionOption,
 )
+from glm51.recipe import load_recipe
+from glm51.serve import launch
+
+
+def serve(
+    extra: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Pass-through sglang flags (after --).", show_default=False, metavar="SGLANG_FLAGS"
+        ),
+    ] = None,
+    model: ModelOption = None,
+    model_id: ModelIdOption = None,
+    revision: RevisionOption = None,
+    profile: ProfileOption = None,
+    host: Annotated[str | None, typer.Option(help="Override the profile's host.")] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar=env.PORT, help="Override the profile's port.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the environment and command, shell-quoted, and exit.")
+    ] = False,
+    skip_preflight: Annotated[
+        bool, typer.Option(help="Start sglang without the preflight checks.")
+    ] = False,
+    wait_ready: Annotated[
+        bool, typer.Option(help="Poll /health and report when the server is up.")
+    ] = False,
+    ready_timeout: Annotated[
+        float, typer.Option(help="Seconds --wait-ready waits for /health.")
+    ] = 1800.0,
+    recipe: RecipeOption = None,
+) -> None:
+    """Run SGLang with a recipe profile (the validated launch configuration)."""
+    loaded = load_recipe(recipe)
+    options = launch.Options(
+        host, port, dry_run, skip_preflight, ready_timeout if wait_ready else None
+    )
+    model_path = launch.checkpoint(loaded, model, model_id, revision)
+    code = launch.serve(loaded, profile, model_path, tuple(extra or ()), options)
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
+    app.command(
         context_settings={"allow_interspersed_args": False},
         epilog="Everything after `--` goes to sglang unchanged, e.g. "
         "`glm51 serve --model /models/GLM-5.1-NVFP4 -- --log-level debug`.",
-    )
-    def serve(
-        extra: Annotated[
-            list[str] | None,
-            typer.Argument(help="Pass-through sglang flags (after --).", show_default=False),
-        ] = None,
-        model: ModelOption = None,
-        model_id: ModelIdOption = None,
-        revision: RevisionOption = None,
-        profile: ProfileOption = None,
-        host: Annotated[str | None, typer.Option(help="Override the profile's host.")] = None,
-        port: Annotated[int | None, typer.Option(help="Override the profile's port.")] = None,
-        dry_run: Annotated[
-            bool, typer.Option(help="Print the environment and command, shell-quoted, and exit.")
-        ] = False,
-        skip_preflight: Annotated[
-            bool, typer.Option(help="Start sglang without the preflight checks.")
-        ] = False,
-        wait_ready: Annotated[
-            bool, typer.Option(help="Poll /health and report when the server is up.")
-        ] = False,
-        ready_timeout: Annotated[
-            float, typer.Option(help="Seconds --wait-ready waits for /health.")
-        ] = 1800.0,
-        recipe: RecipeOption = None,
-    ) -> None:
-        """Run SGLang with a recipe profile (the validated launch configuration)."""
-        from glm51.serve.launch import serve as run_serve
-
-        code = run_serve(
-            recipe_path=recipe,
-            profile_name=profile,
-            model=model,
-            model_id=model_id,
-            revision=revision,
-            host=host,
-            port=port,
-            passthrough=tuple(extra or ()),
-            dry_run=dry_run,
-            skip_preflight=skip_preflight,
-            wait_ready=wait_ready,
-            ready_timeout=ready_timeout,
-        )
-        raise typer.Exit(code)
+    )(serve)

@@ -2,54 +2,73 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from glm51 import proc
+from glm51.checkpoint.hub_cache import resolve_model
 from glm51.endpoint.health import health_url, wait_ready
-from glm51.recipe import load_recipe
-from glm51.serve.command import render
-from glm51.serve.model_path import resolve_model
+from glm51.errors import InputError, PreflightError
+from glm51.preflight.findings import Report, Severity
+from glm51.preflight.run import MISSING_FIX, check
+from glm51.recipe import Recipe
+from glm51.sglang.command import render
+from glm51.sglang.help import install_hint
 
 out = Console()
 err = Console(stderr=True)
 
 
+@dataclass(frozen=True)
+class Options:
+    host: str | None = None  # None: the profile's
+    port: int | None = None
+    dry_run: bool = False
+    skip_preflight: bool = False
+    ready_timeout: float | None = None  # seconds to wait for /health; None: do not wait
+
+
+def checkpoint(recipe: Recipe, model: Path | None, model_id: str | None, revision: str | None):
+    """The checkpoint folder to serve. A named one that is wrong is bad input (exit 3); none
+    named and the default not cached is the preflight's checkpoint.missing (exit 4)."""
+    try:
+        return resolve_model(model, model_id, revision, recipe.model.published)
+    except InputError as exc:
+        if model is not None or model_id is not None:
+            raise
+        missing = Report()
+        missing.add("checkpoint.missing", Severity.ERROR, str(exc), MISSING_FIX)
+        missing.raise_for_errors()
+        raise  # not reached: raise_for_errors raised
+
+
 def serve(
-    *,
-    recipe_path: Path | None,
+    recipe: Recipe,
     profile_name: str | None,
-    model: Path | None,
-    model_id: str | None,
-    revision: str | None,
-    host: str | None,
-    port: int | None,
-    passthrough: Sequence[str],
-    dry_run: bool,
-    skip_preflight: bool,
-    wait_ready: bool,
-    ready_timeout: float,
+    model_path: Path,
+    passthrough: Sequence[str] = (),
+    options: Options = Options(),
 ) -> int:
     """Returns the exit code for the CLI: 0 for a dry run, else the server's own."""
-    recipe = load_recipe(recipe_path)
     name, profile = recipe.profile(profile_name)
-    model_path = resolve_model(model, model_id, revision, recipe.model.published)
+    host, port, skip_preflight = options.host, options.port, options.skip_preflight
     spec = render(
         recipe, profile, model_path=model_path, host=host, port=port, passthrough=passthrough
     )
-    if dry_run:
+    if options.dry_run:
         # Plain print: the line must stay copy-pasteable (no wrapping, no markup).
         print(f"# profile {name} ({'validated' if profile.validated else 'NOT validated'})")
         print(spec.shell())
         return 0
 
     if not skip_preflight:
-        from glm51.preflight.run import check
-
         report = check(recipe, name, model_path=model_path, passthrough=passthrough)
         for finding in report.warnings:
             err.print(f"[yellow]{escape(finding.line())}[/]", soft_wrap=True)
@@ -57,10 +76,15 @@ def serve(
     if not profile.validated:
         err.print(f"[yellow]profile {name} is not validated on hardware: {profile.evidence}[/]")
 
+    if skip_preflight and find_spec("sglang") is None:  # the preflight would have said so
+        raise PreflightError(
+            f"sglang is not installed for {sys.executable}: "
+            f"{install_hint(profile.sglang_build, recipe.sglang_builds[profile.sglang_build])}"
+        )
     child = proc.spawn(spec.argv, env=spec.env)
     proc.forward_signals(child)
-    if wait_ready:
-        _report_when_ready(health_url(spec.host, spec.port), child, ready_timeout)
+    if options.ready_timeout is not None:
+        _report_when_ready(health_url(spec.host, spec.port), child, options.ready_timeout)
     code = child.wait()
     # Killed by a signal: report it the way a shell does (128 + N), not as a negative code.
     return 128 - code if code < 0 else code

@@ -20,8 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from glm51.errors import InfraError, InputError
-from glm51.quantize.conversations import (
+from glm51.calib.conversations import (
     BadRow,
     Message,
     check_messages,
@@ -29,7 +28,9 @@ from glm51.quantize.conversations import (
     to_chat,
     with_system_prompt,
 )
-from glm51.quantize.manifest import Manifest, Source, load_manifest
+from glm51.calib.manifest import Manifest, Source, load_manifest
+from glm51.checkpoint.hub_cache import require_hub
+from glm51.errors import InfraError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,10 @@ def _hub_rows(source: Source) -> Sequence[dict[str, Any]]:
             f"source {source.name!r} comes from the Hub ({source.dataset}): install "
             "glm51[calib-hub], or pass --data-dir with local files"
         ) from None
+    require_hub(
+        f"source {source.name!r} ({source.dataset})",
+        "pass --data-dir with local files (NAME.jsonl/.json/.parquet per source)",
+    )
     token = os.environ.get("HF_TOKEN") or (True if source.gated else None)
     try:
         return datasets.load_dataset(
@@ -347,16 +352,3 @@ def check_digest(calib: CalibSet, manifest: Manifest, manifest_path: Path | str)
             f"{calib.digest}, the manifest records {manifest.sha256} (different data, "
             "revision or tokenizer; `glm51 calib record` updates it after review)"
         )
-
-
-def resolve_manifest(pass_name: str, recipe_path: Path | str | None = None) -> Path:
-    """The manifest file of a recipe pass (manifest paths are relative to the recipe)."""
-    from glm51.recipe import default_recipe_path, load_recipe
-
-    recipe_path = Path(recipe_path) if recipe_path else default_recipe_path()
-    passes = {p.name: p for p in load_recipe(recipe_path).quantize.passes}
-    if pass_name not in passes:
-        raise InputError(
-            f"{recipe_path}: no calibration pass {pass_name!r} (passes: {', '.join(passes)})"
-        )
-    return recipe_path.parent / passes[pass_name].manifest

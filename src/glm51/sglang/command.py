@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from glm51.recipe import Recipe
-from glm51.recipe.serving import Profile, ServerArgs
-
-# Server fields rendered by hand rather than by the generic loop below.
-_SPECIAL = {"speculative", "extra_args", "host", "port"}
+from glm51.recipe.serving import Profile
+from glm51.sglang.flags import server_flags
 
 
 @dataclass(frozen=True)
@@ -30,32 +28,6 @@ class LaunchSpec:
         return " ".join([*assignments, shlex.join(self.argv)])
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def server_flags(args: ServerArgs, *, host: str, port: int) -> list[str]:
-    flags: list[str] = []
-    for name in type(args).model_fields:
-        if name in _SPECIAL:
-            continue
-        value = getattr(args, name)
-        if value is None or value is False:
-            continue
-        flags += [_flag(name)] if value is True else [_flag(name), str(value)]
-    if args.speculative is not None:
-        spec = args.speculative
-        flags += [
-            "--speculative-algorithm", spec.algorithm,
-            "--speculative-num-steps", str(spec.num_steps),
-            "--speculative-eagle-topk", str(spec.eagle_topk),
-            "--speculative-num-draft-tokens", str(spec.num_draft_tokens),
-        ]  # fmt: skip
-    flags += list(args.extra_args)
-    flags += ["--host", host, "--port", str(port)]
-    return flags
-
-
 def render(
     recipe: Recipe,
     profile: Profile,
@@ -70,10 +42,14 @@ def render(
     host = host or profile.server.host
     port = port or profile.server.port
     argv = [
-        python, "-m", "sglang.launch_server",
-        "--model-path", str(model_path),
-        "--served-model-name", recipe.model.served_name,
+        python,
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        str(model_path),
+        "--served-model-name",
+        recipe.model.served_name,
         *server_flags(profile.server, host=host, port=port),
         *passthrough,
-    ]  # fmt: skip
+    ]
     return LaunchSpec(tuple(argv), dict(profile.env), host=host, port=port)

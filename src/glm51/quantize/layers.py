@@ -1,4 +1,4 @@
-"""Read a BF16 checkpoint a few tensors at a time, and build one decoder layer from it.
+"""Build decoder layers from a BF16 checkpoint read a few tensors at a time.
 
 The bounded-memory mode never holds the whole model: the model is a skeleton on the meta
 device and each decoder layer is materialized from the safetensors shards when its turn
@@ -8,67 +8,12 @@ parameters transformers' `glm_moe_dsa` uses (gate and up concatenated along the 
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
+from glm51.checkpoint.folder import Checkpoint
 from glm51.errors import InputError
 
 _EXPERT = re.compile(r"^(?P<pre>.*\.mlp\.experts)\.(?P<e>\d+)\.(?P<proj>\w+)\.weight$")
-
-
-class Checkpoint:
-    """The tensor names of a safetensors checkpoint folder and the shard holding each."""
-
-    def __init__(self, model_dir: Path | str) -> None:
-        self.dir = Path(model_dir)
-        index = self.dir / "model.safetensors.index.json"
-        if index.is_file():
-            weight_map = json.loads(index.read_text())["weight_map"]
-        elif (self.dir / "model.safetensors").is_file():
-            from safetensors import safe_open
-
-            with safe_open(str(self.dir / "model.safetensors"), "pt") as f:
-                weight_map = dict.fromkeys(f.keys(), "model.safetensors")
-        else:
-            raise InputError(f"{self.dir}: no model.safetensors or model.safetensors.index.json")
-        self.weight_map: dict[str, str] = dict(sorted(weight_map.items()))
-        try:
-            self.config: dict[str, Any] = json.loads((self.dir / "config.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{self.dir / 'config.json'}: cannot read ({exc})") from exc
-
-    def fingerprint(self) -> str:
-        """Cheap identity of the checkpoint: config, tensor names and shard sizes."""
-        import hashlib
-
-        h = hashlib.sha256((self.dir / "config.json").read_bytes())
-        for name, shard in self.weight_map.items():
-            h.update(f"{name}\0{shard}\0".encode())
-        for shard in sorted(set(self.weight_map.values())):
-            h.update(f"{shard}:{(self.dir / shard).stat().st_size}".encode())
-        return h.hexdigest()
-
-    def keys(self, prefix: str = "") -> list[str]:
-        return [k for k in self.weight_map if k.startswith(prefix)]
-
-    def read(self, names: Iterable[str]) -> dict:
-        """Read the named tensors (each shard opened once, closed before returning)."""
-        from safetensors import safe_open
-
-        by_shard: dict[str, list[str]] = {}
-        for name in names:
-            if name not in self.weight_map:
-                raise InputError(f"{self.dir}: tensor {name} is not in the checkpoint")
-            by_shard.setdefault(self.weight_map[name], []).append(name)
-        out = {}
-        for shard, shard_names in by_shard.items():
-            with safe_open(str(self.dir / shard), "pt") as f:
-                for name in shard_names:
-                    out[name] = f.get_tensor(name)
-        return out
 
 
 def fuse_experts(tensors: dict) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from glm51.quantize.manifest import Filters, Source
+from glm51.calib.manifest import Filters, Source
 
 Message = dict[str, Any]
 ROLES = frozenset({"system", "user", "assistant", "tool"})

@@ -2,8 +2,8 @@
 
 import pytest
 
+from glm51.checkpoint.hub_cache import from_hub_cache, resolve_model
 from glm51.errors import InputError
-from glm51.serve.model_path import from_hub_cache, resolve_model
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -12,8 +12,9 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 def hub_cache(tmp_path):
     repo = tmp_path / "models--lukealonso--GLM-5.1-NVFP4"
     (repo / "snapshots" / SHA).mkdir(parents=True)
+    (repo / "snapshots" / SHA / "config.json").write_text("{}")  # an empty snapshot is no snapshot
     (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(SHA + "\n")
+    (repo / "refs" / "main").write_text(SHA)  # as huggingface_hub writes it: no newline
     return tmp_path
 
 
@@ -27,8 +28,9 @@ def test_commit_sha_resolves_directly(hub_cache):
     assert path.name == SHA
 
 
-def test_env_var_locates_the_cache(hub_cache, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+def test_huggingface_hubs_cache_setting_locates_the_cache(hub_cache, monkeypatch):
+    # huggingface_hub reads HF_HUB_CACHE into its constants at import; glm51 defers to it.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub_cache))
     assert resolve_model(None, None, None, "lukealonso/GLM-5.1-NVFP4").name == SHA
 
 
@@ -37,7 +39,7 @@ def test_env_var_locates_the_cache(hub_cache, monkeypatch):
     [
         ("someone/Other", "main", "is not in the Hugging Face cache"),
         ("lukealonso/GLM-5.1-NVFP4", "v2", "cached refs: main"),
-        ("lukealonso/GLM-5.1-NVFP4", "f" * 40, "snapshot"),
+        ("lukealonso/GLM-5.1-NVFP4", "f" * 40, "no snapshot"),
     ],
 )
 def test_missing_cache_entries_say_what_to_do(hub_cache, repo, revision, expected):

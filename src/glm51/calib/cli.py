@@ -1,0 +1,98 @@
+"""`glm51 calib`: build calibration sets from their manifests, record and check digests.
+
+(`glm51 calib estimate` is registered by the quantize stage: it estimates a quantize run.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from glm51.calib.data import build_pass
+from glm51.calib.manifest import load_manifest, record_digest
+from glm51.calib.tokenizer import load_tokenizer
+from glm51.errors import InputError
+from glm51.options import RecipeOption
+from glm51.recipe import Recipe, load_recipe
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Local source files (NAME.jsonl/.json/.parquet per source) instead of the Hub.",
+        file_okay=False,
+        exists=True,
+    ),
+]
+TokenizerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer",
+        help="Tokenizer folder or Hub id (default: the recipe's model.source at its revision, "
+        "from the Hub cache, else the Hub).",
+    ),
+]
+
+group = typer.Typer(
+    help="Calibration data: build the recipe's passes from their manifests.", no_args_is_help=True
+)
+
+
+def _tokenizer(spec: str | None, recipe: Recipe):
+    return load_tokenizer(spec, recipe.model.source, recipe.model.source_revision)
+
+
+def build(
+    pass_name: Annotated[str, typer.Argument(metavar="PASS", help="A recipe pass name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write the set here (.npz).")],
+    data_dir: DataDirOption = None,
+    tokenizer: TokenizerOption = None,
+    recipe: RecipeOption = None,
+) -> None:
+    """Build one pass and check it against the manifest's recorded sha256 (exit 3)."""
+    loaded = load_recipe(recipe)
+    manifest_path = loaded.pass_manifest(pass_name)
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a folder; give the .npz file to write")
+    if data_dir is not None and data_dir.resolve() in out.resolve().parents:
+        raise InputError(f"--out {out} is inside --data-dir {data_dir}: write it elsewhere")
+    manifest = load_manifest(manifest_path)
+    calib = build_pass(manifest_path, _tokenizer(tokenizer, loaded), data_dir=data_dir)
+    calib.save(out)
+    checked = (
+        "matches the manifest"
+        if manifest.sha256
+        else f"NOT checked: {manifest_path} records no sha256 yet (`glm51 calib record` writes it)"
+    )
+    typer.echo(
+        f"{pass_name}: {len(calib)} samples, {calib.tokens} tokens, sha256 {calib.digest} "
+        f"({checked}) -> {out}"
+    )
+
+
+def record(
+    passes: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[PASS]...", help="Passes to record (default: all)."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    tokenizer: TokenizerOption = None,
+    recipe: RecipeOption = None,
+) -> None:
+    """Build passes and write the sha256 of their token ids into their manifests."""
+    loaded = load_recipe(recipe)
+    names = passes or [p.name for p in loaded.quantize.passes]
+    manifests = [loaded.pass_manifest(name) for name in names]  # unknown names fail first
+    tok = _tokenizer(tokenizer, loaded)
+    for manifest in manifests:
+        calib = build_pass(manifest, tok, data_dir=data_dir, check=False)
+        changed = record_digest(manifest, calib.digest)
+        typer.echo(f"{manifest}: sha256 {calib.digest} ({'recorded' if changed else 'same'})")
+
+
+def register(app: typer.Typer) -> None:
+    group.command("build")(build)
+    group.command("record")(record)
+    app.add_typer(group, name="calib")

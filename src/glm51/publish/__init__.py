@@ -1,0 +1,1 @@
+"""Card and publish: the model card from the recipe and records, and the Hub upload."""

@@ -1,0 +1,164 @@
+"""`glm51 card` and `glm51 publish`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from glm51.errors import InputError
+from glm51.options import ProfileOption, RecipeOption
+from glm51.publish.card import Records, render_card
+from glm51.publish.hub import Hub
+from glm51.publish.plan import DEFAULT_COMMIT_BYTES
+from glm51.publish.run import publish
+from glm51.recipe import load_recipe
+from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord, read_record
+
+out = Console()
+err = Console(stderr=True)
+
+ImageRecordOption = Annotated[
+    Path | None, typer.Option("--image-record", dir_okay=False, help="glm51 image build's record.")
+]
+QuantizeRecordOption = Annotated[
+    Path | None, typer.Option("--quantize-record", dir_okay=False, help="glm51 quantize's record.")
+]
+SmokeRecordOption = Annotated[
+    Path | None, typer.Option("--smoke-record", dir_okay=False, help="glm51 smoke's record.")
+]
+BenchRecordOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--bench-record", dir_okay=False,
+        help="glm51 bench's record (without it the card shows no throughput figures).",
+    ),
+]  # fmt: skip
+PlotOption = Annotated[
+    Path | None,
+    typer.Option("--plot", dir_okay=False, exists=True, help="Throughput plot (PNG) for the card."),
+]
+
+
+def _records(image, quantize, smoke, bench) -> Records:
+    return Records(
+        image=read_record(image, ImageRecord) if image else None,
+        quantize=read_record(quantize, QuantizeRecord) if quantize else None,
+        smoke=read_record(smoke, SmokeRecord) if smoke else None,
+        bench=read_record(bench, BenchRecord) if bench else None,
+    )
+
+
+def card_command(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", dir_okay=False, help="Write here (default: stdout)."),
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="The release version (vX.Y.Z).")] = None,
+    image_record: ImageRecordOption = None,
+    quantize_record: QuantizeRecordOption = None,
+    smoke_record: SmokeRecordOption = None,
+    bench_record: BenchRecordOption = None,
+    plot: PlotOption = None,
+    profile: ProfileOption = None,
+    recipe: RecipeOption = None,
+) -> None:
+    """Render the model card (README.md) from the recipe and the release run's records."""
+    loaded = load_recipe(recipe)
+    text = render_card(
+        loaded, _records(image_record, quantize_record, smoke_record, bench_record),
+        version=version, profile=profile, plot=plot.name if plot else None,
+    )  # fmt: skip
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    if output.exists():
+        raise InputError(f"{output}: exists; the card is never written over a file (remove it)")
+    output.write_text(text, encoding="utf-8")
+    err.print(f"wrote {escape(str(output))}", highlight=False)
+
+
+def publish_command(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="The verified NVFP4 checkpoint folder.", file_okay=False)
+    ],
+    repo: Annotated[str, typer.Option(help="The Hub repo, OWNER/NAME (created if needed).")],
+    version: Annotated[str, typer.Option(help="The version to tag, vX.Y.Z (never moved).")],
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            exists=True,
+            help="A rendered card to upload as README.md (default: render it from the records).",
+        ),
+    ] = None,
+    image_record: ImageRecordOption = None,
+    quantize_record: QuantizeRecordOption = None,
+    smoke_record: SmokeRecordOption = None,
+    bench_record: BenchRecordOption = None,
+    plot: PlotOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the plan (files, sizes, commits, tag); touch nothing."
+        ),
+    ] = False,
+    commit_gb: Annotated[
+        float, typer.Option(min=1e-6, help="Weights per commit, in GB.")
+    ] = DEFAULT_COMMIT_BYTES / 1e9,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(envvar="HF_ENDPOINT", help="The Hub's URL (default: huggingface.co)."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write the outcome as JSON here.")
+    ] = None,
+    profile: ProfileOption = None,
+    recipe: RecipeOption = None,
+) -> None:
+    """Publish a verified checkpoint and its card to the Hub, and tag the version.
+
+    Verifies the folder, uploads the weights (commits of --commit-gb) and then the card and
+    small files in one commit, verifies the Hub's files against glm51-manifest.json, and only
+    then creates the tag. Re-running after an interruption finishes the job; an existing
+    tag is never moved. The token comes from HF_TOKEN or `hf auth login`, never from argv.
+    """
+    loaded = load_recipe(recipe)
+    plot_name = f"assets/{plot.name}" if plot else None
+    if card is not None:
+        text = card.read_bytes()
+    else:
+        text = render_card(
+            loaded, _records(image_record, quantize_record, smoke_record, bench_record),
+            version=version, profile=profile, plot=plot_name,
+        ).encode()  # fmt: skip
+    extra = {plot_name: plot.read_bytes()} if plot and plot_name else {}
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    if dry_run:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    hub = Hub(endpoint=endpoint)
+    outcome = publish(
+        checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, extra=extra,
+        dry_run=dry_run, commit_bytes=int(commit_gb * 1e9),
+        log=lambda m: err.print(escape(m), highlight=False, soft_wrap=True),
+    )  # fmt: skip
+    if dry_run:
+        out.print(escape(outcome.plan), highlight=False, soft_wrap=True)
+    if report is not None:
+        report.write_text(outcome.to_json())
+    if outcome.status == "published":
+        err.print(
+            f"[green]published[/] {escape(repo)} {escape(version)} "
+            f"({len(outcome.commits)} commit(s) this run)",
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("card")(card_command)
+    app.command("publish")(publish_command)

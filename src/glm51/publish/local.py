@@ -1,0 +1,63 @@
+"""Publish to a local folder: what the Hub repo would hold, verified, then tagged.
+
+The rehearsal's stand-in for the Hub (no network): the same files, the same rule that the
+tag comes only after the copy is checked against the manifest, the same refusal to move a
+tag. `<dest>/tags/<version>` records the tagged file digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from glm51.checkpoint import manifest as mf
+from glm51.errors import InputError
+from glm51.outputs import claim_output_folder
+from glm51.publish.plan import CARD, check_names
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def publish_to_folder(checkpoint: Path, card: str, dest: Path, *, repo: str, version: str) -> Path:
+    """Copy the manifest's files, the manifest and the card to ``dest/repo``, check every copy
+    against the manifest, then write the tag. Returns the tag file."""
+    check_names(repo, version)
+    manifest = mf.read(checkpoint)
+    target = claim_output_folder(dest / repo, option="--to", command="publish (local)")
+    tag = target / "tags" / version
+    files = dict(sorted(manifest.all_files().items()))
+    expected = {name: entry.sha256 for name, entry in files.items()}
+    (target / CARD).write_text(card, encoding="utf-8")
+    expected[CARD] = hashlib.sha256(card.encode()).hexdigest()
+    shutil.copyfile(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
+    expected[mf.MANIFEST] = _sha256(checkpoint / mf.MANIFEST)
+    if tag.is_file():
+        if json.loads(tag.read_text()) == expected:
+            return tag  # already published, the same files
+        raise InputError(
+            f"{tag}: version {version} is already tagged with other files; a tag is never moved"
+        )
+    for name in files:
+        src, dst = checkpoint / name, target / name
+        if not (
+            dst.is_file()
+            and dst.stat().st_size == src.stat().st_size
+            and _sha256(dst) == expected[name]
+        ):
+            shutil.copyfile(src, dst)
+    wrong = [name for name, digest in expected.items() if _sha256(target / name) != digest]
+    if wrong:
+        raise InputError(
+            f"{target}: copies differ from the manifest: {', '.join(wrong)}; not tagged"
+        )
+    tag.parent.mkdir(exist_ok=True)
+    tag.write_text(json.dumps(expected, indent=2) + "\n")
+    return tag

@@ -1,0 +1,159 @@
+"""`glm51 publish`: verify locally, upload what the Hub lacks, verify remotely, then tag."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from glm51.checkpoint import manifest as mf
+from glm51.checkpoint.verify import verify
+from glm51.errors import InfraError, InputError
+from glm51.publish.hub import Hub
+from glm51.publish.plan import (
+    CARD,
+    DEFAULT_COMMIT_BYTES,
+    LocalFile,
+    Plan,
+    check_names,
+    git_blob_sha1,
+    make_plan,
+    mismatches,
+)
+from glm51.recipe import Recipe
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    repo: str
+    version: str
+    status: str  # "published", "already-published", "dry-run"
+    plan: str  # the plan as text
+    commits: list[str] = field(default_factory=list)  # made by this run
+    tagged_commit: str | None = None
+    huggingface_hub: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def local_files(
+    folder: Path, manifest: mf.Manifest, card: bytes, extra: Mapping[str, bytes] = {}
+) -> tuple[LocalFile, ...]:
+    """Everything the repo will hold: the manifest's files (its digests, verified just
+    before), the manifest itself, the card and any extra file (a plot)."""
+    out = []
+    for name, entry in sorted(manifest.all_files().items()):
+        sha1 = (
+            None if name.endswith(".safetensors") else git_blob_sha1((folder / name).read_bytes())
+        )
+        out.append(LocalFile(name, entry.size, entry.sha256, sha1))
+    for name, data in {mf.MANIFEST: (folder / mf.MANIFEST).read_bytes(), CARD: card,
+                       **extra}.items():  # fmt: skip
+        out.append(LocalFile(name, len(data), _sha256(data), git_blob_sha1(data)))
+    return tuple(out)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def publish(
+    folder: Path | str,
+    recipe: Recipe,
+    *,
+    repo: str,
+    version: str,
+    card: bytes,
+    hub: Hub,
+    extra: Mapping[str, bytes] = {},
+    dry_run: bool = False,
+    commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    threads: int | None = None,
+    log: Log = lambda _: None,
+    progress: Callable[[int], None] = lambda _: None,
+) -> Outcome:
+    folder = Path(folder)
+    check_names(repo, version)
+    if not (folder / mf.MANIFEST).is_file():
+        raise InputError(
+            f"{folder}: no {mf.MANIFEST}; `glm51 quantize` writes it, or record it with "
+            f"`glm51 verify {folder} --write` (publish uploads only what a manifest vouches for)"
+        )
+    clash = sorted(set(extra) & set(mf.recorded_files(folder)))
+    if clash:
+        raise InputError(f"{', '.join(clash)}: both in {folder} and added by publish")
+
+    # 1. The local folder, fully (a dry run skips the hashing: it must stay cheap).
+    log(f"verifying {folder}" + (" (structure and layout; a dry run does not hash)"
+                                  if dry_run else ""))  # fmt: skip
+    report = verify(folder, recipe, hash_contents=not dry_run, threads=threads, progress=progress)
+    if not report.ok:
+        first = report.problems[0]
+        raise InputError(
+            f"{folder}: verify failed, nothing published: {first}"
+            + (
+                f" (and {len(report.problems) - 1} more; run `glm51 verify {folder}`)"
+                if len(report.problems) > 1
+                else ""
+            )
+        )
+    files = local_files(folder, mf.read(folder), card, extra)
+
+    # 2. What the Hub has, and the plan.
+    state = hub.state(repo, version)
+    plan: Plan = make_plan(repo, version, files, state, commit_bytes=commit_bytes)
+    outcome = Outcome(repo, version, "dry-run", plan.describe(), huggingface_hub=hub.version)
+    if dry_run:
+        return outcome
+    if plan.already_published:
+        outcome.status = "already-published"
+        outcome.tagged_commit = state.tags.get(version)
+        log(f"{repo}: tag {version} already holds exactly these files; nothing to do")
+        return outcome
+
+    # 3. Uploads: the weights in commits, then the card and small files in one.
+    if plan.create_repo:
+        log(f"creating {repo}")
+        hub.create_repo(repo)
+    for commit in plan.weight_commits:
+        log(f"{commit.message}: {', '.join(commit.paths)}")
+        outcome.commits.append(hub.upload_weights(repo, folder, commit.paths, commit.message))
+    if plan.small_commit is not None:
+        sources: dict[str, bytes | Path] = {}
+        for path in plan.small_commit.paths:
+            if path == CARD:
+                sources[path] = card
+            elif path in extra:
+                sources[path] = extra[path]
+            else:
+                sources[path] = folder / path
+        log(f"{plan.small_commit.message}: {', '.join(plan.small_commit.paths)}")
+        outcome.commits.append(
+            hub.commit_files(repo, sources, plan.small_commit.message, parent=hub.head(repo))
+        )
+
+    # 4. Verify what the Hub holds now against the local manifest; 5. only then tag it.
+    head = hub.head(repo)
+    remote = hub.files_at(repo, head)
+    wrong = mismatches(files, remote)
+    if wrong:
+        raise InfraError(
+            f"{repo} at {head[:12]} does not match {mf.MANIFEST}: {wrong[0]}"
+            + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else "")
+            + f"; {version} was not tagged. Re-run `glm51 publish` to upload the difference."
+        )
+    log(f"verified {len(files)} file(s) on the Hub at {head[:12]}")
+    if not hub.tag(repo, version, head, f"GLM-5.1-NVFP4 {version} (verified by glm51 publish)"):
+        raise InputError(
+            f"{repo}: tag {version} appeared while publishing; it was not moved. "
+            "Publish this checkpoint as a new version."
+        )
+    outcome.status = "published"
+    outcome.tagged_commit = head
+    log(f"tagged {repo} {version} at {head[:12]}")
+    return outcome

@@ -1,0 +1,246 @@
+"""`glm51 publish` against the loopback Hub double, with the real huggingface_hub client.
+
+Run under huggingface_hub 1.x and 2.x (`nox -s publish_hub`). No torch: the checkpoint is
+the real-layout test checkpoint (tests/support/checkpoint.py) with its manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from glm51.checkpoint import manifest as mf
+from glm51.checkpoint.verify import verify
+from glm51.errors import InfraError, InputError
+from glm51.publish.card import render_card
+from glm51.publish.hub import Hub
+from glm51.publish.plan import git_blob_sha1
+from glm51.publish.run import publish
+from tests.doubles.hub import HubDouble
+from tests.support import checkpoint as ck
+
+REPO = "glm51-test/GLM-5.1-NVFP4"
+SHARD_BYTES = 130_000  # each test shard is 90-130 KB: about one shard per weight commit
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    import huggingface_hub
+    import huggingface_hub.utils._http as http
+
+    # The double speaks the Xet-less protocol; no stored login, no waiting between retries.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(http.time, "sleep", lambda _: None)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with HubDouble() as double:
+        monkeypatch.setenv("HF_TOKEN", double.token)
+        yield double
+
+
+@pytest.fixture
+def folder(tmp_path, recipe) -> Path:
+    out = ck.build(tmp_path / "nvfp4")
+    assert verify(out, recipe, write=True).ok
+    return out
+
+
+@pytest.fixture
+def card(recipe) -> bytes:
+    return render_card(recipe, version="v1.0.0").encode()
+
+
+def run(folder, recipe, hub, card, version="v1.0.0", **kw):
+    return publish(
+        folder, recipe, repo=REPO, version=version, card=card,
+        hub=Hub(endpoint=hub.url), commit_bytes=SHARD_BYTES, **kw,
+    )  # fmt: skip
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summaries(hub) -> list[str]:
+    return [c.summary for c in hub.repo(REPO).commits]
+
+
+def test_publish_uploads_in_commits_verifies_then_tags(hub, folder, recipe, card):
+    outcome = run(folder, recipe, hub, card)
+    assert outcome.status == "published"
+    head = hub.head(REPO)
+    assert hub.repo(REPO).tags == {"v1.0.0": head.oid} == {"v1.0.0": outcome.tagged_commit}
+    # Weights in several commits, then card + small files in one.
+    names = summaries(hub)
+    weight_commits = [s for s in names if "weights (part" in s]
+    assert len(weight_commits) >= 2
+    assert names[-1] == "v1.0.0: model card, config and tokenizer"
+    assert len(outcome.commits) == len(names) - 1  # all but the repo's initial commit
+    # The Hub holds exactly the local files.
+    for shard in ck.shard_names(folder):
+        assert head.files[shard].sha256 == sha256(folder / shard)
+    assert head.files["README.md"].content == card
+    assert head.files[mf.MANIFEST].content == (folder / mf.MANIFEST).read_bytes()
+    assert head.files["config.json"].sha1 == git_blob_sha1((folder / "config.json").read_bytes())
+    assert ("POST", "/api/validate-yaml") in hub.requests  # the client checked the card first
+    # The tag came after the last commit and after the listing that verified it.
+    order = [(m, p) for m, p in hub.requests if m in ("POST", "GET")]
+    tag_at = order.index(("POST", f"/api/models/{REPO}/tag/{head.oid}"))
+    last_commit = max(
+        i for i, (m, p) in enumerate(order) if p.startswith(f"/api/models/{REPO}/commit/")
+    )
+    last_listing = max(i for i, (m, p) in enumerate(order) if f"/tree/{head.oid}" in p)
+    assert last_commit < last_listing < tag_at
+
+
+def test_dropped_connection_mid_upload_completes_on_rerun(hub, folder, recipe, card):
+    third = ck.shard_names(folder)[2]
+    hub.faults.drop_upload = 100  # every try of this object, the client's retries included
+    hub.faults.drop_upload_oid = sha256(folder / third)
+    with pytest.raises(InfraError, match="re-run `glm51 publish`"):
+        run(folder, recipe, hub, card)
+    assert hub.faults.dropped >= 1
+    assert hub.repo(REPO).tags == {}
+    committed = summaries(hub)
+    assert any("part 1/" in s for s in committed)  # earlier commits stayed
+    assert third not in hub.head(REPO).files
+
+    hub.faults.drop_upload = 0
+    uploads_before = [p for m, p in hub.requests if m == "PUT"]
+    outcome = run(folder, recipe, hub, card)
+    assert outcome.status == "published"
+    assert hub.repo(REPO).tags["v1.0.0"] == hub.head(REPO).oid
+    # Nothing committed twice, and the shards already there were not sent again.
+    names = summaries(hub)
+    assert len(names) == len(set(names))
+    uploads_after = [p for m, p in hub.requests if m == "PUT"][len(uploads_before) :]
+    first = sha256(folder / ck.shard_names(folder)[0])
+    assert f"/lfs-upload/{first}" not in uploads_after
+    assert f"/lfs-upload/{sha256(folder / third)}" in uploads_after
+
+
+def test_500_on_commit_applies_nothing_and_a_rerun_finishes(hub, folder, recipe, card):
+    hub.faults.fail_commit = 1
+    with pytest.raises(InfraError, match="answered 500"):
+        run(folder, recipe, hub, card)
+    assert summaries(hub) == ["initial commit"]  # atomic: the failed commit left no trace
+    assert run(folder, recipe, hub, card).status == "published"
+
+
+def test_tag_only_after_the_hub_matches_the_manifest(hub, folder, recipe, card):
+    shard = ck.shard_names(folder)[1]
+    hub.faults.listing_sha256 = {shard: "0" * 64}  # the Hub's copy is not what was sent
+    with pytest.raises(InfraError, match=f"{shard}: the Hub has .* 0000.*v1.0.0 was not tagged"):
+        run(folder, recipe, hub, card)
+    assert hub.repo(REPO).tags == {}
+    hub.faults.listing_sha256 = {}
+    assert run(folder, recipe, hub, card).status == "published"
+
+
+def test_a_published_version_is_never_moved(hub, folder, recipe, card):
+    run(folder, recipe, hub, card)
+    tagged = hub.repo(REPO).tags["v1.0.0"]
+    commits = len(summaries(hub))
+    # The same files again: already published, nothing done.
+    assert run(folder, recipe, hub, card).status == "already-published"
+    # Other files under the same version: refused before any upload.
+    other = card + b"\nA changed line.\n"
+    with pytest.raises(InputError, match=r"v1\.0\.0 already exists .* never moved"):
+        run(folder, recipe, hub, other)
+    assert hub.repo(REPO).tags["v1.0.0"] == tagged
+    assert len(summaries(hub)) == commits
+    # A new version publishes the change.
+    assert run(folder, recipe, hub, other, version="v1.0.1").status == "published"
+    assert hub.repo(REPO).tags["v1.0.0"] == tagged
+
+
+def test_401_is_a_clear_error_without_the_token(hub, folder, recipe, card, monkeypatch, caplog):
+    secret = "hf_not_the_right_token_5b1f9c"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(InputError) as exc:
+        run(folder, recipe, hub, card)
+    message = str(exc.value)
+    assert "refused the credentials" in message and "401" in message
+    assert "HF_TOKEN" in message
+    assert secret not in message
+    assert secret not in caplog.text
+    assert exc.value.__cause__ is None
+    assert REPO not in hub.repos
+    # The token went only where it belongs: the Authorization header.
+    assert f"Bearer {secret}" in hub.seen_auth
+
+
+def test_no_token_at_all(hub, folder, recipe, card, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(InputError, match=r"refused the credentials.*401"):
+        run(folder, recipe, hub, card)
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(hub, folder, recipe, card):
+    before = {p.name: sha256(p) for p in folder.iterdir()}
+    outcome = run(folder, recipe, hub, card, dry_run=True)
+    assert outcome.status == "dry-run"
+    assert REPO not in hub.repos
+    assert all(m == "GET" for m, _ in hub.requests)
+    plan = outcome.plan
+    assert f"repo {REPO} (to be created)" in plan
+    for shard in ck.shard_names(folder):
+        assert shard in plan
+    assert "README.md" in plan and "KB" in plan
+    assert "commit 'Upload v1.0.0 weights (part 1/" in plan
+    assert "commit 'v1.0.0: model card, config and tokenizer'" in plan
+    assert "tag v1.0.0 on the verified commit" in plan
+    assert {p.name: sha256(p) for p in folder.iterdir()} == before
+
+
+def test_card_metadata_the_hub_rejects_is_bad_input(hub, folder, recipe, card):
+    bad = card.replace(b"base_model_relation: quantized", b"base_model_relation: quantised")
+    with pytest.raises(InputError, match="base_model_relation"):
+        run(folder, recipe, hub, bad)
+    assert hub.repo(REPO).tags == {}
+    assert "README.md" not in hub.head(REPO).files
+
+
+def test_refuses_a_folder_that_fails_verify(hub, folder, recipe, card):
+    ck.truncate_shard(folder, 1)
+    with pytest.raises(InputError, match="verify failed, nothing published"):
+        run(folder, recipe, hub, card)
+    assert REPO not in hub.repos
+
+
+def test_refuses_a_folder_without_manifest(hub, tmp_path, recipe, card):
+    bare = ck.build(tmp_path / "bare")
+    with pytest.raises(InputError, match=r"no glm51-manifest\.json"):
+        run(bare, recipe, hub, card)
+
+
+def test_cli_publish_and_401(hub, folder, monkeypatch, capsys, tmp_path):
+    from glm51.cli import main
+
+    report = tmp_path / "publish.json"
+    argv = ["glm51", "publish", str(folder), "--repo", REPO, "--version", "v2.0.0",
+            "--endpoint", hub.url, "--report", str(report), "--commit-gb", "0.00013"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 0
+    data = json.loads(report.read_text())
+    assert data["status"] == "published" and data["tagged_commit"] == hub.head(REPO).oid
+    assert hub.token not in report.read_text()
+
+    secret = "hf_cli_wrong_token_77aa"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.setattr("sys.argv", [*argv[:6], "v2.0.1", *argv[7:]])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 3
+    captured = capsys.readouterr()
+    assert "refused the credentials" in " ".join(captured.err.split())
+    assert secret not in captured.err + captured.out
+    assert "Traceback" not in captured.err

@@ -1,0 +1,109 @@
+"""`glm51 release --rehearsal`: the whole chain on the CPU, resumable after a kill, and stopped
+by a failing gate before anything is published or tagged."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from glm51.records import read_record
+from glm51.records.release import RunManifest
+from tests.conftest import REPO
+
+GLM51 = [
+    sys.executable,
+    "-c",
+    "import sys; from glm51.cli import main; sys.argv[0] = 'glm51'; main()",
+]
+STEPS = ["tiny-model", "quantize", "verify", "card", "publish"]
+
+pytestmark = pytest.mark.slow
+
+
+def _env():
+    env = {**os.environ}
+    env.pop("GLM51_DEBUG", None)
+    return env
+
+
+def _release(run_dir, *extra):
+    argv = [
+        *GLM51,
+        "release",
+        "--rehearsal",
+        "--version",
+        "v1.0.0",
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=900)
+
+
+def test_killed_midway_it_resumes_without_redoing_finished_steps(tmp_path):
+    run_dir = tmp_path / "run"
+    argv = [*GLM51, "release", "--rehearsal", "--version", "v1.0.0", "--run-dir", str(run_dir)]
+    child = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = run_dir / "run.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and child.poll() is None:
+        if (
+            manifest.is_file()
+            and '"name": "quantize",\n      "status": "running"' in manifest.read_text()
+        ):
+            break
+        time.sleep(0.2)
+    assert child.poll() is None, "the rehearsal ended before it could be killed midway"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    killed = read_record(manifest, RunManifest)
+    assert killed.entry("tiny-model").status == "done"
+    assert killed.entry("quantize").status == "running" and killed.entry("publish") is None
+
+    done = _release(run_dir)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "tiny-model: done already" in said and "quantize: running" in said
+    finished = read_record(manifest, RunManifest)
+    assert [s.name for s in finished.steps] == STEPS
+    assert all(s.status == "done" for s in finished.steps)
+    assert finished.entry("tiny-model").started_at == killed.entry("tiny-model").started_at
+    # It says where the card, the reports and the checkpoint are.
+    printed = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    assert (run_dir / "card" / "README.md").is_file() and printed["card"].endswith("README.md")
+    assert printed["checkpoint"] == str(run_dir / "checkpoint")
+    tag = run_dir / "hub" / "lukealonso" / "GLM-5.1-NVFP4" / "tags" / "v1.0.0"
+    assert set(json.loads(tag.read_text())) >= {"README.md", "glm51-manifest.json", "config.json"}
+
+    again = _release(run_dir)
+    assert again.returncode == 0
+    assert " ".join(again.stderr.split()).count("done already") == len(STEPS)
+
+
+def test_a_failed_gate_publishes_and_tags_nothing_and_exits_with_the_gates_code(tmp_path):
+    release = tmp_path / "release"
+    shutil.copytree(REPO / "release", release)
+    recipe = release / "glm51.toml"
+    # Every expert needs a million calibration tokens: the coverage gate must fail.
+    recipe.write_text(
+        recipe.read_text()
+        .replace("fail_below = 1\n", "fail_below = 1000000\nwarn_below = 1000001\n", 1)
+        .replace("warn_below = 8\n", "", 1)
+    )
+    run_dir = tmp_path / "run"
+    done = _release(run_dir, "--recipe", str(recipe))
+    assert done.returncode == 5, done.stderr
+    assert "gate failed" in done.stderr
+    recorded = read_record(run_dir / "run.json", RunManifest)
+    assert (
+        recorded.entry("quantize").status == "failed" and recorded.entry("quantize").exit_code == 5
+    )
+    assert recorded.entry("publish") is None and not (run_dir / "hub").exists()
+    assert not (run_dir / "card").exists()

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from glm51.cli import app
 from glm51.endpoint.health import wait_ready
-from glm51.errors import GateFailed
 from glm51.records import BenchRecord, SmokeRecord, read_record
 from tests.support import checkpoint as ckpt
+from tests.support.cli import exit_code
 from tests.support.fakes import fake_env
 
 GLM51 = [sys.executable, "-c", "import sys; from glm51.cli import main; main()"]
@@ -151,7 +151,7 @@ def test_smoke_against_transformers_serve(tiny_server, tmp_path):
     for name, reasons in TINY_MAY_PASS.items():
         c = checks[name]
         assert c.status == "passed" or any(r in c.message for r in reasons), (name, c.message)
-    assert isinstance(result.exception, GateFailed)
+    assert exit_code(result) == 5
 
 
 def _recipe_with_gates(recipe_text: str, path: Path, value: float) -> Path:
@@ -175,7 +175,7 @@ def test_bench_against_transformers_serve_misses_the_cards_gates(tiny_server, tm
         "bench", "--endpoint", tiny_server, "--out", str(tmp_path), *BENCH,
         "--figures", "short_tg,tg_32k,c32",
     ])  # fmt: skip
-    assert isinstance(result.exception, GateFailed), result.output
+    assert exit_code(result) == 5, result.output
     record = read_record(tmp_path / "bench.json", BenchRecord)
     assert [f.name for f in record.figures] == ["short_tg", "tg_32k", "c32"]
     assert record.figures[1].context_tokens == 300  # exact, as transformers counted it

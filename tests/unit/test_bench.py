@@ -11,9 +11,9 @@ from glm51.bench import measure
 from glm51.bench.report import markdown
 from glm51.cli import app
 from glm51.endpoint.stream import Streamed, Usage
-from glm51.errors import GateFailed, InfraError, InputError
 from glm51.records import BenchRecord, read_record
 from tests.doubles.openai_double import Config, OpenAIDouble
+from tests.support.cli import error_text, exit_code
 
 
 def stream(t_first, t_last, tokens, chunks, points=()):
@@ -103,8 +103,8 @@ def test_a_missed_gate_exits_5_and_still_writes_the_outputs(tmp_path):
     # 20 tok/s per stream: far below the card's 95 tok/s Short TG.
     with OpenAIDouble(Config(rate_tok_s=20)) as double:
         result = bench(double.url, tmp_path, "--figures", "short_tg", "--max-tokens", "8")
-    assert isinstance(result.exception, GateFailed)
-    assert "short_tg" in str(result.exception) and "< 95" in str(result.exception)
+    assert exit_code(result) == 5
+    assert "short_tg" in error_text(result) and "< 95" in error_text(result)
     record = read_record(tmp_path / "bench.json", BenchRecord)
     assert not record.gates_passed
     assert "**FAIL**" in (tmp_path / "bench.md").read_text()
@@ -114,15 +114,15 @@ def test_a_server_dying_mid_stream_stops_the_bench(tmp_path):
     config = Config(rate_tok_s=2000, faults=frozenset({"die-mid-stream"}), die_after_chunks=20)
     with OpenAIDouble(config) as double:
         result = bench(double.url, tmp_path, "--figures", "c32", "--timeout", "20")
-    assert isinstance(result.exception, InfraError)
-    assert "mid-answer" in str(result.exception) or "cannot connect" in str(result.exception)
+    assert exit_code(result) == 6
+    assert "mid-answer" in error_text(result) or "cannot connect" in error_text(result)
     assert not (tmp_path / "bench.json").exists()
 
 
 def test_unknown_figure_is_refused(tmp_path):
     result = bench("http://127.0.0.1:9", tmp_path, "--figures", "c128")
-    assert isinstance(result.exception, InputError)
-    assert "c128" in str(result.exception)
+    assert exit_code(result) == 3
+    assert "c128" in error_text(result)
 
 
 def test_markdown_names_the_notes(tmp_path):

@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from glm51.cli import app
 from glm51.endpoint.prompts import filler, fit
-from glm51.errors import GateFailed, InfraError, InputError
+from glm51.errors import InputError
 from glm51.records import SmokeRecord, read_record
 from glm51.smoke.checks import gsm8k_answer, gsm8k_items, repeats
 from tests.doubles.openai_double import Config, OpenAIDouble
+from tests.support.cli import error_text, exit_code
 
 NEEDLES = "2000,6000"  # small contexts: the double's tokens are words
 
@@ -68,8 +69,8 @@ def test_each_fault_turns_exactly_its_check_red(tmp_path, fault, red, says):
     failed = {name for name, c in found.items() if c.status == "failed"}
     assert failed == {red}, {n: found[n].message for n in failed}
     assert says in found[red].message
-    assert isinstance(result.exception, GateFailed)
-    assert red in str(result.exception)
+    assert exit_code(result) == 5
+    assert red in error_text(result)
     case = ET.parse(tmp_path / "smoke.xml").getroot().find(f".//testcase[@name='{red}']")
     assert says in case.find("failure").get("message")
 
@@ -83,7 +84,7 @@ def test_a_server_dying_mid_stream_fails_that_check_and_skips_the_rest(tmp_path)
     assert "closed the connection mid-answer" in found[2].message
     assert all(c.status == "skipped" for c in found[3:])
     assert "the server went away during protocol.stream-matches" in found[3].message
-    assert isinstance(result.exception, InfraError)  # exit 6: infrastructure, not the model
+    assert exit_code(result) == 6  # exit 6: infrastructure, not the model
 
 
 def test_protocol_tier_alone(tmp_path):
@@ -101,7 +102,7 @@ def test_wrong_served_name_is_reported(tmp_path):
 
 def test_no_endpoint_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(app, ["smoke", "--out", str(tmp_path)])
-    assert isinstance(result.exception, InputError)
+    assert exit_code(result) == 3
 
 
 def test_unreachable_endpoint_fails_every_check_with_the_reason(tmp_path):
@@ -109,7 +110,7 @@ def test_unreachable_endpoint_fails_every_check_with_the_reason(tmp_path):
     found = checks(tmp_path)
     assert found["protocol.health"].status == "failed"
     assert "cannot connect" in found["protocol.health"].message
-    assert isinstance(result.exception, InfraError)
+    assert exit_code(result) == 6
 
 
 def test_repetition_detector():

@@ -27,6 +27,7 @@ from tests.support import checkpoint as ckpt
 from tests.support.cli import exit_code
 from tests.support.fakes import fake_env
 
+REPO = Path(__file__).resolve().parents[2]
 GLM51 = [sys.executable, "-c", "import sys; from glm51.cli import main; main()"]
 SERVED = "glm51/tiny"
 
@@ -155,6 +156,9 @@ def test_smoke_against_transformers_serve(tiny_server, tmp_path):
 
 
 def _recipe_with_gates(recipe_text: str, path: Path, value: float) -> Path:
+    """A copy of the recipe with every gate at `value` (its manifests beside it, as the
+    recipe names them relative to itself)."""
+    shutil.copytree(REPO / "release" / "calibration", path.parent / "calibration")
     lines = []
     for line in recipe_text.splitlines():
         key = line.split("=")[0].strip()

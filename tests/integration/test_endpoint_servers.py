@@ -169,7 +169,7 @@ def _recipe_with_gates(recipe_text: str, path: Path, value: float) -> Path:
     return path
 
 
-BENCH = ["--served-name", SERVED, "--warmup", "0.5", "--duration", "2", "--max-tokens", "8",
+BENCH = ["--served-name", SERVED, "--warmup", "0.5", "--duration", "3", "--max-tokens", "8",
          "--context-32k", "300", "--timeout", "300"]  # fmt: skip
 
 
@@ -183,7 +183,7 @@ def test_bench_against_transformers_serve_misses_the_cards_gates(tiny_server, tm
     record = read_record(tmp_path / "bench.json", BenchRecord)
     assert [f.name for f in record.figures] == ["short_tg", "tg_32k", "c32"]
     assert record.figures[1].context_tokens == 300  # exact, as transformers counted it
-    assert all(f.output_tokens > 0 and f.tokens_per_s > 0 for f in record.figures)
+    assert all(f.tokens_per_s > 0 and f.requests >= 1 for f in record.figures)
     assert all(f.gate is not None and not f.gate.passed for f in record.figures)
     assert any("ignore_eos" in note for note in record.notes)  # transformers rejects it
     assert record.accept_length is None and record.server_flags == ()

@@ -67,7 +67,7 @@ def bench_command(
     ] = 300.0,
     recipe: RecipeOption = None,
 ) -> None:
-    """Measure Short/32K/128K TG and c=32/c=64 throughput; gate them on the recipe's [gates].
+    """Measure Short/32K/128K TG and c=32/c=64 throughput; gate them on the recipe's gates.
 
     Writes OUT/bench.json (a typed record), OUT/bench.md (the card's table) and OUT/bench.png.
     Exit 5 when a figure misses its gate, 6 when the server fails or dies.

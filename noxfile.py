@@ -1,6 +1,6 @@
 """Sessions: lint, tests (default), publish_hub, rehearsal, image, update_pins, bench_quantize,
-docs. `nox -l` lists them all. Glue only: each session installs and calls glm51 or pytest;
-the pins it installs live in pyproject.toml's [dependency-groups]."""
+bench_accuracy, docs. `nox -l` lists them all. Glue only: each session installs and calls
+glm51 or pytest; the pins it installs live in pyproject.toml's [dependency-groups]."""
 
 from __future__ import annotations
 
@@ -43,8 +43,16 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
     _torch(session)
-    session.install("-e", ".[dev,quantize,publish]")
+    session.install("-e", ".[dev,quantize,publish,bench,serve-test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench_accuracy(session: nox.Session) -> None:
+    """glm51 bench's measurement against the double's known rate, c=1..128, and the client's
+    CPU time (figures in docs/bench.md): `nox -s bench_accuracy -- [--rate 30] [--duration 20]`."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_accuracy.py", *session.posargs)
 
 
 @nox.session(python=PY)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from glm51 import SOURCE_URL, __version__, env
+from glm51.bench import cli as bench_cli
 from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
 from glm51.errors import Glm51Error
@@ -30,6 +31,7 @@ from glm51.quantize import cli as quantize_cli
 from glm51.recipe import cli as recipe_cli
 from glm51.release import cli as release_cli
 from glm51.serve import cli as serve_cli
+from glm51.smoke import cli as smoke_cli
 
 BUG_REPORTS = f"{SOURCE_URL}/issues"
 DEBUG_ENV = env.DEBUG
@@ -124,6 +126,8 @@ for _stage in (
     checkpoint_cli,
     publish_cli,
     release_cli,
+    smoke_cli,
+    bench_cli,
 ):
     _stage.register(app)
 _guard(app)

@@ -9,7 +9,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from glm51.errors import InputError
 from glm51.recipe.base import Strict
-from glm51.recipe.gates import Gates
+from glm51.recipe.gates import Gates, SmokeFloors
 from glm51.recipe.images import ImageRecipe
 from glm51.recipe.quantize import QuantizeRecipe
 from glm51.recipe.release import ReleaseRecipe
@@ -33,6 +33,7 @@ class Recipe(Strict):
     profiles: dict[str, Profile]
     quantize: QuantizeRecipe
     gates: Gates
+    smoke: SmokeFloors
     release: ReleaseRecipe
     images: dict[str, ImageRecipe] = Field(min_length=1, description="image name -> its recipe")
     # Where the recipe was read from: relative paths in it (manifests) resolve against it.

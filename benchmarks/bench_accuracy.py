@@ -46,15 +46,24 @@ def free_port() -> int:
 def one(concurrency: int, args: argparse.Namespace) -> dict:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, str(DOUBLE), "--port", str(port), "--rate", str(args.rate),
-         "--tokens-per-chunk", str(args.tokens_per_chunk)],
+        [
+            sys.executable,
+            str(DOUBLE),
+            "--port",
+            str(port),
+            "--rate",
+            str(args.rate),
+            "--tokens-per-chunk",
+            str(args.tokens_per_chunk),
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url + "/health", timeout_s=30, interval_s=0.1)
-        settings = Settings(warmup_s=args.warmup, duration_s=args.duration,
-                            max_tokens=args.max_tokens, timeout_s=60)  # fmt: skip
+        settings = Settings(
+            warmup_s=args.warmup, duration_s=args.duration, max_tokens=args.max_tokens, timeout_s=60
+        )
         with sync_client(60) as http:
             session = Session(Endpoint(url, "GLM-5.1", http), url, "GLM-5.1", settings)
             probe_options(session)
@@ -97,9 +106,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=600)
     parser.add_argument("--concurrency", default="1,32,64,128")
     args = parser.parse_args()
-    print(f"# double: {args.rate:g} tok/s per stream, {args.tokens_per_chunk} tokens per chunk; "
-          f"warmup {args.warmup:g} s, window {args.duration:g} s, {args.max_tokens} tokens per "
-          f"request; {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"# double: {args.rate:g} tok/s per stream, {args.tokens_per_chunk} tokens per chunk; "
+        f"warmup {args.warmup:g} s, window {args.duration:g} s, {args.max_tokens} tokens per "
+        f"request; {os.cpu_count()} CPUs"
+    )
     print(
         "| streams | configured tok/s | sent in window, tok/s | measured tok/s | error "
         "| client CPU s per 1M tokens | client CPU, share of one core | tokens (chunks) |"
@@ -107,10 +118,12 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in (int(x) for x in args.concurrency.split(",")):
         r = one(c, args)
-        print(f"| {r['c']} | {r['nominal']:.0f} | {r['true']:.1f} | {r['measured']:.1f} "
-              f"| {r['error']:+.2%} "
-              f"| {r['cpu_per_1m']:.0f} | {r['core_share']:.1%} | {r['tokens']} ({r['chunks']}) |",
-              flush=True)  # fmt: skip
+        print(
+            f"| {r['c']} | {r['nominal']:.0f} | {r['true']:.1f} | {r['measured']:.1f} "
+            f"| {r['error']:+.2%} "
+            f"| {r['cpu_per_1m']:.0f} | {r['core_share']:.1%} | {r['tokens']} ({r['chunks']}) |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

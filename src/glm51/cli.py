@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperOption
 
 from glm51 import SOURCE_URL, __version__, env
 from glm51.bench import cli as bench_cli
@@ -37,6 +38,20 @@ BUG_REPORTS = f"{SOURCE_URL}/issues"
 DEBUG_ENV = env.DEBUG
 
 err = Console(stderr=True)
+
+
+def _flags_take_no_type(option_class: type) -> None:
+    """typer's rich help prints a type beside every option, `<bool>` for on/off flags, which
+    reads as if they took a value: flags show none."""
+    shown = option_class.display_type_rich
+
+    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    option_class.display_type_rich = display_type_rich
+
+
+_flags_take_no_type(TyperOption)
 
 app = typer.Typer(
     name="glm51",

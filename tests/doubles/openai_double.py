@@ -235,13 +235,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._json(200, {"tokens": tokens})
         elif self.path in ("/server_info", "/get_server_info"):
             accept = 1.0 if "accept-length-1" in cfg.faults else cfg.accept_length
-            self._json(200, {
-                "model_path": "/models/GLM-5.1-NVFP4", "served_model_name": cfg.served_name,
-                "tp_size": 8, "speculative_algorithm": "EAGLE", "speculative_num_steps": 3,
-                "reasoning_parser": "glm45", "tool_call_parser": "glm47",
-                "internal_states": [{"avg_spec_accept_length": accept}],
-                "version": "double",
-            })  # fmt: skip
+            self._json(
+                200,
+                {
+                    "model_path": "/models/GLM-5.1-NVFP4",
+                    "served_model_name": cfg.served_name,
+                    "tp_size": 8,
+                    "speculative_algorithm": "EAGLE",
+                    "speculative_num_steps": 3,
+                    "reasoning_parser": "glm45",
+                    "tool_call_parser": "glm47",
+                    "internal_states": [{"avg_spec_accept_length": accept}],
+                    "version": "double",
+                },
+            )
         else:
             self._json(404, {"detail": "Not Found"})
 
@@ -292,25 +299,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         t0 = time.perf_counter()
         completion = sum(n for _, _, n in pieces)
         self._wait_for(t0, completion)
-        message: dict = {"role": "assistant", "content": "".join(
-            p for k, p, _ in pieces if k == "content") or None}  # fmt: skip
+        message: dict = {
+            "role": "assistant",
+            "content": "".join(p for k, p, _ in pieces if k == "content") or None,
+        }
         if reply.reasoning:
             message["reasoning_content"] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": f"call_{i}", "type": "function",
-                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                {
+                    "id": f"call_{i}",
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+                }
                 for i, c in enumerate(reply.tool_calls)
-            ]  # fmt: skip
+            ]
         choice: dict = {"index": 0, "message": message, "finish_reason": reply.finish}
         if want_lp:
             first = next((p for k, p, _ in pieces if k == "content"), "")
             choice["logprobs"] = {"content": [behaviour_lp(self.server, first.strip())]}
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion,
-                 "total_tokens": prompt + completion}  # fmt: skip
-        self._json(200, {"id": "chatcmpl-double", "object": "chat.completion",
-                         "model": self.server.config.served_name, "choices": [choice],
-                         "usage": usage})  # fmt: skip
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        self._json(
+            200,
+            {
+                "id": "chatcmpl-double",
+                "object": "chat.completion",
+                "model": self.server.config.served_name,
+                "choices": [choice],
+                "usage": usage,
+            },
+        )
 
     def _stream(self, body: dict, reply: Reply, pieces: list, prompt: int, want_lp: bool) -> None:
         cfg = self.server.config
@@ -330,15 +352,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> dict:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            out: dict = {"id": "chatcmpl-double", "object": "chat.completion.chunk",
-                         "model": cfg.served_name, "choices": [choice]}  # fmt: skip
+            out: dict = {
+                "id": "chatcmpl-double",
+                "object": "chat.completion.chunk",
+                "model": cfg.served_name,
+                "choices": [choice],
+            }
             if usage is not None:
                 out["usage"] = usage
             return out
 
         def usage(done: int) -> dict:
-            return {"prompt_tokens": prompt, "completion_tokens": done,
-                    "total_tokens": prompt + done}  # fmt: skip
+            return {
+                "prompt_tokens": prompt,
+                "completion_tokens": done,
+                "total_tokens": prompt + done,
+            }
 
         try:
             send(chunk({"role": "assistant", "content": ""}))
@@ -443,8 +472,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.0)
     parser.add_argument("--fault", action="append", default=[], choices=FAULTS)
     args = parser.parse_args(argv)
-    config = Config(args.served_name, args.rate, args.tokens_per_chunk, args.ttft,
-                    faults=frozenset(args.fault))  # fmt: skip
+    config = Config(
+        args.served_name, args.rate, args.tokens_per_chunk, args.ttft, faults=frozenset(args.fault)
+    )
     serve_forever(config, args.host, args.port)
 
 

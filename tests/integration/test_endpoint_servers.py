@@ -45,9 +45,26 @@ def test_smoke_launch_serves_smokes_and_stops(tmp_path):
     model = ckpt.build(tmp_path / "GLM-5.1-NVFP4")
     port = _free_port()
     out = tmp_path / "out"
-    argv = [*GLM51, "smoke", "--launch", "--endpoint", f"http://127.0.0.1:{port}",
-            "--out", str(out), "--needle-tokens", "2000", "--ready-timeout", "60",
-            "--", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    argv = [
+        *GLM51,
+        "smoke",
+        "--launch",
+        "--endpoint",
+        f"http://127.0.0.1:{port}",
+        "--out",
+        str(out),
+        "--needle-tokens",
+        "2000",
+        "--ready-timeout",
+        "60",
+        "--",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = {**os.environ, **fake_env()}
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr + done.stdout
@@ -61,9 +78,26 @@ def test_smoke_launch_reports_a_fault_of_the_launched_server(tmp_path):
     model = ckpt.build(tmp_path / "GLM-5.1-NVFP4")
     port = _free_port()
     out = tmp_path / "out"
-    argv = [*GLM51, "smoke", "--launch", "--endpoint", f"http://127.0.0.1:{port}",
-            "--out", str(out), "--tier", "glm", "--needle-tokens", "2000",
-            "--", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    argv = [
+        *GLM51,
+        "smoke",
+        "--launch",
+        "--endpoint",
+        f"http://127.0.0.1:{port}",
+        "--out",
+        str(out),
+        "--tier",
+        "glm",
+        "--needle-tokens",
+        "2000",
+        "--",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = {**os.environ, **fake_env(), "FAKE_SGLANG_FAULTS": "accept-length-1"}
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 5, done.stderr
@@ -94,13 +128,18 @@ def tiny_server(tiny_model, tmp_path_factory):
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*cmd, "serve", SERVED, "--device", "cpu", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [*cmd, "serve", SERVED, "--device", "cpu", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_ready(f"http://127.0.0.1:{port}/health", timeout_s=300, interval_s=0.5,
-                   still_running=lambda: proc.poll() is None)  # fmt: skip
+        wait_ready(
+            f"http://127.0.0.1:{port}/health",
+            timeout_s=300,
+            interval_s=0.5,
+            still_running=lambda: proc.poll() is None,
+        )
     except Exception:
         proc.kill()
         raise AssertionError(log.read_text()[-3000:]) from None
@@ -136,11 +175,26 @@ TINY_MAY_PASS = {
 
 @pytest.mark.slow
 def test_smoke_against_transformers_serve(tiny_server, tmp_path):
-    result = CliRunner().invoke(app, [
-        "smoke", "--endpoint", tiny_server, "--served-name", SERVED, "--out", str(tmp_path),
-        "--max-tokens", "12", "--gsm8k-items", "2", "--needle-tokens", "200",
-        "--timeout", "300",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "smoke",
+            "--endpoint",
+            tiny_server,
+            "--served-name",
+            SERVED,
+            "--out",
+            str(tmp_path),
+            "--max-tokens",
+            "12",
+            "--gsm8k-items",
+            "2",
+            "--needle-tokens",
+            "200",
+            "--timeout",
+            "300",
+        ],
+    )
     record = read_record(tmp_path / "smoke.json", SmokeRecord)
     checks = {c.name: c for c in record.checks}
     protocol = {n: c for n, c in checks.items() if c.tier == "protocol"}
@@ -169,16 +223,37 @@ def _recipe_with_gates(recipe_text: str, path: Path, value: float) -> Path:
     return path
 
 
-BENCH = ["--served-name", SERVED, "--warmup", "0.5", "--duration", "3", "--max-tokens", "8",
-         "--context-32k", "300", "--timeout", "300"]  # fmt: skip
+BENCH = [
+    "--served-name",
+    SERVED,
+    "--warmup",
+    "0.5",
+    "--duration",
+    "3",
+    "--max-tokens",
+    "8",
+    "--context-32k",
+    "300",
+    "--timeout",
+    "300",
+]
 
 
 @pytest.mark.slow
 def test_bench_against_transformers_serve_misses_the_cards_gates(tiny_server, tmp_path):
-    result = CliRunner().invoke(app, [
-        "bench", "--endpoint", tiny_server, "--out", str(tmp_path), *BENCH,
-        "--figures", "short_tg,tg_32k,c32",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--endpoint",
+            tiny_server,
+            "--out",
+            str(tmp_path),
+            *BENCH,
+            "--figures",
+            "short_tg,tg_32k,c32",
+        ],
+    )
     assert exit_code(result) == 5, result.output
     record = read_record(tmp_path / "bench.json", BenchRecord)
     assert [f.name for f in record.figures] == ["short_tg", "tg_32k", "c32"]
@@ -196,10 +271,21 @@ def test_bench_against_transformers_serve_passes_gates_set_below_it(
     tiny_server, tmp_path, recipe_text
 ):
     low = _recipe_with_gates(recipe_text, tmp_path / "low.toml", 0.01)
-    result = CliRunner().invoke(app, [
-        "bench", "--endpoint", tiny_server, "--out", str(tmp_path / "out"), *BENCH,
-        "--figures", "short_tg", "--recipe", str(low),
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--endpoint",
+            tiny_server,
+            "--out",
+            str(tmp_path / "out"),
+            *BENCH,
+            "--figures",
+            "short_tg",
+            "--recipe",
+            str(low),
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = read_record(tmp_path / "out" / "bench.json", BenchRecord)
     assert record.gates_passed and record.figures[0].gate.threshold == 0.01

@@ -18,10 +18,18 @@ from tests.support.cli import error_text, exit_code
 
 def stream(t_first, t_last, tokens, chunks, points=()):
     return Streamed(
-        content="", reasoning="", tool_calls=(), finish_reason="length",
-        usage=Usage(10, tokens), t_sent=t_first - 0.01, t_first=t_first, t_last=t_last,
-        t_end=t_last, chunks=chunks, usage_points=tuple(points),
-    )  # fmt: skip
+        content="",
+        reasoning="",
+        tool_calls=(),
+        finish_reason="length",
+        usage=Usage(10, tokens),
+        t_sent=t_first - 0.01,
+        t_first=t_first,
+        t_last=t_last,
+        t_end=t_last,
+        chunks=chunks,
+        usage_points=tuple(points),
+    )
 
 
 def test_tokens_come_from_usage_not_from_chunks():
@@ -70,8 +78,9 @@ def bench(url, out, *extra):
 
 def test_bench_writes_json_markdown_png_and_passes_the_gates(tmp_path):
     with OpenAIDouble(Config(rate_tok_s=2000, tokens_per_chunk=3)) as double:
-        result = bench(double.url, tmp_path, "--figures", "short_tg,tg_32k,c32",
-                       "--context-32k", "3000")  # fmt: skip
+        result = bench(
+            double.url, tmp_path, "--figures", "short_tg,tg_32k,c32", "--context-32k", "3000"
+        )
         sent = list(double.requests)
     assert result.exit_code == 0, result.output
     record = read_record(tmp_path / "bench.json", BenchRecord)

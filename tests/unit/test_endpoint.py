@@ -49,13 +49,18 @@ def test_stream_folds_text_reasoning_tool_arguments_and_trailing_usage():
         delta({"reasoning_content": "think "}),
         delta({"content": "Hel"}),
         delta({"content": "lo"}),
-        delta({"tool_calls": [{"index": 0, "id": "c0",
-                               "function": {"name": "f", "arguments": '{"a"'}}]}),
+        delta(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c0", "function": {"name": "f", "arguments": '{"a"'}}
+                ]
+            }
+        ),
         delta({"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}),
         delta({}, "tool_calls"),
         {"choices": [], "usage": USAGE},  # the usage-only chunk after the last one
         "[DONE]",
-    )  # fmt: skip
+    )
     ep = endpoint(lambda req: httpx.Response(200, content=body))
     s = ep.stream([{"role": "user", "content": "x"}])
     assert (s.content, s.reasoning) == ("Hello", "think ")

@@ -36,11 +36,26 @@ def test_all_green_against_the_double(tmp_path):
     assert result.exit_code == 0, result.output
     found = checks(tmp_path)
     assert all(c.status == "passed" for c in found.values()), found
-    assert {"protocol.health", "protocol.models", "protocol.stream-matches",
-            "protocol.last-chunk", "glm.reasoning.on", "glm.reasoning.off", "glm.tools.single",
-            "glm.tools.required", "glm.tools.none", "glm.tools.parallel", "glm.tools.streamed",
-            "glm.tools.multi-turn", "glm.first-token-logprob", "glm.needle.2k", "glm.needle.6k",
-            "glm.gsm8k", "glm.accept-length", "glm.repetition"} == set(found)  # fmt: skip
+    assert {
+        "protocol.health",
+        "protocol.models",
+        "protocol.stream-matches",
+        "protocol.last-chunk",
+        "glm.reasoning.on",
+        "glm.reasoning.off",
+        "glm.tools.single",
+        "glm.tools.required",
+        "glm.tools.none",
+        "glm.tools.parallel",
+        "glm.tools.streamed",
+        "glm.tools.multi-turn",
+        "glm.first-token-logprob",
+        "glm.needle.2k",
+        "glm.needle.6k",
+        "glm.gsm8k",
+        "glm.accept-length",
+        "glm.repetition",
+    } == set(found)
     assert found["glm.accept-length"].value == pytest.approx(3.2)
     assert found["glm.gsm8k"].value == 1.0
     # The table names every check; the JUnit file has one case per check, no failure.

@@ -16,6 +16,7 @@ from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
 from glm51.endpoint.client import Endpoint, sync_client
 from glm51.errors import GateFailed, InputError
 from glm51.options import RecipeOption
+from glm51.outputs import claim_output_folder
 from glm51.recipe import load_recipe
 from glm51.records import BenchFigure, write_record
 
@@ -65,6 +66,14 @@ def bench_command(
     timeout: Annotated[
         float, typer.Option(help="Seconds a stream may stay silent before it counts as dead.")
     ] = 300.0,
+    gate_set: Annotated[
+        str,
+        typer.Option(
+            "--gates",
+            help="Which of the recipe's gates decide the exit code: release ([gates], the "
+            "model card's figures) or rehearsal ([rehearsal.gates], the CPU rehearsal's).",
+        ),
+    ] = "release",
     recipe: RecipeOption = None,
 ) -> None:
     """Measure Short/32K/128K TG and c=32/c=64 throughput; gate them on the recipe's gates.
@@ -76,8 +85,13 @@ def bench_command(
     specs = _select(figures, card_figures(context_32k, context_128k))
     if warmup < 0 or duration <= 0 or max_tokens < 2:
         raise InputError("--warmup must be >= 0, --duration > 0, --max-tokens >= 2")
-    settings = Settings(warmup_s=warmup, duration_s=duration, max_tokens=max_tokens,
-                        timeout_s=timeout)  # fmt: skip
+    if gate_set not in ("release", "rehearsal"):
+        raise InputError(f"--gates {gate_set}: expected release or rehearsal")
+    gates = rec.gates if gate_set == "release" else rec.rehearsal.gates
+    claim_output_folder(out_dir, option="--out", command="bench")  # before minutes of measuring
+    settings = Settings(
+        warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout
+    )
     model = served_name or rec.model.served_name
     with sync_client(timeout) as http, _progress() as progress:
         sync = Endpoint(endpoint, model, http)
@@ -94,9 +108,15 @@ def bench_command(
                 f"{_gate_word(figure)}"
             )
 
-        record = bench(session, specs, rec.gates, profile=profile, hardware=hardware,
-                       on_start=on_start, on_done=on_done)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
+        record = bench(
+            session,
+            specs,
+            gates,
+            profile=profile,
+            hardware=hardware,
+            on_start=on_start,
+            on_done=on_done,
+        )
     write_record(record, out_dir / "bench.json")
     table = markdown(record)
     (out_dir / "bench.md").write_text(table)

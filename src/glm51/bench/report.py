@@ -75,10 +75,14 @@ def plot(record: BenchRecord, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     by_conc = sorted(
-        (f for f in record.figures if f.name in ("short_tg", "c32", "c64") or
-         (f.context_tokens <= 1024 and f.concurrency > 1)),
+        (
+            f
+            for f in record.figures
+            if f.name in ("short_tg", "c32", "c64")
+            or (f.context_tokens <= 1024 and f.concurrency > 1)
+        ),
         key=lambda f: f.concurrency,
-    )  # fmt: skip
+    )
     by_ctx = sorted(
         (f for f in record.figures if f.concurrency == 1), key=lambda f: f.context_tokens
     )
@@ -93,8 +97,13 @@ def plot(record: BenchRecord, path: Path) -> Path:
         if gated:
             ax.plot(*zip(*gated, strict=True), "r_", markersize=18, mew=2, label="gate")
         for f, xv in zip(figs, xs, strict=True):
-            ax.annotate(f"{f.tokens_per_s:.0f}", (xv, f.tokens_per_s),
-                        textcoords="offset points", xytext=(0, 6), ha="center")  # fmt: skip
+            ax.annotate(
+                f"{f.tokens_per_s:.0f}",
+                (xv, f.tokens_per_s),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("decode tokens/s")
         ax.set_ylim(bottom=0)

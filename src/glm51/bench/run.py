@@ -86,9 +86,10 @@ def probe_options(session: Session) -> None:
     """Find out which optional request fields the server accepts (one short stream each)."""
     for name in OPTIONAL_FIELDS:
         extra: dict[str, Any] = (
-            {"ignore_eos": True} if name == "ignore_eos"
+            {"ignore_eos": True}
+            if name == "ignore_eos"
             else {"stream_options": {"include_usage": True, "continuous_usage_stats": True}}
-        )  # fmt: skip
+        )
         try:
             session.sync.stream([_user(SHORT_PROMPT)], max_tokens=2, **extra)
             session.extras[name] = True

@@ -14,10 +14,32 @@ from dataclasses import dataclass
 from glm51.errors import InfraError, InputError
 
 WORDS = (
-    "amber", "basil", "cedar", "delta", "ember", "fjord", "glade", "harbor", "island", "juniper",
-    "kettle", "lantern", "meadow", "nectar", "orchard", "pebble", "quarry", "river", "saddle",
-    "timber", "umber", "valley", "willow", "yonder", "zephyr",
-)  # fmt: skip
+    "amber",
+    "basil",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "glade",
+    "harbor",
+    "island",
+    "juniper",
+    "kettle",
+    "lantern",
+    "meadow",
+    "nectar",
+    "orchard",
+    "pebble",
+    "quarry",
+    "river",
+    "saddle",
+    "timber",
+    "umber",
+    "valley",
+    "willow",
+    "yonder",
+    "zephyr",
+)
 
 Messages = list[dict[str, str]]
 

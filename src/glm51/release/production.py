@@ -12,6 +12,7 @@ from pathlib import Path
 
 from glm51 import proc
 from glm51.checkpoint.verify import verify
+from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import GateFailed, InfraError, InputError, PreflightError
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
@@ -118,6 +119,11 @@ def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[
     ]
 
 
+def _container_running(name: str) -> bool:
+    inspect = proc.run(["docker", "inspect", "-f", "{{.State.Running}}", name], check=False)
+    return inspect.stdout.strip() == "true"
+
+
 def step_gates(recipe: Recipe):
     def run(context: Context) -> Outcome:
         image = pinned_ref(_image(context))
@@ -126,22 +132,16 @@ def step_gates(recipe: Recipe):
         endpoint = f"http://127.0.0.1:{port}"
         proc.run(serve_argv(recipe, image, _checkpoint(context), name))
         try:
-            _run_glm51(
-                [
-                    "smoke",
-                    "--endpoint",
-                    endpoint,
-                    "--wait",
-                    "3600",
-                    "--out",
-                    str(context.path(SMOKE).parent),
-                ],
-                "glm51 smoke",
-            )
-            _run_glm51(
-                ["bench", "--endpoint", endpoint, "--out", str(context.path(BENCH).parent)],
-                "glm51 bench",
-            )
+            # Loading 450 GB and compiling the kernels takes a while; a dead container ends it.
+            running = lambda: _container_running(name)  # noqa: E731
+            wait_ready(health_url("127.0.0.1", port), timeout_s=3600, still_running=running)
+            smoke_out, bench_out = str(context.path(SMOKE).parent), str(context.path(BENCH).parent)
+            _run_glm51(["smoke", "--endpoint", endpoint, "--out", smoke_out], "glm51 smoke")
+            gpus = recipe.profiles[recipe.gates.profile].hardware
+            hardware = f"{gpus.gpu_count}x NVIDIA {gpus.gpu_name}"
+            bench = ["bench", "--endpoint", endpoint, "--out", bench_out]
+            bench += ["--profile", recipe.gates.profile, "--hardware", hardware]
+            _run_glm51(bench, "glm51 bench")
         finally:
             proc.run(["docker", "stop", "--time", "60", name], check=False)
         return Outcome(BENCH, f"smoke and bench gates passed in {image}")

@@ -142,8 +142,9 @@ def _no_tags(answer: Completion, where: str) -> None:
 
 
 def reasoning_on(ctx: Context) -> Outcome:
-    answer = ctx.endpoint.chat(_user(REASONING_PROMPT), **TEMP0, **THINKING,
-                               max_tokens=ctx.max_tokens)  # fmt: skip
+    answer = ctx.endpoint.chat(
+        _user(REASONING_PROMPT), **TEMP0, **THINKING, max_tokens=ctx.max_tokens
+    )
     _no_tags(answer, "with thinking on")
     if not answer.reasoning.strip():
         raise Red(f"thinking on, but no reasoning_content (content: {_cut(answer.content)})")
@@ -188,8 +189,9 @@ TOOLS = {"tools": [WEATHER], **TEMP0, **NO_THINKING}
 
 
 def tool_single(ctx: Context) -> Outcome:
-    answer = ctx.endpoint.chat(_user("What is the weather in Paris right now?"), **TOOLS,
-                               max_tokens=ctx.cap(256))  # fmt: skip
+    answer = ctx.endpoint.chat(
+        _user("What is the weather in Paris right now?"), **TOOLS, max_tokens=ctx.cap(256)
+    )
     args = _calls(answer, 1, "single call")
     if args[0]["city"].lower() != "paris":
         raise Red(f"single call: asked about Paris, called with {args[0]}")
@@ -197,15 +199,20 @@ def tool_single(ctx: Context) -> Outcome:
 
 
 def tool_required(ctx: Context) -> Outcome:
-    answer = ctx.endpoint.chat(_user("Say hello."), **TOOLS, tool_choice="required",
-                               max_tokens=ctx.cap(256))  # fmt: skip
+    answer = ctx.endpoint.chat(
+        _user("Say hello."), **TOOLS, tool_choice="required", max_tokens=ctx.cap(256)
+    )
     args = _calls(answer, 1, "tool_choice required")
     return Outcome(f"forced call get_weather({json.dumps(args[0])})")
 
 
 def tool_none(ctx: Context) -> Outcome:
-    answer = ctx.endpoint.chat(_user("What is the weather in Paris right now?"), **TOOLS,
-                               tool_choice="none", max_tokens=ctx.cap(256))  # fmt: skip
+    answer = ctx.endpoint.chat(
+        _user("What is the weather in Paris right now?"),
+        **TOOLS,
+        tool_choice="none",
+        max_tokens=ctx.cap(256),
+    )
     if answer.tool_calls:
         raise Red(f"tool_choice none, but the answer called {[c.name for c in answer.tool_calls]}")
     if THINK_TAGS.search(answer.content) or "<tool_call>" in answer.content:
@@ -218,8 +225,9 @@ def tool_none(ctx: Context) -> Outcome:
 def tool_parallel(ctx: Context) -> Outcome:
     answer = ctx.endpoint.chat(
         _user("What is the weather in Paris and in Tokyo? Check both cities."),
-        **TOOLS, max_tokens=ctx.cap(512),
-    )  # fmt: skip
+        **TOOLS,
+        max_tokens=ctx.cap(512),
+    )
     args = _calls(answer, 2, "parallel calls")
     cities = {a["city"].lower() for a in args}
     if not {"paris", "tokyo"} <= cities:
@@ -228,8 +236,9 @@ def tool_parallel(ctx: Context) -> Outcome:
 
 
 def tool_streamed(ctx: Context) -> Outcome:
-    answer = ctx.endpoint.stream(_user("What is the weather in Paris right now?"), **TOOLS,
-                                 max_tokens=ctx.cap(256))  # fmt: skip
+    answer = ctx.endpoint.stream(
+        _user("What is the weather in Paris right now?"), **TOOLS, max_tokens=ctx.cap(256)
+    )
     args = _calls(answer, 1, "streamed call")
     return Outcome(f"streamed arguments parse: {json.dumps(args[0])}")
 
@@ -241,11 +250,19 @@ def tool_multi_turn(ctx: Context) -> Outcome:
     call = first.tool_calls[0]
     messages = [
         *messages,
-        {"role": "assistant", "content": first.content or "", "tool_calls": [
-            {"id": call.id or "call_0", "type": "function",
-             "function": {"name": call.name, "arguments": call.arguments}}]},
+        {
+            "role": "assistant",
+            "content": first.content or "",
+            "tool_calls": [
+                {
+                    "id": call.id or "call_0",
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call.id or "call_0", "content": "22 degrees and sunny"},
-    ]  # fmt: skip
+    ]
     final = ctx.endpoint.chat(messages, **TOOLS, max_tokens=ctx.cap(256))
     if final.tool_calls:
         raise Red("multi-turn: after the tool result the model called a tool again")
@@ -261,8 +278,9 @@ LOGPROB_PROMPT = "What is the capital of France? Answer with one word."
 
 def first_token_logprob(ctx: Context) -> Outcome:
     floor = ctx.floors.first_token_logprob
-    answer = ctx.endpoint.chat(_user(LOGPROB_PROMPT), **TEMP0, **NO_THINKING, max_tokens=4,
-                               logprobs=True, top_logprobs=5)  # fmt: skip
+    answer = ctx.endpoint.chat(
+        _user(LOGPROB_PROMPT), **TEMP0, **NO_THINKING, max_tokens=4, logprobs=True, top_logprobs=5
+    )
     if not answer.logprobs:
         raise Red("the server returned no logprobs (logprobs=true was asked)", floor=floor)
     first = answer.logprobs[0]
@@ -271,8 +289,9 @@ def first_token_logprob(ctx: Context) -> Outcome:
         raise Red(
             f"first token {first.token!r} has logprob {first.logprob:.2f} < floor {floor} "
             f"(a flat distribution: garbage weights?; top: {top})",
-            value=first.logprob, floor=floor,
-        )  # fmt: skip
+            value=first.logprob,
+            floor=floor,
+        )
     return Outcome(f"first token {first.token!r} logprob {first.logprob:.3f}", first.logprob, floor)
 
 
@@ -302,8 +321,9 @@ def _needle(tokens: int) -> Callable[[Context], Outcome]:
         if secret not in answer.content:
             raise Red(
                 f"the needle {secret!r} hidden at {sized.prompt_tokens} tokens was not "
-                f"retrieved; answer: {_cut(answer.content)}", value=sized.prompt_tokens,
-            )  # fmt: skip
+                f"retrieved; answer: {_cut(answer.content)}",
+                value=sized.prompt_tokens,
+            )
         return Outcome(f"retrieved at {sized.prompt_tokens} tokens", sized.prompt_tokens)
 
     return needle
@@ -341,8 +361,12 @@ def gsm8k(ctx: Context) -> Outcome:
     right, wrong = 0, []
     for item in tests:
         expected = item["answer"].split("####")[-1].strip()
-        answer = ctx.endpoint.chat(_user(gsm8k_prompt(shots, item["question"])), **TEMP0,
-                                   **NO_THINKING, max_tokens=ctx.cap(256))  # fmt: skip
+        answer = ctx.endpoint.chat(
+            _user(gsm8k_prompt(shots, item["question"])),
+            **TEMP0,
+            **NO_THINKING,
+            max_tokens=ctx.cap(256),
+        )
         got = gsm8k_answer(answer.content)
         if got == expected:
             right += 1
@@ -352,8 +376,10 @@ def gsm8k(ctx: Context) -> Outcome:
     if score < floor:
         raise Red(
             f"GSM8K {right}/{len(tests)} = {score:.2f} < floor {floor} "
-            f"(expected != got: {', '.join(wrong[:4])})", value=score, floor=floor,
-        )  # fmt: skip
+            f"(expected != got: {', '.join(wrong[:4])})",
+            value=score,
+            floor=floor,
+        )
     return Outcome(f"GSM8K {right}/{len(tests)}", score, floor)
 
 
@@ -362,14 +388,19 @@ def accept_length(ctx: Context) -> Outcome:
     info = ctx.endpoint.server_info()
     value = spec_accept_length(info)
     if info is None:
-        raise Red("the server has no /server_info (not SGLang?): accept length unknown",
-                  floor=floor)  # fmt: skip
+        raise Red(
+            "the server has no /server_info (not SGLang?): accept length unknown", floor=floor
+        )
     if value is None:
-        raise Red("/server_info has no avg_spec_accept_length (speculative decoding off?)",
-                  floor=floor)  # fmt: skip
+        raise Red(
+            "/server_info has no avg_spec_accept_length (speculative decoding off?)", floor=floor
+        )
     if value < floor:
-        raise Red(f"accept length {value:.2f} < floor {floor} (the MTP draft is rejected)",
-                  value=value, floor=floor)  # fmt: skip
+        raise Red(
+            f"accept length {value:.2f} < floor {floor} (the MTP draft is rejected)",
+            value=value,
+            floor=floor,
+        )
     return Outcome(f"accept length {value:.2f}", value, floor)
 
 
@@ -377,8 +408,9 @@ REPETITION_PROMPT = "Write an essay of about 400 words on rivers, with numbered 
 
 
 def repetition(ctx: Context) -> Outcome:
-    answer = ctx.endpoint.chat(_user(REPETITION_PROMPT), **TEMP0, **NO_THINKING,
-                               max_tokens=ctx.max_tokens)  # fmt: skip
+    answer = ctx.endpoint.chat(
+        _user(REPETITION_PROMPT), **TEMP0, **NO_THINKING, max_tokens=ctx.max_tokens
+    )
     text = answer.content
     if len(text.split()) < 50:
         raise Red(f"asked for a long answer, got {len(text.split())} words: {_cut(text)}")

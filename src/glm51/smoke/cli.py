@@ -15,6 +15,7 @@ from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.endpoint.launch import launched
 from glm51.errors import GateFailed, InfraError, InputError
 from glm51.options import ProfileOption, RecipeOption
+from glm51.outputs import claim_output_folder
 from glm51.recipe import load_recipe
 from glm51.records import SmokeCheck, SmokeRecord, write_record
 from glm51.smoke.checks import Context, all_checks
@@ -95,6 +96,7 @@ def smoke(
         raise InputError("give --endpoint URL, or --launch to start `glm51 serve` here")
     if serve_args and not launch:
         raise InputError("arguments after -- are for `glm51 serve` and need --launch")
+    claim_output_folder(out_dir, option="--out", command="smoke")  # before any request
     if endpoint is None:
         _, prof = rec.profile(profile)
         host = "127.0.0.1" if prof.server.host in ("0.0.0.0", "", "::") else prof.server.host
@@ -103,9 +105,10 @@ def smoke(
     if launch and profile and "--profile" not in args:
         args = ["--profile", profile, *args]
     ctx_manager = (
-        launched(endpoint, args, ready_timeout=ready_timeout) if launch
+        launched(endpoint, args, ready_timeout=ready_timeout)
+        if launch
         else nullcontext(base_url(endpoint))
-    )  # fmt: skip
+    )
     with ctx_manager as url, sync_client(timeout) as http:
         ctx = Context(
             endpoint=Endpoint(url, served_name or rec.model.served_name, http),
@@ -130,13 +133,13 @@ def _report(record: SmokeRecord, out_dir: Path) -> None:
         table.add_column(col, overflow="fold")
     for c in record.checks:
         table.add_row(
-            c.name, STATUS[c.status],
+            c.name,
+            STATUS[c.status],
             "" if c.value is None else f"{c.value:.4g}",
             "" if c.floor is None else f"{c.floor:.4g}",
             escape(c.message),
-        )  # fmt: skip
+        )
     out.print(table)
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_record(record, out_dir / "smoke.json")
     (out_dir / "smoke.xml").write_text(junit_xml(record))
     err.print(f"glm51 smoke: wrote {out_dir / 'smoke.json'} and {out_dir / 'smoke.xml'}")

@@ -60,9 +60,14 @@ def _run_one(ctx: Context, check: Check) -> tuple[SmokeCheck, bool]:
         status, message, value, floor = "failed", f"request failed: {exc}", None, None
         died = isinstance(exc, ServerGone) and not _alive(ctx)
     result = SmokeCheck(
-        name=check.name, tier=check.tier, status=status, message=message,  # type: ignore[arg-type]
-        value=value, floor=floor, seconds=round(time.monotonic() - start, 3),
-    )  # fmt: skip
+        name=check.name,
+        tier=check.tier,
+        status=status,
+        message=message,  # type: ignore[arg-type]
+        value=value,
+        floor=floor,
+        seconds=round(time.monotonic() - start, 3),
+    )
     return result, died
 
 

@@ -1,6 +1,6 @@
 """Sessions: lint, tests (default), publish_hub, rehearsal, image, update_pins, bench_quantize,
-mutants, docs. `nox -l` lists them all. Glue only: each session installs and calls glm51 or pytest;
-the pins it installs live in pyproject.toml's [dependency-groups]."""
+bench_accuracy, mutants, docs. `nox -l` lists them all. Glue only: each session installs and
+calls glm51 or pytest; the pins it installs live in pyproject.toml's [dependency-groups]."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
     _torch(session)
-    session.install("-e", ".[dev,quantize,publish]")
+    session.install("-e", ".[dev,quantize,publish,bench,serve-cpu]")
     session.run("pytest", *session.posargs)
 
 
@@ -54,8 +54,16 @@ def mutants(session: nox.Session) -> None:
     `nox -s mutants` (every module), `nox -s mutants -- preflight/gpus --show` (one, with the
     survivors' diffs). Not in the default run. Report: out/mutants/; docs/testing.md."""
     _torch(session)
-    session.install("-e", ".[dev,quantize,publish]", *_group("mutants"))
+    session.install("-e", ".[dev,quantize,publish,bench]", *_group("mutants"))
     session.run("python", "tests/support/mutants.py", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench_accuracy(session: nox.Session) -> None:
+    """glm51 bench's measurement against the double's known rate, c=1..128, and the client's
+    CPU time (figures in docs/bench.md): `nox -s bench_accuracy -- [--rate 30] [--duration 20]`."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_accuracy.py", *session.posargs)
 
 
 @nox.session(python=PY)
@@ -101,11 +109,13 @@ def bench_quantize(session: nox.Session) -> None:
 def rehearsal(session: nox.Session) -> None:
     """The main job on the embedded default, the whole release chain on the CPU with the tiny
     glm_moe_dsa model (`glm51 release --rehearsal`): build it, quantize it to NVFP4 with
-    ModelOpt (coverage-gated), verify, render the card, publish to a local folder (verified,
-    then tagged). Resumable: a re-run skips the finished steps. Then the serve preflight and
-    the launch command for the checkpoint. Everything lands in out/release/rehearsal-v0.0.0/."""
+    ModelOpt (coverage-gated), verify, serve a BF16 copy with `transformers serve`, smoke it
+    (protocol tier) and bench it (the rehearsal's gates), render the card, publish to a local
+    folder (verified, then tagged). Resumable: a re-run skips the finished steps. Then the
+    serve preflight and the launch command for the checkpoint. Everything lands in
+    out/release/rehearsal-v0.0.0/."""
     _torch(session)
-    session.install("-e", ".[quantize,publish]")
+    session.install("-e", ".[quantize,publish,bench,serve-cpu]")
     session.run("glm51", "release", "--rehearsal", *session.posargs)
     checkpoint = str(REPO / "out" / "release" / "rehearsal-v0.0.0" / "checkpoint")
     session.run("glm51", "doctor", "--model", checkpoint, "--only", "checkpoint", "--only", "flags")
@@ -118,7 +128,7 @@ def release(session: nox.Session) -> None:
     `nox -s release -- --version v1.2.3 --steps verify,gates --checkpoint /models/...`
     (what .github/workflows/release.yml runs through ci/release.sh; docs/release.md)."""
     _torch(session)
-    session.install("-e", ".[quantize,publish]", *_group("image"))
+    session.install("-e", ".[quantize,publish,bench]", *_group("image"))
     session.run("glm51", "release", *session.posargs)
 
 

@@ -66,11 +66,18 @@ def child(model: str, mode: str, out: str, samples: int, length: int) -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     g = torch.Generator().manual_seed(0)
-    data = CalibSet("bench", [torch.randint(20, 110, (length,), generator=g).tolist()
-                              for _ in range(samples)])  # fmt: skip
+    data = CalibSet(
+        "bench", [torch.randint(20, 110, (length,), generator=g).tolist() for _ in range(samples)]
+    )
     start = time.perf_counter()
-    quantize(model, Path(out) / "out", {"bench": [data]}, load_recipe().quantize,
-             work_dir=Path(out) / "work", bounded=mode == "bounded")  # fmt: skip
+    quantize(
+        model,
+        Path(out) / "out",
+        {"bench": [data]},
+        load_recipe().quantize,
+        work_dir=Path(out) / "work",
+        bounded=mode == "bounded",
+    )
     seconds = time.perf_counter() - start
     print(json.dumps({"peak_rss_mib": peak_rss_kib() / 1024, "seconds": seconds}))
 
@@ -106,8 +113,9 @@ def glm51_child(model: str, out: str, device: str, samples: int, length: int) ->
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
-            loads.append({"where": where, "prefix": prefix, "start": t0 - t_start,
-                          "seconds": seconds})  # fmt: skip
+            loads.append(
+                {"where": where, "prefix": prefix, "start": t0 - t_start, "seconds": seconds}
+            )
 
         return load_into
 
@@ -119,23 +127,44 @@ def glm51_child(model: str, out: str, device: str, samples: int, length: int) ->
     def progress(what: str, done: int, total: int) -> None:
         if cuda:
             torch.cuda.synchronize()
-        events.append({
-            "what": what, "done": done, "total": total, "t": time.perf_counter() - t_start,
-            "gpu_peak": torch.cuda.max_memory_allocated() if cuda else None,
-            "rss": rss_kib() * 1024,
-        })  # fmt: skip
+        events.append(
+            {
+                "what": what,
+                "done": done,
+                "total": total,
+                "t": time.perf_counter() - t_start,
+                "gpu_peak": torch.cuda.max_memory_allocated() if cuda else None,
+                "rss": rss_kib() * 1024,
+            }
+        )
         if cuda:
             torch.cuda.reset_peak_memory_stats()
 
     g = torch.Generator().manual_seed(0)
-    data = CalibSet("bench", [torch.randint(20, 110, (length,), generator=g).tolist()
-                              for _ in range(samples)])  # fmt: skip
-    quantize(model, Path(out) / "out", {"bench": [data]}, load_recipe().quantize,
-             work_dir=Path(out) / "work", bounded=True, device=device,
-             progress=progress)  # fmt: skip
+    data = CalibSet(
+        "bench", [torch.randint(20, 110, (length,), generator=g).tolist() for _ in range(samples)]
+    )
+    quantize(
+        model,
+        Path(out) / "out",
+        {"bench": [data]},
+        load_recipe().quantize,
+        work_dir=Path(out) / "work",
+        bounded=True,
+        device=device,
+        progress=progress,
+    )
     seconds = time.perf_counter() - t_start
-    print(json.dumps({"seconds": seconds, "peak_rss": peak_rss_kib() * 1024,
-                      "events": events, "loads": loads}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss": peak_rss_kib() * 1024,
+                "events": events,
+                "loads": loads,
+            }
+        )
+    )
 
 
 def rss_kib() -> int:
@@ -155,14 +184,20 @@ def _per_layer(result: dict, n_layers: int, tokens: int) -> list[dict]:
         c, e = calib[i], exp[i]
         ld = loads[("calibration", f"model.layers.{i}.")]
         load, calib_s = ld["seconds"], c["t"] - ld["start"] - ld["seconds"]
-        rows.append({
-            "layer": i, "load_s": load, "calib_s": calib_s, "tokens_per_s": tokens / calib_s,
-            "export_s": e["t"] - prev_e,
-            "export_load_s": loads[("export", f"model.layers.{i}.")]["seconds"],
-            "gpu_peak": max(x for x in (c["gpu_peak"], e["gpu_peak"]) if x is not None)
-            if c["gpu_peak"] is not None else None,
-            "rss": max(c["rss"], e["rss"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "layer": i,
+                "load_s": load,
+                "calib_s": calib_s,
+                "tokens_per_s": tokens / calib_s,
+                "export_s": e["t"] - prev_e,
+                "export_load_s": loads[("export", f"model.layers.{i}.")]["seconds"],
+                "gpu_peak": max(x for x in (c["gpu_peak"], e["gpu_peak"]) if x is not None)
+                if c["gpu_peak"] is not None
+                else None,
+                "rss": max(c["rss"], e["rss"]),
+            }
+        )
         prev_e = e["t"]
     return rows
 
@@ -175,8 +210,10 @@ def recipe_tokens() -> tuple[int, int, str]:
     from glm51.recipe import load_recipe
 
     recipe = load_recipe()
-    shapes = [CalibShape.of_manifest(load_manifest(recipe.pass_manifest(p.name)))
-              for p in recipe.quantize.passes]  # fmt: skip
+    shapes = [
+        CalibShape.of_manifest(load_manifest(recipe.pass_manifest(p.name)))
+        for p in recipe.quantize.passes
+    ]
     detail = ", ".join(f"{s.name} {s.samples} x {s.max_len}" for s in shapes)
     return sum(s.tokens for s in shapes), sum(s.samples for s in shapes), detail
 
@@ -198,9 +235,12 @@ def run_glm51(args) -> None:
         experts = min(experts, args.cpu_experts)
         layers = min(layers, args.cpu_layers)
         tokens = min(tokens, args.cpu_tokens)
-        print(f"NO GPU: running on the CPU at a smaller size ({experts} experts, {layers} layers, "
-              f"{tokens:,} calibration tokens); the per-layer geometry is GLM-5.1's. "
-              "These are CPU figures, not GPU ones.", flush=True)  # fmt: skip
+        print(
+            f"NO GPU: running on the CPU at a smaller size ({experts} experts, {layers} layers, "
+            f"{tokens:,} calibration tokens); the per-layer geometry is GLM-5.1's. "
+            "These are CPU figures, not GPU ones.",
+            flush=True,
+        )
     length = min(args.length, tokens)
     samples = max(1, tokens // length)
     tokens = samples * length
@@ -209,44 +249,68 @@ def run_glm51(args) -> None:
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         t0 = time.perf_counter()
         model = build_tiny_model(
-            Path(tmp) / "glm51-geometry", num_layers=layers, experts=experts,
-            overrides=overrides, init_dtype="bfloat16",
-        )  # fmt: skip
+            Path(tmp) / "glm51-geometry",
+            num_layers=layers,
+            experts=experts,
+            overrides=overrides,
+            init_dtype="bfloat16",
+        )
         built = time.perf_counter() - t0
         config, index = est.load_model_config(model)
         size = sum(p.stat().st_size for p in model.glob("*.safetensors"))
         shape = est.CalibShape("bench", samples, tokens, length)
         estimate = est.estimate(config, [shape], index=index)
         n_params = estimate.params
-        print(f"model: {layers} layers (layer 0 dense) + MTP, {experts} experts, "
-              f"{n_params / 1e9:.2f}B parameters ({(n_params - estimate.mtp_params) / 1e9:.2f}B "
-              f"without the MTP layer), {size / 1e9:.1f} GB BF16 "
-              f"(built in {built:.0f} s); {samples} x {length} = {tokens:,} calibration "
-              f"tokens; bounded memory on {device} ({name})", flush=True)  # fmt: skip
+        print(
+            f"model: {layers} layers (layer 0 dense) + MTP, {experts} experts, "
+            f"{n_params / 1e9:.2f}B parameters ({(n_params - estimate.mtp_params) / 1e9:.2f}B "
+            f"without the MTP layer), {size / 1e9:.1f} GB BF16 "
+            f"(built in {built:.0f} s); {samples} x {length} = {tokens:,} calibration "
+            f"tokens; bounded memory on {device} ({name})",
+            flush=True,
+        )
         done = subprocess.run(
-            [sys.executable, __file__, "--glm51-child", str(model), str(Path(tmp) / "run"), device,
-             "--samples", str(samples), "--length", str(length)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--glm51-child",
+                str(model),
+                str(Path(tmp) / "run"),
+                device,
+                "--samples",
+                str(samples),
+                "--length",
+                str(length),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode:
             sys.exit(f"glm51-geometry run failed:\n{done.stderr[-3000:]}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
     rows = _per_layer(result, layers, tokens)
-    print(f"\n{'layer':>5} {'kind':>5} {'load s':>7} {'calib s':>8} {'tokens/s':>9} "
-          f"{'export s':>9} {'peak GPU':>11} {'RSS':>11}")  # fmt: skip
+    print(
+        f"\n{'layer':>5} {'kind':>5} {'load s':>7} {'calib s':>8} {'tokens/s':>9} "
+        f"{'export s':>9} {'peak GPU':>11} {'RSS':>11}"
+    )
     for r in rows:
         kind = "dense" if r["layer"] == 0 else "MoE"
         calib, tps = f"{r['calib_s']:.2f}", f"{r['tokens_per_s']:,.0f}"
-        print(f"{r['layer']:>5} {kind:>5} {r['load_s']:>7.2f} {calib:>8} {tps:>9} "
-              f"{r['export_s']:>9.2f} {_gib(r['gpu_peak']):>11} {_gib(r['rss']):>11}")  # fmt: skip
+        print(
+            f"{r['layer']:>5} {kind:>5} {r['load_s']:>7.2f} {calib:>8} {tps:>9} "
+            f"{r['export_s']:>9.2f} {_gib(r['gpu_peak']):>11} {_gib(r['rss']):>11}"
+        )
     peak_gpu = max((r["gpu_peak"] or 0) for r in rows) or None
     print(
         f"\nwall {result['seconds']:.1f} s; peak GPU allocated {_gib(peak_gpu)}; "
         f"host peak RSS {_gib(result['peak_rss'])}"
     )
-    print(f"estimate (what glm51 quantize prints): bounded memory GPU "
-          f"{_gib(estimate.layerwise_gpu_bytes)}, host {_gib(estimate.layerwise_host_bytes)}"
-          f" | measured: GPU {_gib(peak_gpu)}, host {_gib(result['peak_rss'])}")  # fmt: skip
+    print(
+        f"estimate (what glm51 quantize prints): bounded memory GPU "
+        f"{_gib(estimate.layerwise_gpu_bytes)}, host {_gib(estimate.layerwise_host_bytes)}"
+        f" | measured: GPU {_gib(peak_gpu)}, host {_gib(result['peak_rss'])}"
+    )
     if not gpu:
         print(
             "  (on the CPU the device memory is host memory: compare the measured host peak "
@@ -300,16 +364,22 @@ def project(
     def h(x: float) -> str:
         return f"{x / 3600:.1f} h"
 
-    print(f"\nprojection to GLM-5.1 (78 layers + MTP copied in BF16, 256 experts, "
-          f"{full_tokens:,} calibration tokens in {full_samples:,} samples = the recipe's "
-          f"upper bound: {detail}), from this run on {name}:")  # fmt: skip
-    print(f"  per MoE layer: load {load_moe:.1f} s, export {export_moe:.1f} s "
-          f"(x{scale_bytes:.2f} bytes); calibration {calib_lo:.0f} s token-bound "
-          f"(x{scale_tokens:.1f} tokens) to {calib_hi:.0f} s loop-bound "
-          f"(x{scale_loop:.1f} samples x experts)")  # fmt: skip
-    print(f"  1 GPU: {h(load + calib[0] + export)} to {h(load + calib[1] + export)} "
-          f"(load {h(load)}, calibration {h(calib[0])} to {h(calib[1])}, "
-          f"export {h(export)})")  # fmt: skip
+    print(
+        f"\nprojection to GLM-5.1 (78 layers + MTP copied in BF16, 256 experts, "
+        f"{full_tokens:,} calibration tokens in {full_samples:,} samples = the recipe's "
+        f"upper bound: {detail}), from this run on {name}:"
+    )
+    print(
+        f"  per MoE layer: load {load_moe:.1f} s, export {export_moe:.1f} s "
+        f"(x{scale_bytes:.2f} bytes); calibration {calib_lo:.0f} s token-bound "
+        f"(x{scale_tokens:.1f} tokens) to {calib_hi:.0f} s loop-bound "
+        f"(x{scale_loop:.1f} samples x experts)"
+    )
+    print(
+        f"  1 GPU: {h(load + calib[0] + export)} to {h(load + calib[1] + export)} "
+        f"(load {h(load)}, calibration {h(calib[0])} to {h(calib[1])}, "
+        f"export {h(export)})"
+    )
     print(
         f"  8 GPUs: {h(load + (calib[0] + export) / 8)} to "
         f"{h(load + (calib[1] + export) / 8)} (calibration and export split 8 ways, "
@@ -354,23 +424,39 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for depth in args.depths:
-            model = build_tiny_model(Path(tmp) / f"d{depth}", num_layers=depth,
-                                     hidden=args.hidden, experts=args.experts)  # fmt: skip
+            model = build_tiny_model(
+                Path(tmp) / f"d{depth}", num_layers=depth, hidden=args.hidden, experts=args.experts
+            )
             size = sum(p.stat().st_size for p in model.glob("*.safetensors")) / 2**20
             for mode in ("resident", "bounded"):
                 out = Path(tmp) / f"d{depth}-{mode}"
                 done = subprocess.run(
-                    [sys.executable, __file__, "--child", str(model), mode, str(out),
-                     "--samples", str(args.samples), "--length", str(args.length)],
-                    capture_output=True, text=True, check=False,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        str(model),
+                        mode,
+                        str(out),
+                        "--samples",
+                        str(args.samples),
+                        "--length",
+                        str(args.length),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if done.returncode:
                     sys.exit(f"depth {depth} {mode} failed:\n{done.stderr[-3000:]}")
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append({"depth": depth, "mode": mode, "checkpoint_mib": size, **r})
-                print(f"depth {depth:3d}  {mode:8s}  checkpoint {size:7.1f} MiB  "
-                      f"peak RSS {r['peak_rss_mib']:8.1f} MiB  "
-                      f"{r['seconds'] / depth:6.2f} s/layer", flush=True)  # fmt: skip
+                print(
+                    f"depth {depth:3d}  {mode:8s}  checkpoint {size:7.1f} MiB  "
+                    f"peak RSS {r['peak_rss_mib']:8.1f} MiB  "
+                    f"{r['seconds'] / depth:6.2f} s/layer",
+                    flush=True,
+                )
     lo, hi = min(args.depths), max(args.depths)
     for mode in ("resident", "bounded"):
         peak = {r["depth"]: r["peak_rss_mib"] for r in rows if r["mode"] == mode}

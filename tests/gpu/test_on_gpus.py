@@ -85,11 +85,15 @@ def cpu_and_cuda(tmp_path_factory, recipe):
     tmp = tmp_path_factory.mktemp("cpu-cuda")
     model = build_tiny_model(tmp / "tiny")
     tokenizer = AutoTokenizer.from_pretrained(str(model))
-    calib = from_jsonl(write_jsonl(tmp / "calib.jsonl", 32, 3), tokenizer, max_length=512,
-                       name="local")  # fmt: skip
+    calib = from_jsonl(
+        write_jsonl(tmp / "calib.jsonl", 32, 3), tokenizer, max_length=512, name="local"
+    )
     runs = {}
-    for name, device, bounded in (("cpu", "cpu", False), ("cuda", "cuda", False),
-                                  ("cuda-bounded", "cuda", True)):  # fmt: skip
+    for name, device, bounded in (
+        ("cpu", "cpu", False),
+        ("cuda", "cuda", False),
+        ("cuda-bounded", "cuda", True),
+    ):
         runs[name] = quantize(
             model,
             tmp / name,
@@ -110,9 +114,16 @@ def test_quantize_on_cuda_has_the_cpus_weight_bytes(cpu_and_cuda):
     for name in ("cuda", "cuda-bounded"):
         other = _tensors(runs[name].output)
         assert cpu.keys() == other.keys(), name
-        differ = [k for k, t in cpu.items() if not k.endswith("input_scale")
-                  and not (t.dtype == other[k].dtype and t.shape == other[k].shape
-                           and bool((_bits(t) == _bits(other[k])).all()))]  # fmt: skip
+        differ = [
+            k
+            for k, t in cpu.items()
+            if not k.endswith("input_scale")
+            and not (
+                t.dtype == other[k].dtype
+                and t.shape == other[k].shape
+                and bool((_bits(t) == _bits(other[k])).all())
+            )
+        ]
         assert differ == [], f"{name}: {len(differ)} tensors differ from the CPU's: {differ[:10]}"
 
 
@@ -135,10 +146,12 @@ def test_input_scales_agree_where_calibration_covered_the_experts(cpu_and_cuda, 
     cpu = _tensors(runs["cpu"].output)
     for name in ("cuda", "cuda-bounded"):
         agreement = compare_input_scales(
-            cpu, _tensors(runs[name].output),
-            runs["cpu"].merged.counts, runs[name].merged.counts,
+            cpu,
+            _tensors(runs[name].output),
+            runs["cpu"].merged.counts,
+            runs[name].merged.counts,
             warn_below=recipe.quantize.coverage.warn_below,
-        )  # fmt: skip
+        )
         print(f"cpu vs {name}: {agreement.render()}")  # the measured figures, with -s or -rA
         assert agreement.ok, agreement.render()
 

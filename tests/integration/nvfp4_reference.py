@@ -71,8 +71,10 @@ def check_export(source: dict, exported: dict, num_layers: int) -> tuple[int, li
         if proj == "down":
             amax = w.abs().max()
         else:
-            amax = torch.maximum(source[f"{expert}.gate_proj.weight"].abs().max(),
-                                 source[f"{expert}.up_proj.weight"].abs().max())  # fmt: skip
+            amax = torch.maximum(
+                source[f"{expert}.gate_proj.weight"].abs().max(),
+                source[f"{expert}.up_proj.weight"].abs().max(),
+            )
         packed, scales, g = quantize(w, amax)
         if not torch.equal(packed, exported[k]):
             differ.append(k)

@@ -40,14 +40,20 @@ def reciprocal_scalar_division() -> Iterator[list[int]]:
     (also `true_divide`, `divide`) with a Python number x multiply by fl(1/x). Yields a
     one-element list counting the divisions it rewrote."""
     seen = [0]
-    saved_tensor = {n: getattr(torch.Tensor, n) for n in ("__truediv__", "__itruediv__",
-                                                         "div", "div_")}  # fmt: skip
+    saved_tensor = {
+        n: getattr(torch.Tensor, n) for n in ("__truediv__", "__itruediv__", "div", "div_")
+    }
     saved_torch = {n: getattr(torch, n) for n in ("div", "true_divide", "divide")}
 
     def wrap(original, inplace: bool = False):
         def div(a, b, *args, **kwargs):
-            if (not args and not kwargs and isinstance(a, torch.Tensor)
-                    and a.is_floating_point() and _is_number(b)):  # fmt: skip
+            if (
+                not args
+                and not kwargs
+                and isinstance(a, torch.Tensor)
+                and a.is_floating_point()
+                and _is_number(b)
+            ):
                 seen[0] += 1
                 result = _reciprocal_times(a, b)
                 return a.copy_(result) if inplace else result

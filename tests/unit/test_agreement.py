@@ -28,9 +28,13 @@ def test_covered_experts_within_the_tolerance_agree_and_the_rest_are_listed():
     got = compare_input_scales(a, b, counts, counts, warn_below=8)
     assert got.ok and got.compared == 6 and not got.outside and not got.missing
     assert abs(got.max_relative - 0.1 / 1.1) < 1e-12
-    assert got.uncovered == tuple(sorted(
-        f"model.layers.{layer}.mlp.experts.1.{p}.input_scale"
-        for layer in (1, 2) for p in ("down_proj", "gate_proj", "up_proj")))  # fmt: skip
+    assert got.uncovered == tuple(
+        sorted(
+            f"model.layers.{layer}.mlp.experts.1.{p}.input_scale"
+            for layer in (1, 2)
+            for p in ("down_proj", "gate_proj", "up_proj")
+        )
+    )
     assert "6 compared" in got.render() and "6 not held to it" in got.render()
 
 
@@ -41,7 +45,8 @@ def test_a_covered_expert_outside_the_tolerance_fails_and_is_named():
     b["model.layers.2.mlp.experts.1.down_proj.input_scale"] = 1.0 + 2 * TOLERANCE
     got = compare_input_scales(a, b, counts, counts, warn_below=8)
     assert not got.ok and [m.name for m in got.outside] == [
-        "model.layers.2.mlp.experts.1.down_proj.input_scale"]  # fmt: skip
+        "model.layers.2.mlp.experts.1.down_proj.input_scale"
+    ]
     assert "outside: model.layers.2.mlp.experts.1.down_proj" in got.render()
 
 

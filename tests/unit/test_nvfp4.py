@@ -99,8 +99,10 @@ def test_modelopts_functions_are_restored_after_the_export_block():
 
     before = {n: vars(NVFP4QTensor)[n] for n in nvfp4.PATCHED}
     with pytest.raises(RuntimeError), nvfp4.correctly_rounded_scales():
-        assert vars(NVFP4QTensor)["get_weights_scaling_factor_2"] is not before[
-            "get_weights_scaling_factor_2"]  # fmt: skip
+        assert (
+            vars(NVFP4QTensor)["get_weights_scaling_factor_2"]
+            is not before["get_weights_scaling_factor_2"]
+        )
         raise RuntimeError("the export failed")
     assert {n: vars(NVFP4QTensor)[n] for n in nvfp4.PATCHED} == before
 

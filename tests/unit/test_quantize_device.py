@@ -42,8 +42,15 @@ def test_a_cuda_index_past_the_last_gpu_is_refused():
 
 def _quantize(tmp_path, device: str):
     code = "from glm51.cli import main; main()"
-    argv = ["quantize", "--model", str(tmp_path / "no-such-model"), "--output",
-            str(tmp_path / "out"), "--device", device]  # fmt: skip
+    argv = [
+        "quantize",
+        "--model",
+        str(tmp_path / "no-such-model"),
+        "--output",
+        str(tmp_path / "out"),
+        "--device",
+        device,
+    ]
     return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
 
 
@@ -65,8 +72,11 @@ def test_cli_refuses_the_device_before_loading_anything(tmp_path, device):
 def test_provenance_lists_each_calibration_device_once_and_the_tools():
     from glm51.quantize.device import provenance
 
-    units = [{"device": "cuda:0", "device_name": "NVIDIA H200"}, {"device": "cpu",
-             "device_name": None}, {"device": "cuda:0", "device_name": "NVIDIA H200"}]  # fmt: skip
+    units = [
+        {"device": "cuda:0", "device_name": "NVIDIA H200"},
+        {"device": "cpu", "device_name": None},
+        {"device": "cuda:0", "device_name": "NVIDIA H200"},
+    ]
     got = provenance("cpu", units)
     assert got["calibration"] == units[:2]
     assert got["export"] == {"device": "cpu", "device_name": None}

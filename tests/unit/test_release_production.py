@@ -94,8 +94,11 @@ def test_gates_serve_the_pushed_digest_and_always_stop_it(
         return SimpleNamespace(returncode=answers(argv), stdout="", stderr="")
 
     monkeypatch.setattr(production.proc, "run", run)
+    waited = []
+    monkeypatch.setattr(production, "wait_ready", lambda url, **kw: waited.append(url) or 1.0)
     with pytest.raises(error) as info:
         production.step_gates(recipe)(context)
+    assert waited == ["http://127.0.0.1:5000/health"]  # served before any check ran
     if code == 5:
         assert info.value.exit_code == 5
     serve = calls[0]

@@ -35,10 +35,11 @@ SmokeRecordOption = Annotated[
 BenchRecordOption = Annotated[
     Path | None,
     typer.Option(
-        "--bench-record", dir_okay=False,
+        "--bench-record",
+        dir_okay=False,
         help="glm51 bench's record (without it the card shows no throughput figures).",
     ),
-]  # fmt: skip
+]
 PlotOption = Annotated[
     Path | None,
     typer.Option("--plot", dir_okay=False, exists=True, help="Throughput plot (PNG) for the card."),
@@ -71,9 +72,12 @@ def card_command(
     """Render the model card (README.md) from the recipe and the release run's records."""
     loaded = load_recipe(recipe)
     text = render_card(
-        loaded, _records(image_record, quantize_record, smoke_record, bench_record),
-        version=version, profile=profile, plot=plot.name if plot else None,
-    )  # fmt: skip
+        loaded,
+        _records(image_record, quantize_record, smoke_record, bench_record),
+        version=version,
+        profile=profile,
+        plot=plot.name if plot else None,
+    )
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -134,19 +138,20 @@ def publish_command(
         text = card.read_bytes()
     else:
         text = render_card(
-            loaded, _records(image_record, quantize_record, smoke_record, bench_record),
-            version=version, profile=profile, plot=plot_name,
-        ).encode()  # fmt: skip
+            loaded,
+            _records(image_record, quantize_record, smoke_record, bench_record),
+            version=version,
+            profile=profile,
+            plot=plot_name,
+        ).encode()
     extra = {plot_name: plot.read_bytes()} if plot and plot_name else {}
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if dry_run:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     hub = Hub(endpoint=endpoint)
-    outcome = publish(
-        checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, extra=extra,
-        dry_run=dry_run, commit_bytes=int(commit_gb * 1e9),
-        log=lambda m: err.print(escape(m), highlight=False, soft_wrap=True),
-    )  # fmt: skip
+    say = lambda m: err.print(escape(m), highlight=False, soft_wrap=True)  # noqa: E731
+    how = {"extra": extra, "dry_run": dry_run, "commit_bytes": int(commit_gb * 1e9), "log": say}
+    outcome = publish(checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, **how)
     if dry_run:
         out.print(escape(outcome.plan), highlight=False, soft_wrap=True)
     if report is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from glm51.checkpoint import manifest as mf
@@ -26,7 +27,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def publish_to_folder(checkpoint: Path, card: str, dest: Path, *, repo: str, version: str) -> Path:
+def publish_to_folder(
+    checkpoint: Path,
+    card: str,
+    dest: Path,
+    *,
+    repo: str,
+    version: str,
+    extra: Mapping[str, Path] | None = None,
+) -> Path:
     """Copy the manifest's files, the manifest and the card to ``dest/repo``, check every copy
     against the manifest, then write the tag. Returns the tag file."""
     check_names(repo, version)
@@ -39,6 +48,10 @@ def publish_to_folder(checkpoint: Path, card: str, dest: Path, *, repo: str, ver
     expected[CARD] = hashlib.sha256(card.encode()).hexdigest()
     shutil.copyfile(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
     expected[mf.MANIFEST] = _sha256(checkpoint / mf.MANIFEST)
+    for name, path in (extra or {}).items():  # the card's plot
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / name)
+        expected[name] = _sha256(path)
     if tag.is_file():
         if json.loads(tag.read_text()) == expected:
             return tag  # already published, the same files

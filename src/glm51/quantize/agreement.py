@@ -58,8 +58,9 @@ class InputScaleAgreement:
             f"{self.max_relative:.4f}, tolerance {self.tolerance}",
             f"  {len(self.uncovered)} not held to it (experts under {self.warn_below} tokens)",
         ]
-        lines += [f"  outside: {m.name}: {m.a:.6e} vs {m.b:.6e} ({m.relative:.4f})"
-                  for m in self.outside]  # fmt: skip
+        lines += [
+            f"  outside: {m.name}: {m.a:.6e} vs {m.b:.6e} ({m.relative:.4f})" for m in self.outside
+        ]
         lines += [f"  missing in one export: {name}" for name in self.missing]
         return "\n".join(lines)
 

@@ -42,10 +42,15 @@ class Artifact:
         c = self.counts
         for key, arr in zip(_COUNTS, (np.array(c.layers), c.counts, c.first_seen), strict=True):
             tensors[key] = torch.from_numpy(np.array(arr, dtype=np.int64))
-        meta = {"format": FORMAT, "unit": self.unit, "digests": json.dumps(self.digests),
-                "tokens": str(c.tokens)}  # fmt: skip
-        meta.update({k: v for k, v in (("device", self.device),
-                                       ("device_name", self.device_name)) if v})  # fmt: skip
+        meta = {
+            "format": FORMAT,
+            "unit": self.unit,
+            "digests": json.dumps(self.digests),
+            "tokens": str(c.tokens),
+        }
+        meta.update(
+            {k: v for k, v in (("device", self.device), ("device_name", self.device_name)) if v}
+        )
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(tensors, str(tmp), metadata=meta)
         os.replace(tmp, path)

@@ -30,9 +30,14 @@ from glm51.quantize.targets import all_disabled, bf16_patterns, modelopt_config
 
 # Everything a server needs beside the weights; copied verbatim when present.
 SIDE_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-    "tokenizer.model", "added_tokens.json", "generation_config.json",
-)  # fmt: skip
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+    "added_tokens.json",
+    "generation_config.json",
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -157,8 +162,9 @@ def _copy_mtp(ckpt: Checkpoint, tmp: Path) -> dict:
 def _rename_shards_and_index(tmp: Path) -> None:
     """Canonical shard names and a model.safetensors.index.json covering every shard."""
     files = sorted(p.name for p in tmp.glob("*.safetensors"))
-    renamed = {name: f"model-{k:05d}-of-{len(files):05d}.safetensors" for k, name in
-               enumerate(files, 1)}  # fmt: skip
+    renamed = {
+        name: f"model-{k:05d}-of-{len(files):05d}.safetensors" for k, name in enumerate(files, 1)
+    }
     for name, new in renamed.items():  # via hidden names: a new name may be an old one
         os.replace(tmp / name, tmp / f".{new}")
     weight_map, total = {}, 0

@@ -102,9 +102,14 @@ def quantize(
         nonlocal resident
         if bounded:
             art = calibrate_bounded(
-                ckpt.dir, unit.samples, qcfg, unit=unit.name, digest=unit.digest,
-                device=device, progress=progress,
-            )  # fmt: skip
+                ckpt.dir,
+                unit.samples,
+                qcfg,
+                unit=unit.name,
+                digest=unit.digest,
+                device=device,
+                progress=progress,
+            )
         else:
             if resident is None:
                 resident = Resident(ckpt.dir, qcfg, device)
@@ -140,15 +145,22 @@ def quantize(
         coverage.gate(report)  # GateFailed: no data, or experts under fail_below
         merged = merge(list(per_pass.values()))
         merged.save(work_dir / "merged.safetensors")
-        calibrated_on = [{"device": a.device, "device_name": a.device_name}
-                         for _, a in units_done]  # fmt: skip
+        calibrated_on = [{"device": a.device, "device_name": a.device_name} for _, a in units_done]
         if not bounded and resident is None:  # every unit reused: load it for the export
             resident = Resident(ckpt.dir, qcfg, device)
         out = export(
-            ckpt.dir, merged.amax, recipe, qcfg, output,
-            bounded=bounded, device=device, overwrite=overwrite, progress=progress,
-            resident=resident, provenance=provenance(device, calibrated_on),
-        )  # fmt: skip
+            ckpt.dir,
+            merged.amax,
+            recipe,
+            qcfg,
+            output,
+            bounded=bounded,
+            device=device,
+            overwrite=overwrite,
+            progress=progress,
+            resident=resident,
+            provenance=provenance(device, calibrated_on),
+        )
     finally:
         resident = None
         release()

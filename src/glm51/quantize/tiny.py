@@ -16,10 +16,25 @@ from pathlib import Path
 from glm51.outputs import check_output_folder, publish_folder, staging_folder
 
 SPECIAL_TOKENS = (
-    "<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>",
-    "<|observation|>", "<think>", "</think>", "<tool_call>", "</tool_call>", "<arg_key>",
-    "</arg_key>", "<arg_value>", "</arg_value>", "<tool_response>", "</tool_response>", "[UNK]",
-)  # fmt: skip
+    "<|endoftext|>",
+    "[gMASK]",
+    "<sop>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<think>",
+    "</think>",
+    "<tool_call>",
+    "</tool_call>",
+    "<arg_key>",
+    "</arg_key>",
+    "<arg_value>",
+    "</arg_value>",
+    "<tool_response>",
+    "</tool_response>",
+    "[UNK]",
+)
 
 # GLM-4.5/5 layout: [gMASK]<sop>, role tags, tools listed in a system turn, tool calls as
 # <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>, tool results as
@@ -136,10 +151,7 @@ def build_tiny_model(
     check_output_folder(out, overwrite=overwrite, option="OUT")
     tmp = staging_folder(out, "tiny-model")
     try:
-        _write_tiny_model(
-            tmp, num_layers=num_layers, hidden=hidden, experts=experts, seed=seed,
-            overrides=overrides, init_dtype=init_dtype,
-        )  # fmt: skip
+        _write_tiny_model(tmp, num_layers, hidden, experts, seed, overrides, init_dtype)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -148,7 +160,6 @@ def build_tiny_model(
 
 def _write_tiny_model(
     out: Path,
-    *,
     num_layers: int,
     hidden: int,
     experts: int,

@@ -19,7 +19,7 @@ from glm51.publish.plan import check_names
 from glm51.recipe import Recipe, load_recipe
 from glm51.records import ToolVersions
 from glm51.records.release import RunManifest
-from glm51.release import production, rehearsal
+from glm51.release import production
 from glm51.release.runner import Context, load_manifest, run_steps
 
 err = Console(stderr=True, soft_wrap=True)
@@ -86,7 +86,12 @@ def release_command(
         raise InputError(f"{folder}: holds the {kind} of {manifest.version}; use another --run-dir")
     options = {"version": version, "seed": seed, "samples": samples, "checkpoint": checkpoint}
     context = Context(folder, options, log=lambda m: err.print(escape(m), highlight=False))
-    chain = rehearsal.steps(loaded) if rehearsal_mode else production.steps(loaded)
+    if rehearsal_mode:
+        from glm51.release import rehearsal  # numpy, torch, transformers, ModelOpt
+
+        chain = rehearsal.steps(loaded)
+    else:
+        chain = production.steps(loaded)
     only = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
     run_steps(chain, context, manifest, only=only, log=context.log)
     if rehearsal_mode:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from glm51 import proc
 from glm51.checkpoint.verify import verify
+from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import GateFailed, InfraError, InputError, PreflightError
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
@@ -63,12 +64,16 @@ def step_image(recipe: Recipe):
     def run(context: Context) -> Outcome:
         repo = Path(context.options.get("repo", ".")).resolve()
         spec = image_build.plan(
-            recipe, repo, version=context.options["version"].removeprefix("v"),
-            sha=image_runner.git_sha(repo), created=image_runner.created_now(),
+            recipe,
+            repo,
+            version=context.options["version"].removeprefix("v"),
+            sha=image_runner.git_sha(repo),
+            created=image_runner.created_now(),
             source=image_runner.git_source(repo),
             metadata_file=context.path("buildx-metadata.json"),
-            push=True, registry=recipe.release.registry,
-        )  # fmt: skip
+            push=True,
+            registry=recipe.release.registry,
+        )
         record = image_runner.build(spec, record=context.path(IMAGE))
         return Outcome(IMAGE, f"pushed {pinned_ref(record)}")
 
@@ -89,11 +94,34 @@ def step_verify(recipe: Recipe):
 def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[str]:
     """The pushed image, serving the checkpoint with the gate profile, on the host network."""
     return [
-        "docker", "run", "--detach", "--rm", "--name", name, "--gpus", "all", "--ipc=host",
-        "--network", "host", "-v", f"{checkpoint.resolve()}:/models/checkpoint:ro",
-        "-v", "glm51-jit-cache:/cache/jit", image,
-        "glm51", "serve", "--profile", recipe.gates.profile, "--model", "/models/checkpoint",
-    ]  # fmt: skip
+        "docker",
+        "run",
+        "--detach",
+        "--rm",
+        "--name",
+        name,
+        "--gpus",
+        "all",
+        "--ipc=host",
+        "--network",
+        "host",
+        "-v",
+        f"{checkpoint.resolve()}:/models/checkpoint:ro",
+        "-v",
+        "glm51-jit-cache:/cache/jit",
+        image,
+        "glm51",
+        "serve",
+        "--profile",
+        recipe.gates.profile,
+        "--model",
+        "/models/checkpoint",
+    ]
+
+
+def _container_running(name: str) -> bool:
+    inspect = proc.run(["docker", "inspect", "-f", "{{.State.Running}}", name], check=False)
+    return inspect.stdout.strip() == "true"
 
 
 def step_gates(recipe: Recipe):
@@ -104,10 +132,16 @@ def step_gates(recipe: Recipe):
         endpoint = f"http://127.0.0.1:{port}"
         proc.run(serve_argv(recipe, image, _checkpoint(context), name))
         try:
-            _run_glm51(["smoke", "--endpoint", endpoint, "--wait", "3600",
-                        "--out", str(context.path(SMOKE).parent)], "glm51 smoke")  # fmt: skip
-            _run_glm51(["bench", "--endpoint", endpoint,
-                        "--out", str(context.path(BENCH).parent)], "glm51 bench")  # fmt: skip
+            # Loading 450 GB and compiling the kernels takes a while; a dead container ends it.
+            running = lambda: _container_running(name)  # noqa: E731
+            wait_ready(health_url("127.0.0.1", port), timeout_s=3600, still_running=running)
+            smoke_out, bench_out = str(context.path(SMOKE).parent), str(context.path(BENCH).parent)
+            _run_glm51(["smoke", "--endpoint", endpoint, "--out", smoke_out], "glm51 smoke")
+            gpus = recipe.profiles[recipe.gates.profile].hardware
+            hardware = f"{gpus.gpu_count}x NVIDIA {gpus.gpu_name}"
+            bench = ["bench", "--endpoint", endpoint, "--out", bench_out]
+            bench += ["--profile", recipe.gates.profile, "--hardware", hardware]
+            _run_glm51(bench, "glm51 bench")
         finally:
             proc.run(["docker", "stop", "--time", "60", name], check=False)
         return Outcome(BENCH, f"smoke and bench gates passed in {image}")
@@ -138,10 +172,14 @@ def step_card(recipe: Recipe):
 def step_publish(recipe: Recipe):
     def run(context: Context) -> Outcome:
         outcome = publish(
-            _checkpoint(context), recipe, repo=recipe.model.published,
-            version=context.options["version"], card=context.path(CARD).read_bytes(), hub=Hub(),
+            _checkpoint(context),
+            recipe,
+            repo=recipe.model.published,
+            version=context.options["version"],
+            card=context.path(CARD).read_bytes(),
+            hub=Hub(),
             log=context.log,
-        )  # fmt: skip
+        )
         context.path(PUBLISHED).write_text(outcome.to_json())
         return Outcome(PUBLISHED, f"{recipe.model.published} {outcome.status}")
 
@@ -207,9 +245,14 @@ def step_notes(recipe: Recipe):
 
 def steps(recipe: Recipe) -> list[Step]:
     made = {
-        "image": step_image, "verify": step_verify, "gates": step_gates, "card": step_card,
-        "publish": step_publish, "tag": step_tag, "notes": step_notes,
-    }  # fmt: skip
+        "image": step_image,
+        "verify": step_verify,
+        "gates": step_gates,
+        "card": step_card,
+        "publish": step_publish,
+        "tag": step_tag,
+        "notes": step_notes,
+    }
     version = lambda c: {"version": c.options["version"]}  # noqa: E731
     checkpoint = lambda c: {"checkpoint": str(c.options.get("checkpoint")), **version(c)}  # noqa: E731
     inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}

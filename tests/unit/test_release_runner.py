@@ -215,7 +215,7 @@ def test_seconds_and_start_times_are_recorded(tmp_path, monkeypatch):
 
     from glm51.release import runner
 
-    ticks = iter([100.0, 102.3456, 200.0, 201.04])
+    ticks = iter([100.0, 102.3456, 200.0, 201.26])
     monkeypatch.setattr(runner, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
     monkeypatch.setattr(runner, "utc_now", lambda: "2026-11-27T18:00:00Z")
 
@@ -230,7 +230,7 @@ def test_seconds_and_start_times_are_recorded(tmp_path, monkeypatch):
         run_steps([Step("a", ok), Step("b", bad)], Context(tmp_path), manifest)
     a, b = read_record(tmp_path / RUN_MANIFEST, RunManifest).steps
     assert (a.seconds, a.started_at) == (2.3, "2026-11-27T18:00:00Z")
-    assert (b.seconds, b.started_at) == (1.0, "2026-11-27T18:00:00Z")
+    assert (b.seconds, b.started_at) == (1.3, "2026-11-27T18:00:00Z")
     assert isinstance(b.seconds, float)
 
 
@@ -241,9 +241,9 @@ def test_the_refusal_lists_the_asked_steps_after_the_missing_one(tmp_path):
     assert str(info.value).endswith("it comes before gates: run it first")
     assert str(info.value).startswith("step quantize has not run")
     with pytest.raises(InputError) as info:
-        run_steps(_steps([]), Context(tmp_path), manifest, only=["verify", "publish"])
+        run_steps(_steps([]), Context(tmp_path), manifest, only=["quantize", "publish"])
     assert str(info.value) == (
-        f"step image has not run in {tmp_path}; it comes before verify, publish: run it first"
+        f"step image has not run in {tmp_path}; it comes before quantize, publish: run it first"
     )
 
 

@@ -45,8 +45,8 @@ def test_merge_of_nothing_is_refused():
 def test_save_and_load_keep_every_field(tmp_path):
     a = artifact("coding.2of4", {"w": torch.tensor([1.0, 2.0])}, device="cuda:0",
                  device_name="NVIDIA RTX PRO 6000")  # fmt: skip
-    path = a.save(tmp_path / "deep" / "a.safetensors")
-    assert path == tmp_path / "deep" / "a.safetensors"
+    path = a.save(tmp_path / "deep" / "er" / "a.safetensors")
+    assert path == tmp_path / "deep" / "er" / "a.safetensors"
     assert sorted(p.name for p in path.parent.iterdir()) == ["a.safetensors"]  # no .tmp left
     back = Artifact.load(path)
     assert (back.unit, back.digests) == ("coding.2of4", ("d-coding.2of4",))

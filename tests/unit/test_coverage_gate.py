@@ -42,7 +42,7 @@ def test_counts_are_validated(args, message):
 
 
 def test_counts_are_frozen_int64_and_layers_ints():
-    c = ExpertCounts((np.int64(3),), np.array([[1.0, 0.0]]), np.array([[2, -1]]), 5)
+    c = ExpertCounts((np.int64(3),), np.array([[1.0, 0.0]]), np.array([[2.0, -1.0]]), 5)
     assert c.layers == (3,) and type(c.layers[0]) is int
     assert c.counts.dtype == np.int64 and c.first_seen.dtype == np.int64
     assert c.experts == 2
@@ -90,6 +90,7 @@ def test_counter_refusals_and_replays():
     assert got.counts.tolist() == [[2, 1, 1, 1], [0, 0, 2, 0]]
     assert got.first_seen.tolist() == [[10, 11, 12, 10], [-1, -1, 10, -1]]
     assert got.tokens == 13 and counter.result(99).tokens == 99
+    assert ExpertCounter((3,), 2).result().tokens == 0
 
 
 def test_counter_keeps_the_earliest_sighting_whatever_the_order():
@@ -109,6 +110,8 @@ def test_merge_offsets_later_passes_and_keeps_the_earliest():
     assert m.counts.tolist() == [[1, 3, 1]]
     assert m.first_seen.tolist() == [[7, 4, 1]] and m.tokens == 8
     assert merge([b, a]).first_seen.tolist() == [[2, 0, 4]]
+    never = ExpertCounts((3,), np.array([[0, 1, 0]]), np.array([[-1, 0, -1]]), 1)
+    assert merge([never, never]).first_seen.tolist() == [[-1, 0, -1]]
     with pytest.raises(ValueError, match=r"^nothing to merge$"):
         merge([])
     other = ExpertCounts.empty((3,), 4)
@@ -252,3 +255,25 @@ def test_markdown_lists_200_pairs_then_counts():
     assert "| 3 | 0 | 0 | 0 | 205 | never |" in text
     exactly = evaluate({"p": counts([[0] * 200])}, Coverage(fail_below=1, warn_below=1))
     assert render_markdown(exactly).rstrip().endswith("(3, 199)")
+    one_more = evaluate({"p": counts([[0] * 201])}, Coverage(fail_below=1, warn_below=1))
+    assert render_markdown(one_more).rstrip().endswith("(3, 199) and 1 more")
+
+
+def test_write_reports_names_and_formats(tmp_path):
+    import json
+
+    from glm51.calib.coverage import write_reports
+
+    report = evaluate({"p": counts([[1, 2]])}, Coverage(fail_below=1, warn_below=2))
+    out = tmp_path / "a" / "b"
+    paths = write_reports(report, out)
+    assert {k: p.name for k, p in paths.items()} == {
+        "json": "coverage.json",
+        "md": "coverage.md",
+        "png": "coverage.png",
+    }
+    assert all(p.parent == out and p.is_file() for p in paths.values())
+    text = paths["json"].read_text()
+    assert text == json.dumps(report.as_dict(), indent=2) + "\n"
+    assert paths["md"].read_text() == render_markdown(report)
+    assert write_reports(report, str(out)) == paths  # again, into the same folder

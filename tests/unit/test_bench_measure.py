@@ -30,7 +30,7 @@ def test_a_timeline_needs_usage_and_both_chunk_times():
 
 def test_usage_points_only_when_they_reach_the_total():
     pts = [(0.5, 1), (1.0, 2), (2.0, 10)]
-    assert Timeline.of(stream(1.0, 2.0, 10, 5, pts)).points == ((1.0, 2.0), (2.0, 10.0))
+    assert Timeline.of(stream(1.0, 2.0, 10, 2, pts)).points == ((1.0, 2.0), (2.0, 10.0))
     short = [(1.0, 2), (2.0, 9)]  # the last point is not the total: spread evenly instead
     assert Timeline.of(stream(1.0, 2.0, 10, 5, short)).points == ((1.0, 2.0), (2.0, 10.0))
     one = [(2.0, 10)]  # a single point is not a timeline
@@ -48,7 +48,9 @@ def test_interpolation_and_its_edges():
     assert tl.at(4.0) == pytest.approx(9.0)
     assert tl.at(5.0) == 10.0 and tl.at(9.0) == 10.0
     flat = Timeline(((1.0, 2.0), (1.0, 4.0), (2.0, 4.0)))
-    assert flat.at(1.5) == 4.0
+    assert flat.at(1.5) == 4.0 and flat.at(1.0) == 2.0
+    ends_twice = Timeline(((1.0, 2.0), (3.0, 6.0), (3.0, 8.0)))
+    assert ends_twice.at(3.0) == 8.0 and ends_twice.at(2.0) == 4.0
 
 
 def test_decoded_produced_busy():

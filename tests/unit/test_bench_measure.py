@@ -31,6 +31,12 @@ def test_a_timeline_needs_usage_and_both_chunk_times():
 def test_usage_points_only_when_they_reach_the_total():
     pts = [(0.5, 1), (1.0, 2), (2.0, 10)]
     assert Timeline.of(stream(1.0, 2.0, 10, 2, pts)).points == ((1.0, 2.0), (2.0, 10.0))
+    three = [(0.0, 1), (1.0, 4), (2.0, 10)]
+    assert Timeline.of(stream(0.0, 2.0, 10, 2, three)).points == (
+        (0.0, 1.0),
+        (1.0, 4.0),
+        (2.0, 10.0),
+    )
     short = [(1.0, 2), (2.0, 9)]  # the last point is not the total: spread evenly instead
     assert Timeline.of(stream(1.0, 2.0, 10, 5, short)).points == ((1.0, 2.0), (2.0, 10.0))
     one = [(2.0, 10)]  # a single point is not a timeline

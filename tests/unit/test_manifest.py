@@ -164,3 +164,45 @@ def test_compare_headers_each_mismatch(tmp_path):
     assert ("other: t0", "is U8 [1] in other; the manifest recorded U8 [1] in s") in [
         (x.where, x.message) for x in moved
     ]
+
+
+def test_reading_messages_name_the_manifest(tmp_path):
+    path = tmp_path / mf.MANIFEST
+    with pytest.raises(InputError) as info:
+        mf.read(tmp_path)
+    assert str(info.value) == f"{path}: no manifest (write one with `glm51 verify --write`)"
+    path.write_text("{not json")
+    with pytest.raises(InputError, match=r": not a JSON manifest \("):
+        mf.read(path)
+
+
+def test_write_is_atomic_beside_the_manifest_and_its_format(tmp_path, monkeypatch):
+    calls = []
+    real = mf.tempfile.mkstemp
+
+    def spy(**kw):
+        calls.append(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(mf.tempfile, "mkstemp", spy)
+    m = manifest_of(t0="0" * 64)
+    path = mf.write(m, tmp_path)
+    assert calls == [{"prefix": f".{mf.MANIFEST}.", "dir": tmp_path}]
+    assert path.read_text() == m.model_dump_json(indent=1) + "\n"
+
+
+def test_build_reports_progress_and_reads_no_producer_when_there_is_none(tmp_path):
+    folder = ck.build(tmp_path / "m", quant_config_in=("config.json",))
+    headers = {n: read_header(folder / n) for n in ck.shard_names(folder)}
+    seen: list[int] = []
+    m = mf.build(folder, headers, timestamp=False, progress=seen.append, threads=2)
+    assert m.producer == {}  # no hf_quant_config.json
+    assert sum(seen) == sum(e.size for e in m.all_files().values())
+    (folder / "hf_quant_config.json").write_text("{not json")
+    assert mf.build(folder, headers, timestamp=False).producer == {}
+
+
+def test_hash_files_reports_progress(shard):
+    seen: list[int] = []
+    mf.hash_files({"s": (shard, None)}, progress=seen.append)
+    assert sum(seen) == shard.stat().st_size

@@ -367,3 +367,85 @@ def test_block_scales_nan_and_negative_counted(good, recipe):
          "has 2 NaN and 2 negative E4M3 block scale(s): block scales must be finite and not "
          "negative")
     ]  # fmt: skip
+
+
+def test_listed_shows_five_then_counts():
+    from glm51.checkpoint.verify import _listed
+
+    assert _listed([f"n{i}" for i in range(5)]) == "n0, n1, n2, n3, n4"
+    assert _listed([f"n{i}" for i in range(6)]) == "n0, n1, n2, n3, n4 and 1 more"
+
+
+def test_quantization_config_variants(good, recipe):
+    edit_json(good / "config.json", lambda c: c["quantization_config"].pop("quant_method"))
+    assert verify(good, recipe, hash_contents=False).ok  # no quant_method: ModelOpt's default
+
+    def renamed(c):
+        c["quantization_config"]["modules_to_not_convert"] = c["quantization_config"].pop("ignore")
+
+    edit_json(good / "config.json", renamed)
+    assert verify(good, recipe, hash_contents=False).ok
+
+
+def test_a_quantization_config_that_is_not_an_object(good, recipe):
+    edit_json(good / "config.json", lambda c: c.update(
+        quantization_config={"quant_method": "modelopt", "quantization": "garbage"}))  # fmt: skip
+    found = problems(verify(good, recipe, hash_contents=False))
+    assert ("quant-config", "config.json",
+            "quantization_config.quant_algo is None, the recipe says 'NVFP4'") in found  # fmt: skip
+
+
+def test_an_unreadable_or_odd_hf_quant_config(good, recipe):
+    (good / "hf_quant_config.json").write_text("{not json")
+    found = problems(verify(good, recipe, hash_contents=False))
+    (hit,) = [p for p in found if p[1] == "hf_quant_config.json"]
+    assert hit[0] == "quant-config" and hit[2].startswith("not readable JSON (")
+    (good / "hf_quant_config.json").write_text("[1]")
+    assert ("quant-config", "hf_quant_config.json", "has no 'quantization' object") in problems(
+        verify(good, recipe, hash_contents=False)
+    )
+
+
+def test_an_invalid_global_scale_is_not_also_a_w13_mismatch(good, recipe):
+    path, begin, _ = tensor_offset(good, f"{EXPERT}.weight_scale_2")
+    with path.open("rb+") as fh:
+        fh.seek(begin)
+        fh.write(struct.pack("<f", 0.0))
+    assert [p[0] for p in problems(verify(good, recipe, hash_contents=False))] == ["scale-invalid"]
+
+
+def test_no_manifest_notes_and_write_only_when_everything_passed(good, recipe):
+    report = verify(good, recipe)
+    assert report.manifest == "absent" and report.notes == [
+        "no glm51-manifest.json: the contents were not checked against recorded digests "
+        "(`glm51 verify --write` records one once everything else passes)"
+    ]
+    drop_tensor(good, f"{EXPERT}.input_scale")
+    failed = verify(good, recipe, write=True)
+    assert failed.manifest == "not-written" and not (good / "glm51-manifest.json").exists()
+    assert failed.notes == ["glm51-manifest.json not written: the checks above failed"]
+
+
+def test_a_written_manifest_records_the_hashing(good, recipe):
+    seen: list[int] = []
+    report = verify(good, recipe, write=True, progress=seen.append)
+    assert report.manifest == "written" and (good / "glm51-manifest.json").is_file()
+    total = sum(p.stat().st_size for p in good.iterdir() if p.name != "glm51-manifest.json")
+    assert report.hashed_bytes == total == sum(seen)
+    assert 0 <= report.hash_seconds < 60
+    seen.clear()
+    again = verify(good, recipe, progress=seen.append)
+    assert again.manifest == "matched" and sum(seen) == total == again.hashed_bytes
+
+
+def test_manifest_tensor_and_file_mismatches(good, recipe):
+    verify(good, recipe, write=True)
+    tensor = f"{EXPERT}.input_scale"
+    shard = shard_of(good, tensor)
+    retype(good, tensor, shape=(1,))
+    gone = "hf_quant_config.json"
+    (good / gone).unlink()
+    found = problems(verify(good, recipe))
+    assert ("manifest-tensor", f"{shard}: {tensor}",
+            f"is F32 [1] in {shard}; the manifest recorded F32 [] in {shard}") in found  # fmt: skip
+    assert ("manifest-file", gone, "is in glm51-manifest.json but missing from the folder") in found

@@ -449,3 +449,53 @@ def test_manifest_tensor_and_file_mismatches(good, recipe):
     assert ("manifest-tensor", f"{shard}: {tensor}",
             f"is F32 [1] in {shard}; the manifest recorded F32 [] in {shard}") in found  # fmt: skip
     assert ("manifest-file", gone, "is in glm51-manifest.json but missing from the folder") in found
+
+
+def test_one_quantization_config_is_enough(tmp_path, recipe):
+    for only in (("config.json",), ("hf_quant_config.json",)):
+        folder = ck.build(tmp_path / only[0], quant_config_in=only)
+        assert verify(folder, recipe, hash_contents=False).ok, only
+
+
+def test_exclude_lists_differ_on_one_side_only(good, recipe):
+    edit_json(good / "hf_quant_config.json",
+              lambda d: d["quantization"]["exclude_modules"].append("*x*"))  # fmt: skip
+    (msg,) = [p[2] for p in problems(verify(good, recipe, hash_contents=False))
+               if p[0] == "exclude-differs"]  # fmt: skip
+    assert msg.endswith("(only in config.json: none; only in hf_quant_config.json: ['*x*'])")
+    edit_json(good / "hf_quant_config.json",
+              lambda d: d["quantization"]["exclude_modules"].remove("*x*"))  # fmt: skip
+    edit_json(good / "config.json", lambda c: c["quantization_config"]["ignore"].append("*y*"))
+    (msg,) = [p[2] for p in problems(verify(good, recipe, hash_contents=False))
+               if p[0] == "exclude-differs"]  # fmt: skip
+    assert msg.endswith("(only in config.json: ['*y*']; only in hf_quant_config.json: none)")
+
+
+def test_config_json_exclude_list_is_the_one_judged(good, recipe):
+    edit_json(
+        good / "config.json",
+        lambda c: c["quantization_config"].update(
+            ignore=[p for p in c["quantization_config"]["ignore"] if p != "model.layers.0.mlp*"]
+        ),
+    )
+    checks = [p[0] for p in problems(verify(good, recipe, hash_contents=False))]
+    assert checks == ["exclude-differs", "exclude-disagrees"]
+
+
+def test_exclude_recipe_names_config_json_when_it_has_the_list(tmp_path, recipe):
+    shared = ck.build(tmp_path / "s", exclude_shared=False)
+    found = [
+        p for p in problems(verify(shared, recipe, hash_contents=False)) if p[0] == "exclude-recipe"
+    ]
+    assert [p[1] for p in found] == ["config.json"]
+
+
+def test_other_tensors_of_a_projection_are_ignored(good, recipe):
+    tensor = f"{EXPERT}.weight"
+    path = good / shard_of(good, tensor)
+    header = read_header(path)
+    entries = {n: (i.dtype, i.shape) for n, i in header.tensors.items()}
+    entries[f"{EXPERT}.bias"] = ("BF16", (4,))
+    ck.write_safetensors(path, entries)
+    edit_json(good / INDEX, lambda d: d["weight_map"].__setitem__(f"{EXPERT}.bias", path.name))
+    assert verify(good, recipe, hash_contents=False).ok

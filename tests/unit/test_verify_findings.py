@@ -499,3 +499,19 @@ def test_other_tensors_of_a_projection_are_ignored(good, recipe):
     ck.write_safetensors(path, entries)
     edit_json(good / INDEX, lambda d: d["weight_map"].__setitem__(f"{EXPERT}.bias", path.name))
     assert verify(good, recipe, hash_contents=False).ok
+
+
+def test_checking_against_a_manifest_notes_and_timing(good, recipe):
+    verify(good, recipe, write=True)
+    plain = verify(good, recipe)
+    assert plain.manifest == "matched" and plain.notes == [] and 0 <= plain.hash_seconds < 60
+    again = verify(good, recipe, write=True)
+    assert again.notes == ["glm51-manifest.json already matches the folder: left as it is"]
+    hf = good / "hf_quant_config.json"
+    hf.write_text(hf.read_text().replace("0.47.0", "0.47.1"))  # same size, other bytes
+    changed = verify(good, recipe, write=True)
+    assert changed.manifest == "mismatched"
+    assert changed.notes == ["glm51-manifest.json kept: it does not match (fix the folder, not it)"]
+    ((check, where, message),) = problems(changed)
+    assert (check, where) == ("manifest-digest", "hf_quant_config.json")
+    assert "changed tensor" not in message  # not a shard: no tensors to name

@@ -515,3 +515,114 @@ def test_checking_against_a_manifest_notes_and_timing(good, recipe):
     ((check, where, message),) = problems(changed)
     assert (check, where) == ("manifest-digest", "hf_quant_config.json")
     assert "changed tensor" not in message  # not a shard: no tensors to name
+
+
+def test_a_missing_config_json(good, recipe):
+    (good / "config.json").unlink()
+    assert ("config", "config.json", "missing") in problems(
+        verify(good, recipe, hash_contents=False)
+    )
+
+
+def test_a_truncated_single_shard(tmp_path, recipe):
+    folder = ck.build(tmp_path / "one", shards=1)
+    (only,) = ck.shard_names(folder)
+    (folder / INDEX).unlink()
+    (folder / only).rename(folder / "model.safetensors")
+    raw = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(raw[:-1])
+    ((check, where, message),) = problems(verify(folder, recipe, hash_contents=False))
+    assert (check, where) == ("shard-data", "model.safetensors")
+    assert message.startswith("truncated or corrupt: tensors end at byte")
+
+
+def test_a_projection_with_no_scales_is_nvfp4_by_its_packed_weight(good, recipe):
+    for suffix in ("weight_scale", "weight_scale_2", "input_scale"):
+        drop_tensor(good, f"{EXPERT}.{suffix}")
+    assert problems(verify(good, recipe, hash_contents=False)) == [
+        ("nvfp4-incomplete", EXPERT,
+         "NVFP4 projection without weight_scale, weight_scale_2, input_scale (expected weight "
+         "U8, weight_scale F8_E4M3, weight_scale_2 F32 [], input_scale F32 [])")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("kept", ["weight_scale", "weight_scale_2", "input_scale"])
+def test_any_one_scale_makes_a_projection_nvfp4(good, recipe, kept):
+    for suffix in {"weight_scale", "weight_scale_2", "input_scale"} - {kept}:
+        drop_tensor(good, f"{EXPERT}.{suffix}")
+    w = read_header(good / shard_of(good, f"{EXPERT}.weight")).tensors[f"{EXPERT}.weight"].shape
+    retype(good, f"{EXPERT}.weight", dtype="BF16", shape=(w[0], w[1] * 2))
+    found = problems(verify(good, recipe, hash_contents=False))
+    assert (
+        "nvfp4-dtype",
+        f"{EXPERT}.weight",
+        "is BF16, an NVFP4 projection's weight is U8",
+    ) in found
+
+
+def test_a_scalar_scale_of_two_values_is_named(good, recipe):
+    retype(good, f"{EXPERT}.input_scale", shape=(2,))
+    found = problems(verify(good, recipe, hash_contents=False))
+    assert ("scale-invalid", f"{EXPERT}.input_scale", "holds 8 bytes, a F32 scalar 4") in found
+
+
+def test_where_the_exclude_and_recipe_problems_point(good, recipe, tmp_path):
+    edit_json(
+        good / "config.json",
+        lambda c: c["quantization_config"].update(
+            ignore=[p for p in c["quantization_config"]["ignore"] if p != "model.layers.0.mlp*"]
+        ),
+    )
+    wheres = {p[0]: p[1] for p in problems(verify(good, recipe, hash_contents=False))}
+    assert wheres["exclude-disagrees"] == "exclude list"
+    shared = ck.build(tmp_path / "s", exclude_shared=False)
+    found = [p for p in problems(verify(shared, recipe, hash_contents=False))
+             if p[0] == "layout-recipe"]  # fmt: skip
+    assert len(found) == 1 and found[0][1] == "recipe"
+    assert found[0][2].startswith(
+        f"9 NVFP4 module(s) match none of the recipe's quantize patterns "
+        f"{list(recipe.quantize.quantize)}: model.layers.1.mlp.shared_experts.down_proj"
+    ) and found[0][2].endswith(" and 4 more")
+
+
+def test_bf16_modules_are_counted(good, recipe):
+    report = verify(good, recipe, hash_contents=False)
+    headers = {n: read_header(good / n) for n in ck.shard_names(good)}
+    names = {n: i for h in headers.values() for n, i in h.tensors.items()}
+    bf16 = [
+        n.rpartition(".")[0]
+        for n, i in names.items()
+        if n.endswith(".weight") and len(i.shape) == 2 and i.dtype != "U8"
+        and f"{n.rpartition('.')[0]}.weight_scale" not in names
+    ]  # fmt: skip
+    assert report.bf16_modules == len(bf16) > 1
+
+
+def test_a_checkpoint_without_nvfp4_modules(good, recipe):
+    for shard in ck.shard_names(good):
+        path = good / shard
+        header = read_header(path)
+        entries = {}
+        for n, i in header.tensors.items():
+            suffix = n.rpartition(".")[2]
+            if suffix in ("weight_scale", "weight_scale_2", "input_scale"):
+                continue
+            entries[n] = (
+                ("BF16", (i.shape[0], i.shape[1] * 2)) if i.dtype == "U8" else (i.dtype, i.shape)
+            )
+        ck.write_safetensors(path, entries)
+        edit_json(good / INDEX, lambda d, kept=set(entries), s=shard: d.update(weight_map={
+            k: v for k, v in d["weight_map"].items() if v != s or k in kept}))  # fmt: skip
+
+    def everything_bf16(lst):
+        return [*lst, "*experts*"]
+
+    edit_json(good / "config.json", lambda c: c["quantization_config"].update(
+        ignore=everything_bf16(c["quantization_config"]["ignore"])))  # fmt: skip
+    edit_json(good / "hf_quant_config.json", lambda d: d["quantization"].update(
+        exclude_modules=everything_bf16(d["quantization"]["exclude_modules"])))  # fmt: skip
+    report = verify(good, recipe, hash_contents=False)
+    assert report.nvfp4_modules == 0
+    assert problems(report) == [
+        ("layout-recipe", "checkpoint", "has no NVFP4 module: not an NVFP4 export")
+    ]

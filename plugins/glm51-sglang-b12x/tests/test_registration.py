@@ -195,3 +195,11 @@ def test_expert_and_dp_attention_parallelism_are_refused():
         refuse_non_tp(moe_ep_size=8, dp_attention=False)
     with pytest.raises(ValueError, match="DP attention"):
         refuse_non_tp(moe_ep_size=1, dp_attention=True)
+    with pytest.raises(ValueError, match="moe-a2a-backend deepep"):
+        refuse_non_tp(moe_ep_size=1, dp_attention=False, a2a_backend="deepep")
+
+
+def test_the_a2a_backend_is_read_from_sglang():
+    from glm51_sglang_b12x.method import _a2a_backend
+
+    assert _a2a_backend() == "none"  # SGLang's default, no server started

@@ -12,17 +12,25 @@ from .prep import ModelOptExperts, build_moe, token_buckets
 from .runner_core import B12xMoeQuantInfo
 
 
-def refuse_non_tp(*, moe_ep_size: int, dp_attention: bool) -> None:
-    if moe_ep_size > 1:
+def refuse_non_tp(*, moe_ep_size: int, dp_attention: bool, a2a_backend: str = "none") -> None:
+    if moe_ep_size > 1 or a2a_backend != "none":
         raise ValueError(
-            f"--moe-runner-backend b12x is tensor-parallel only: expert parallelism "
-            f"(ep size {moe_ep_size}) is not supported; drop --ep-size / --expert-parallel-size"
+            "--moe-runner-backend b12x is tensor-parallel only: expert parallelism "
+            f"(ep size {moe_ep_size}, --moe-a2a-backend {a2a_backend}) is not supported; "
+            "use --ep-size 1 and --moe-a2a-backend none"
         )
     if dp_attention:
         raise ValueError(
             "--moe-runner-backend b12x is tensor-parallel only: DP attention is not supported; "
             "drop --enable-dp-attention / --dp-size"
         )
+
+
+def _a2a_backend() -> str:
+    from sglang.srt.layers.moe.utils import get_moe_a2a_backend
+
+    backend = get_moe_a2a_backend()
+    return str(getattr(backend, "value", backend))
 
 
 def _dp_attention_enabled() -> bool:
@@ -61,7 +69,9 @@ class B12xNvFp4FusedMoEMethod(ModelOptNvFp4FusedMoEMethod):
         **extra,
     ):
         refuse_non_tp(
-            moe_ep_size=int(getattr(layer, "moe_ep_size", 1)), dp_attention=_dp_attention_enabled()
+            moe_ep_size=int(getattr(layer, "moe_ep_size", 1)),
+            dp_attention=_dp_attention_enabled(),
+            a2a_backend=_a2a_backend(),
         )
         super().create_weights(
             layer, num_experts, hidden_size, intermediate_size_per_partition, params_dtype, **extra

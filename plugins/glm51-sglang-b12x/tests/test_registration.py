@@ -203,3 +203,35 @@ def test_the_a2a_backend_is_read_from_sglang():
     from glm51_sglang_b12x.method import _a2a_backend
 
     assert _a2a_backend() == "none"  # SGLang's default, no server started
+
+
+@pytest.mark.parametrize("name", ["weight", "weight_scale"])
+def test_sglangs_own_moe_loader_puts_up_first_for_the_b12x_method(name):
+    """SGLang's FusedMoE._load_w13 with our method as the layer's quant method: up_proj lands
+    in the first half of w13 (b12x's kernel order), gate_proj in the second."""
+    from types import SimpleNamespace
+
+    import torch
+    from glm51_sglang_b12x.method import B12xNvFp4FusedMoEMethod
+    from sglang.srt.layers.moe.fused_moe_triton.layer import FusedMoE
+    from sglang.srt.layers.moe.moe_runner.base import MoeRunnerConfig
+
+    method = B12xNvFp4FusedMoEMethod(_nvfp4_config())
+    layer = SimpleNamespace(
+        quant_method=method,
+        moe_runner_config=MoeRunnerConfig(is_gated=True),
+        use_padded_loading=False,
+        use_presharded_weights=False,
+        use_triton_kernels=False,
+        moe_tp_rank=0,
+        moe_tp_size=1,
+    )
+    inter, cols = 4, 8
+    dtype = torch.uint8 if name == "weight" else torch.float8_e4m3fn
+    gate = torch.full((inter, cols), 1, dtype=torch.uint8).view(dtype)
+    up = torch.full((inter, cols), 2, dtype=torch.uint8).view(dtype)
+    w13 = torch.zeros((2 * inter, cols), dtype=dtype)
+    FusedMoE._load_w13(layer, expert_data=w13, shard_dim=0, shard_id="w1", loaded_weight=gate)
+    FusedMoE._load_w13(layer, expert_data=w13, shard_dim=0, shard_id="w3", loaded_weight=up)
+    rows = w13.view(torch.uint8)
+    assert bool((rows[:inter] == 2).all()) and bool((rows[inter:] == 1).all())

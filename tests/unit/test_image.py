@@ -68,7 +68,7 @@ def test_buildx_argv_default_full_build(recipe):
         "BUILD_ID=0.2.0-46e95a294ca6-full",
         "DEFAULT_PROFILE=rtx-pro-6000-x8-upstream",
         "SERVE_PORT=5000",  # the default profile's port
-        "SGLANG_PLUGINS=glm51-sglang-b12x",  # the upstream build's plugins, after the lock
+        "GLM51_SGLANG_PLUGINS=glm51-sglang-b12x",  # the upstream build's plugins, after the lock
     ]
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"] == [
         "glm51:0.2.0-cu130",
@@ -99,7 +99,7 @@ def test_local_base_picks_its_python_and_slim_tags(recipe):
     spec = _plan(recipe, base_image="glm51-base:bookworm", stack="slim")
     assert spec.stack == "slim" and spec.tags == ("glm51:0.2.0-cu130-slim",)
     assert spec.sglang_plugins == ()  # no sglang in the slim stack, so no sglang plugin
-    assert "SGLANG_PLUGINS=" in buildx_argv(spec)
+    assert "GLM51_SGLANG_PLUGINS=" in buildx_argv(spec)
     assert spec.labels["org.glm51.sglang.version"] == "none"
     assert spec.labels["org.opencontainers.image.base.name"] == "glm51-base:bookworm"
 

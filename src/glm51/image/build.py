@@ -64,7 +64,7 @@ def buildx_argv(spec: BuildSpec) -> list[str]:
         "BUILD_ID": spec.build_id,
         "DEFAULT_PROFILE": spec.default_profile,
         "SERVE_PORT": str(spec.serve_port),
-        "SGLANG_PLUGINS": " ".join(spec.sglang_plugins),
+        "GLM51_SGLANG_PLUGINS": " ".join(spec.sglang_plugins),
     }
     for name, value in build_args.items():
         argv += ["--build-arg", f"{name}={value}"]

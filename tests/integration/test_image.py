@@ -254,10 +254,15 @@ def test_file_check_fails_when_flashinfer_b12x_init_is_installed_last(image, lab
         argv += ["--secret", f"id=ca_bundle,src={CA_BUNDLE}"]
     proc.run([*argv, str(tmp_path)], timeout=1800)
     try:
-        size = docker_run(
-            tag, "python", "-c", "import b12x, os; print(os.path.getsize(b12x.__file__))"
-        ).stdout.strip()
+        # flashinfer's b12x/__init__.py is a shim: `import b12x` then hands out flashinfer's
+        # vendored copy (b12x.__file__ is flashinfer/experimental/b12x/...).
+        probe = (
+            "import importlib.util, os; origin = importlib.util.find_spec('b12x').origin; "
+            "import b12x; print(os.path.getsize(origin), b12x.__file__)"
+        )
+        size, loaded = docker_run(tag, "python", "-c", probe).stdout.split()
         assert size == "1727", "flashinfer's b12x/__init__.py did not win: the test proves nothing"
+        assert "/flashinfer/" in loaded
         done = _check_files(tag)
         assert done.returncode == 1, done.stdout + done.stderr
         assert "b12x/__init__.py: owned by" in done.stderr

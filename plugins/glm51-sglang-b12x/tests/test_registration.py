@@ -170,10 +170,16 @@ def test_quant_method_hook_returns_the_b12x_subclass(monkeypatch):
 def test_quant_method_hook_leaves_other_moe_backends_alone(monkeypatch):
     load()
     from sglang.srt.layers.moe import utils
+    from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+    from sglang.srt.layers.quantization import modelopt_quant
 
-    assert hooks.b12x_moe_selected() is False or utils.get_moe_runner_backend().value == "b12x"
-    monkeypatch.setattr(utils, "get_moe_runner_backend", lambda: utils.MoeRunnerBackend.MARLIN)
+    marlin = utils.MoeRunnerBackend.MARLIN  # SGLang's own NVFP4 MoE method accepts it on CPU
+    monkeypatch.setattr(utils, "get_moe_runner_backend", lambda: marlin)
+    monkeypatch.setattr(modelopt_quant, "get_moe_runner_backend", lambda: marlin, raising=False)
     assert hooks.b12x_moe_selected() is False
+    layer = FusedMoE.__new__(FusedMoE)
+    method = _nvfp4_config().get_quant_method(layer, "model.layers.3.mlp.experts")
+    assert type(method) is modelopt_quant.ModelOptNvFp4FusedMoEMethod
 
 
 def test_runner_core_is_registered_for_b12x():

@@ -241,3 +241,35 @@ def test_sglangs_own_moe_loader_puts_up_first_for_the_b12x_method(name):
     FusedMoE._load_w13(layer, expert_data=w13, shard_dim=0, shard_id="w3", loaded_weight=up)
     rows = w13.view(torch.uint8)
     assert bool((rows[:inter] == 2).all()) and bool((rows[inter:] == 1).all())
+
+
+def test_dense_nvfp4_gemm_goes_to_flashinfer_mm_fp4_with_backend_b12x(monkeypatch):
+    """SGLang's own dense NVFP4 GEMM entry (modelopt_quant.fp4_gemm) under the b12x backend
+    calls FlashInfer's mm_fp4 with backend="b12x" (a recorder stands in for mm_fp4)."""
+    import inspect
+
+    import torch
+    from glm51_sglang_b12x.hooks import b12x_fp4_backend
+    from sglang.kernels.ops import gemm
+    from sglang.srt.layers.quantization import fp4_utils, modelopt_quant
+
+    load()
+    calls = []
+
+    def mm_fp4(a, b, a_sf, b_sf, alpha, out_dtype, backend):
+        calls.append(backend)
+        return torch.zeros(a.shape[0], 8, dtype=out_dtype)
+
+    monkeypatch.setattr(fp4_utils, "FP4_GEMM_RUNNER_BACKEND", b12x_fp4_backend())
+    monkeypatch.setattr(modelopt_quant, "flashinfer_fp4_gemm", mm_fp4, raising=False)
+    monkeypatch.setattr(modelopt_quant, "enable_flashinfer_fp4_gemm", True, raising=False)
+    monkeypatch.setattr(gemm, "try_qwen3x_nvfp4_gemm", lambda *a, **k: None)
+    x = torch.zeros(2, 16, dtype=torch.uint8)
+    # The registered custom op has no CPU kernel: call the Python body SGLang registered.
+    body = inspect.unwrap(modelopt_quant.fp4_gemm)
+    assert body.__module__ == modelopt_quant.__name__ and body.__name__ == "fp4_gemm"
+    out = body(
+        x, torch.zeros(8, 16, dtype=torch.uint8), None, torch.zeros(8, 2), torch.ones(()),
+        torch.bfloat16, 8,
+    )  # fmt: skip
+    assert calls == ["b12x"] and out.shape == (2, 8)

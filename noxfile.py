@@ -1,6 +1,6 @@
 """Sessions: lint, tests (default), publish_hub, rehearsal, image, update_pins, bench_quantize,
-docs. `nox -l` lists them all. Glue only: each session installs and calls glm51 or pytest;
-the pins it installs live in pyproject.toml's [dependency-groups]."""
+bench_accuracy, docs. `nox -l` lists them all. Glue only: each session installs and calls
+glm51 or pytest; the pins it installs live in pyproject.toml's [dependency-groups]."""
 
 from __future__ import annotations
 
@@ -43,8 +43,16 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
     _torch(session)
-    session.install("-e", ".[dev,quantize,publish]")
+    session.install("-e", ".[dev,quantize,publish,bench,serve-cpu]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench_accuracy(session: nox.Session) -> None:
+    """glm51 bench's measurement against the double's known rate, c=1..128, and the client's
+    CPU time (figures in docs/bench.md): `nox -s bench_accuracy -- [--rate 30] [--duration 20]`."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_accuracy.py", *session.posargs)
 
 
 @nox.session(python=PY)
@@ -77,7 +85,10 @@ def update_pins(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def bench_quantize(session: nox.Session) -> None:
-    """Peak RSS and time per layer of `glm51 quantize`, both modes, increasing depth (CPU)."""
+    """Peak RSS and time per layer of `glm51 quantize`: both modes at increasing depth (CPU),
+    or `-- --geometry glm51`: GLM-5.1's real layer geometry, per-layer load/calibration/export
+    time, peaks and a full-model projection (on CUDA when there is one, else a smaller CPU run).
+    On a GPU machine set GLM51_TORCH (as for `tests`) so that torch is a CUDA build."""
     _torch(session)
     session.install("-e", ".[quantize]")
     session.run("python", "benchmarks/quantize_memory.py", *session.posargs)
@@ -85,32 +96,29 @@ def bench_quantize(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def rehearsal(session: nox.Session) -> None:
-    """The main job on the embedded default, the tiny glm_moe_dsa model, on the CPU: build it,
-    quantize it to NVFP4 with ModelOpt (coverage-gated), verify the export, check it with the
-    serve preflight and print the launch command for it. Everything lands in out/rehearsal/
-    (a rerun replaces what the last one wrote and reuses its calibration artifacts)."""
+    """The main job on the embedded default, the whole release chain on the CPU with the tiny
+    glm_moe_dsa model (`glm51 release --rehearsal`): build it, quantize it to NVFP4 with
+    ModelOpt (coverage-gated), verify, serve a BF16 copy with `transformers serve`, smoke it
+    (protocol tier) and bench it (the rehearsal's gates), render the card, publish to a local
+    folder (verified, then tagged). Resumable: a re-run skips the finished steps. Then the
+    serve preflight and the launch command for the checkpoint. Everything lands in
+    out/release/rehearsal-v0.0.0/."""
     _torch(session)
-    session.install("-e", ".[quantize]")
-    out = REPO / "out" / "rehearsal"
-    bf16, nvfp4, calib = out / "tiny-bf16", out / "tiny-nvfp4", out / "calib.jsonl"
-    session.run("glm51", "tiny-model", str(bf16), "--calib-out", str(calib), "--overwrite")
-    session.run(
-        "glm51",
-        "quantize",
-        "--model",
-        str(bf16),
-        "--output",
-        str(nvfp4),
-        "--calib-file",
-        str(calib),
-        "--work-dir",
-        str(out / "work"),
-        "--overwrite",
-    )
-    session.run("glm51", "verify", str(nvfp4))
-    session.run("glm51", "doctor", "--model", str(nvfp4), "--only", "checkpoint", "--only", "flags")
-    session.run("glm51", "serve", "--dry-run", "--model", str(nvfp4))
-    session.log(f"rehearsal ok: {nvfp4} (coverage report: {out / 'work' / 'coverage'})")
+    session.install("-e", ".[quantize,publish,bench,serve-cpu]")
+    session.run("glm51", "release", "--rehearsal", *session.posargs)
+    checkpoint = str(REPO / "out" / "release" / "rehearsal-v0.0.0" / "checkpoint")
+    session.run("glm51", "doctor", "--model", checkpoint, "--only", "checkpoint", "--only", "flags")
+    session.run("glm51", "serve", "--dry-run", "--model", checkpoint)
+
+
+@nox.session(python=PY)
+def release(session: nox.Session) -> None:
+    """`glm51 release` with its arguments, e.g. on the Blackwell runner:
+    `nox -s release -- --version v1.2.3 --steps verify,gates --checkpoint /models/...`
+    (what .github/workflows/release.yml runs through ci/release.sh; docs/release.md)."""
+    _torch(session)
+    session.install("-e", ".[quantize,publish,bench]", *_group("image"))
+    session.run("glm51", "release", *session.posargs)
 
 
 @nox.session(python=PY)

@@ -33,8 +33,10 @@ def generate(folder: Path, files: int, mb: int, tensors: int = 64) -> list[Path]
     block = os.urandom(1024 * 1024)
     each = mb * 1024 * 1024 // tensors
     for i in range(files):
-        header = {f"t{k}": {"dtype": "U8", "shape": [each], "data_offsets": [k * each,
-                  (k + 1) * each]} for k in range(tensors)}  # fmt: skip
+        header = {
+            f"t{k}": {"dtype": "U8", "shape": [each], "data_offsets": [k * each, (k + 1) * each]}
+            for k in range(tensors)
+        }
         raw = json.dumps(header).encode()
         raw += b" " * (-len(raw) % 8)
         path = folder / f"model-{i + 1:05d}-of-{files:05d}.safetensors"
@@ -82,20 +84,23 @@ def main() -> None:
         threads = args.threads or os.cpu_count() or 1
         print(f"{len(paths)} file(s), {total / 1e6:.0f} MB, {os.cpu_count()} CPU(s); warm cache")
         warm(paths)
-        base = timed("sha256sum (coreutils)", total,
-                     lambda: run(["sha256sum", *map(str, paths)]))  # fmt: skip
+        base = timed("sha256sum (coreutils)", total, lambda: run(["sha256sum", *map(str, paths)]))
         jobs = {p.name: (p, None) for p in paths}
         one = timed("glm51 verify, 1 thread", total, lambda: mf.hash_files(jobs, threads=1))
-        par = timed(f"glm51 verify, {threads} threads", total,
-                    lambda: mf.hash_files(jobs, threads=threads))  # fmt: skip
+        par = timed(
+            f"glm51 verify, {threads} threads", total, lambda: mf.hash_files(jobs, threads=threads)
+        )
         headers = {}
         for p in paths:
             with contextlib.suppress(ShardError):
                 headers[p.name] = read_header(p)
         if headers:
             with_tensors = {p.name: (p, headers.get(p.name)) for p in paths}
-            timed(f"glm51 verify --write (per-tensor), {threads} thr", total,
-                  lambda: mf.hash_files(with_tensors, threads=threads))  # fmt: skip
+            timed(
+                f"glm51 verify --write (per-tensor), {threads} thr",
+                total,
+                lambda: mf.hash_files(with_tensors, threads=threads),
+            )
         print(f"verify vs sha256sum: {one / base:.2f}x on 1 thread, {par / base:.2f}x on {threads}")
 
 

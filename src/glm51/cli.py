@@ -18,8 +18,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperOption
 
 from glm51 import SOURCE_URL, __version__, env
+from glm51.bench import cli as bench_cli
 from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
 from glm51.errors import Glm51Error
@@ -30,11 +32,26 @@ from glm51.quantize import cli as quantize_cli
 from glm51.recipe import cli as recipe_cli
 from glm51.release import cli as release_cli
 from glm51.serve import cli as serve_cli
+from glm51.smoke import cli as smoke_cli
 
 BUG_REPORTS = f"{SOURCE_URL}/issues"
 DEBUG_ENV = env.DEBUG
 
 err = Console(stderr=True)
+
+
+def _flags_take_no_type(option_class: type) -> None:
+    """typer's rich help prints a type beside every option, `<bool>` for on/off flags, which
+    reads as if they took a value: flags show none."""
+    shown = option_class.display_type_rich
+
+    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    option_class.display_type_rich = display_type_rich
+
+
+_flags_take_no_type(TyperOption)
 
 app = typer.Typer(
     name="glm51",
@@ -124,6 +141,8 @@ for _stage in (
     checkpoint_cli,
     publish_cli,
     release_cli,
+    smoke_cli,
+    bench_cli,
 ):
     _stage.register(app)
 _guard(app)

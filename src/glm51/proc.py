@@ -13,6 +13,7 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from glm51.errors import CommandFailed, InfraError
 
@@ -62,12 +63,15 @@ def spawn(
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    output: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a long-running process (a server) with inherited stdio."""
+    """Start a long-running process (a server): inherited stdio, or stdout and stderr into
+    ``output`` (an open file: the server's log)."""
     argv = [os.fspath(a) for a in argv]
     log.info("$ %s", shlex.join(argv))
+    streams = {} if output is None else {"stdout": output, "stderr": subprocess.STDOUT}
     try:
-        return subprocess.Popen(argv, env=_merged_env(env), cwd=cwd)
+        return subprocess.Popen(argv, env=_merged_env(env), cwd=cwd, **streams)
     except FileNotFoundError as exc:
         raise InfraError(f"{argv[0]}: command not found ({exc.strerror})") from exc
 

@@ -253,8 +253,14 @@ def _handler(hub: HubDouble):
         # ------------------------------------------------------------- endpoints
         def whoami(self, query) -> None:
             if self._authorized(required=True):
-                self._send(200, {"type": "user", "name": "double-user",
-                                 "auth": {"accessToken": {"role": "write"}}})  # fmt: skip
+                self._send(
+                    200,
+                    {
+                        "type": "user",
+                        "name": "double-user",
+                        "auth": {"accessToken": {"role": "write"}},
+                    },
+                )
 
         def create_repo(self, query) -> None:
             body = self._json()
@@ -263,8 +269,10 @@ def _handler(hub: HubDouble):
             repo_id = f"{body.get('organization') or 'double-user'}/{body['name']}"
             if repo_id in hub.repos:
                 # The Hub's 409 carries the url; create_repo(exist_ok=True) returns it.
-                self._send(409, {"error": "You already created this model repo",
-                                 "url": f"{hub.url}/{repo_id}"})  # fmt: skip
+                self._send(
+                    409,
+                    {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"},
+                )
                 return
             repo = hub.repos[repo_id] = Repo(repo_id)
             attrs = Blob(len(GITATTRIBUTES), git_blob_sha1(GITATTRIBUTES), None, GITATTRIBUTES)
@@ -292,8 +300,14 @@ def _handler(hub: HubDouble):
                 lfs = f["path"].endswith(LFS_PATTERNS) or f["size"] > REGULAR_MAX
                 have = files.get(f["path"])
                 oid = None if have is None else (have.sha256 if have.lfs else have.sha1)
-                out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular",
-                            "shouldIgnore": False, "oid": oid})  # fmt: skip
+                out.append(
+                    {
+                        "path": f["path"],
+                        "uploadMode": "lfs" if lfs else "regular",
+                        "shouldIgnore": False,
+                        "oid": oid,
+                    }
+                )
             self._send(200, {"files": out, "commitOid": commit.oid if commit else None})
 
         def lfs_batch(self, query, repo) -> None:
@@ -309,8 +323,11 @@ def _handler(hub: HubDouble):
                         "verify": {"href": f"{hub.url}/lfs-verify", "header": {}},
                     }
                 objects.append(entry)
-            self._send(200, {"transfer": "basic", "objects": objects},
-                       {"Content-Type": "application/vnd.git-lfs+json"})  # fmt: skip
+            self._send(
+                200,
+                {"transfer": "basic", "objects": objects},
+                {"Content-Type": "application/vnd.git-lfs+json"},
+            )
 
         def lfs_upload(self, query, oid) -> None:
             f = hub.faults
@@ -367,8 +384,10 @@ def _handler(hub: HubDouble):
                     if data is None:
                         self._error(422, f"LFS object {value['oid']} was never uploaded")
                         return
-                    pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:"
-                               f"{value['oid']}\nsize {len(data)}\n").encode()  # fmt: skip
+                    pointer = (
+                        f"version https://git-lfs.github.com/spec/v1\noid sha256:"
+                        f"{value['oid']}\nsize {len(data)}\n"
+                    ).encode()
                     files[value["path"]] = Blob(len(data), git_blob_sha1(pointer), value["oid"])
                 elif key == "deletedFile":
                     files.pop(value["path"], None)
@@ -398,13 +417,21 @@ def _handler(hub: HubDouble):
         def refs(self, query, repo) -> None:
             if not self._authorized(required=False) or (r := self._repo(repo)) is None:
                 return
-            self._send(200, {
-                "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c}
-                             for n, c in sorted(r.branches.items())],
-                "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c}
-                         for n, c in sorted(r.tags.items())],
-                "converts": [], "pullRequests": [],
-            })  # fmt: skip
+            self._send(
+                200,
+                {
+                    "branches": [
+                        {"name": n, "ref": f"refs/heads/{n}", "targetCommit": c}
+                        for n, c in sorted(r.branches.items())
+                    ],
+                    "tags": [
+                        {"name": n, "ref": f"refs/tags/{n}", "targetCommit": c}
+                        for n, c in sorted(r.tags.items())
+                    ],
+                    "converts": [],
+                    "pullRequests": [],
+                },
+            )
 
         def tag(self, query, repo, rev) -> None:
             body = self._json()
@@ -423,8 +450,9 @@ def _handler(hub: HubDouble):
         def validate_yaml(self, query) -> None:
             body = self._json()
             errors = _validate_card(body.get("content", ""))
-            self._send(400 if errors else 200, {"errors": [{"message": e} for e in errors],
-                                                "warnings": []})  # fmt: skip
+            self._send(
+                400 if errors else 200, {"errors": [{"message": e} for e in errors], "warnings": []}
+            )
 
     return Handler
 

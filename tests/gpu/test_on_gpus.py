@@ -1,7 +1,9 @@
-"""GPU-only tests: the Blackwell runner runs them with `nox -s tests -- -m gpu`.
+"""GPU-only tests: `nox -s tests -- -m gpu -rs` on a machine with an NVIDIA GPU.
 
-Deselected by default (pytest addopts `-m 'not gpu'`); on a machine without the hardware
-they skip with the reason, they never pass vacuously.
+They run on any CUDA GPU; only `test_this_runner_meets_the_default_profiles_hardware` is
+tied to the serving profile's GPU (it skips elsewhere). Deselected by default (pytest
+addopts `-m 'not gpu'`); on a machine without the hardware they skip with the reason,
+they never pass vacuously.
 """
 
 from __future__ import annotations
@@ -62,10 +64,17 @@ def _tensors(folder: Path) -> dict:
     return out
 
 
-def test_quantize_on_cuda_matches_the_cpu_export(tmp_path, recipe):
-    """Weights and their scales depend only on the BF16 weights: bit-identical on CUDA.
-    Input scales come from activations (other kernels): equal within rounding."""
-    torch = _cuda()
+def _bits(t):
+    import torch
+
+    return t.view(torch.uint8) if t.dtype == torch.float8_e4m3fn else t
+
+
+@pytest.fixture(scope="module")
+def cpu_and_cuda(tmp_path_factory, recipe):
+    """The tiny model quantized on the CPU (resident), on CUDA (resident) and on CUDA
+    (bounded memory), from the same 32 synthetic conversations."""
+    _cuda()
     from transformers import AutoTokenizer
 
     from glm51.calib.data import from_jsonl
@@ -73,23 +82,90 @@ def test_quantize_on_cuda_matches_the_cpu_export(tmp_path, recipe):
     from glm51.quantize.pipeline import quantize
     from glm51.quantize.tiny import build_tiny_model
 
-    model = build_tiny_model(tmp_path / "tiny")
+    tmp = tmp_path_factory.mktemp("cpu-cuda")
+    model = build_tiny_model(tmp / "tiny")
     tokenizer = AutoTokenizer.from_pretrained(str(model))
-    data = write_jsonl(tmp_path / "calib.jsonl", 8, 3)
-    calib = from_jsonl(data, tokenizer, max_length=512, name="local")
-    runs = {
-        device: quantize(
-            model, tmp_path / device, {"local": [calib]}, recipe.quantize,
-            work_dir=tmp_path / f"work-{device}", device=device,
-        ).output
-        for device in ("cpu", "cuda")
-    }  # fmt: skip
-    cpu, cuda = _tensors(runs["cpu"]), _tensors(runs["cuda"])
-    assert cpu.keys() == cuda.keys()
-    input_scales = [k for k in cpu if k.endswith("input_scale")]
-    assert input_scales
-    for name, tensor in cpu.items():
-        if name.endswith("input_scale"):
-            torch.testing.assert_close(cuda[name], tensor, rtol=2e-2, atol=0)
-        else:
-            assert torch.equal(cuda[name], tensor), name
+    calib = from_jsonl(
+        write_jsonl(tmp / "calib.jsonl", 32, 3), tokenizer, max_length=512, name="local"
+    )
+    runs = {}
+    for name, device, bounded in (
+        ("cpu", "cpu", False),
+        ("cuda", "cuda", False),
+        ("cuda-bounded", "cuda", True),
+    ):
+        runs[name] = quantize(
+            model,
+            tmp / name,
+            {"local": [calib]},
+            recipe.quantize,
+            work_dir=tmp / f"work-{name}",
+            device=device,
+            bounded=bounded,
+        )
+    return model, runs
+
+
+def test_quantize_on_cuda_has_the_cpus_weight_bytes(cpu_and_cuda):
+    """Weights and their scales depend only on the BF16 weights: bit-identical on CUDA, in
+    both modes, as on the CPU."""
+    _, runs = cpu_and_cuda
+    cpu = _tensors(runs["cpu"].output)
+    for name in ("cuda", "cuda-bounded"):
+        other = _tensors(runs[name].output)
+        assert cpu.keys() == other.keys(), name
+        differ = [
+            k
+            for k, t in cpu.items()
+            if not k.endswith("input_scale")
+            and not (
+                t.dtype == other[k].dtype
+                and t.shape == other[k].shape
+                and bool((_bits(t) == _bits(other[k])).all())
+            )
+        ]
+        assert differ == [], f"{name}: {len(differ)} tensors differ from the CPU's: {differ[:10]}"
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda-bounded"])
+def test_the_independent_reference_matches_the_export_of_each_device(cpu_and_cuda, device):
+    import json
+
+    from tests.integration.nvfp4_reference import check_export
+
+    model, runs = cpu_and_cuda
+    n = json.loads((model / "config.json").read_text())["num_hidden_layers"]
+    checked, differ = check_export(_tensors(model), _tensors(runs[device].output), n)
+    assert checked > 0 and differ == [], f"{len(differ)} of {checked}: {differ[:10]}"
+
+
+def test_input_scales_agree_where_calibration_covered_the_experts(cpu_and_cuda, recipe):
+    from glm51.quantize.agreement import compare_input_scales
+
+    _, runs = cpu_and_cuda
+    cpu = _tensors(runs["cpu"].output)
+    for name in ("cuda", "cuda-bounded"):
+        agreement = compare_input_scales(
+            cpu,
+            _tensors(runs[name].output),
+            runs["cpu"].merged.counts,
+            runs[name].merged.counts,
+            warn_below=recipe.quantize.coverage.warn_below,
+        )
+        print(f"cpu vs {name}: {agreement.render()}")  # the measured figures, with -s or -rA
+        assert agreement.ok, agreement.render()
+
+
+def test_the_cuda_run_records_its_device_and_gpu(cpu_and_cuda):
+    import json
+
+    torch = _cuda()
+    _, runs = cpu_and_cuda
+    for name in ("cuda", "cuda-bounded"):
+        record = runs[name].record
+        assert record.device == "cuda" and record.device_name == torch.cuda.get_device_name(0)
+        assert record.tools.cuda == torch.version.cuda and record.tools.modelopt
+        assert all(u.device == "cuda" and u.device_name for u in record.calibration)
+        meta = json.loads((runs[name].output / "hf_quant_config.json").read_text())["glm51"]
+        assert meta["calibration"] == [{"device": "cuda", "device_name": record.device_name}]
+        assert meta["export"]["device"] == "cuda"

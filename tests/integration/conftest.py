@@ -48,11 +48,13 @@ def runs(tiny_model, tokenizer, tmp_path_factory, recipe) -> Runs:
 
     tmp = tmp_path_factory.mktemp("quantize")
     passes = {
-        "coding": from_jsonl(write_jsonl(tmp / "coding.jsonl", 6, 1), tokenizer,
-                             max_length=512, name="coding"),
-        "broad": from_jsonl(write_jsonl(tmp / "broad.jsonl", 3, 2), tokenizer,
-                            max_length=512, name="broad"),
-    }  # fmt: skip
+        "coding": from_jsonl(
+            write_jsonl(tmp / "coding.jsonl", 6, 1), tokenizer, max_length=512, name="coding"
+        ),
+        "broad": from_jsonl(
+            write_jsonl(tmp / "broad.jsonl", 3, 2), tokenizer, max_length=512, name="broad"
+        ),
+    }
 
     def run(name, plan, *, work, bounded=False):
         return quantize(

@@ -2,13 +2,18 @@
 
 x ~= e2m1 * fp8_block_scale * global_scale
 global_scale      = amax(W) / (6 * 448)             (FP32; 6 = E2M1 max, 448 = E4M3 max)
-fp8_block_scale   = E4M3(amax(block of 16) / 6 / global_scale)
+fp8_block_scale   = E4M3(amax(block of 16) / (6 * global_scale))  (6 * global_scale rounded
+                    to FP32 first: the order matters where the quotient is an exact E4M3 tie,
+                    which BF16 weights hit often, e.g. amax 2.1875, block max 0.030517578125:
+                    fl(6 * g) gives 6.25, a tie, so 6.0; dividing by 6, then g, gives 6.5)
 e2m1              = nearest of {0, .5, 1, 1.5, 2, 3, 4, 6} (ties to the even code); the sign
                     bit is the sign of x, so small negatives become -0
 two 4-bit codes per byte, the first element in the low nibble.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -21,7 +26,7 @@ def global_scale(amax: torch.Tensor) -> torch.Tensor:
 
 def block_scales(w: torch.Tensor, gscale: torch.Tensor, block: int = 16) -> torch.Tensor:
     blocks = w.float().reshape(w.shape[0], -1, block)
-    return (blocks.abs().amax(-1) / 6.0 / gscale).to(torch.float8_e4m3fn)
+    return (blocks.abs().amax(-1) / (6.0 * gscale)).to(torch.float8_e4m3fn)
 
 
 def e2m1_codes(x: torch.Tensor) -> torch.Tensor:
@@ -45,3 +50,37 @@ def quantize(w: torch.Tensor, amax: torch.Tensor, block: int = 16):
     codes = e2m1_codes(scaled).reshape(w.shape[0], -1)
     packed = codes[:, 0::2] | (codes[:, 1::2] << 4)
     return packed, s, g
+
+
+EXPERT_WEIGHT = re.compile(
+    r"^(model\.layers\.(\d+)\.mlp\.experts\.(\d+))\.(gate|up|down)_proj\.weight$"
+)
+
+
+def check_export(source: dict, exported: dict, num_layers: int) -> tuple[int, list[str]]:
+    """Re-quantize every routed expert projection of the decoder layers from the BF16 source
+    (gate and up sharing the max of both as their amax) and compare with the export:
+    (projections checked, names of the tensors that differ)."""
+    checked, differ = 0, []
+    for k in sorted(exported):
+        m = EXPERT_WEIGHT.match(k)
+        if not m or int(m[2]) >= num_layers:
+            continue
+        expert, proj = m[1], m[4]
+        w = source[k]
+        if proj == "down":
+            amax = w.abs().max()
+        else:
+            amax = torch.maximum(
+                source[f"{expert}.gate_proj.weight"].abs().max(),
+                source[f"{expert}.up_proj.weight"].abs().max(),
+            )
+        packed, scales, g = quantize(w, amax)
+        if not torch.equal(packed, exported[k]):
+            differ.append(k)
+        if not torch.equal(scales.view(torch.uint8), exported[f"{k}_scale"].view(torch.uint8)):
+            differ.append(f"{k}_scale")
+        if not torch.equal(g, exported[f"{k}_scale_2"]):
+            differ.append(f"{k}_scale_2")
+        checked += 1
+    return checked, differ

@@ -57,9 +57,15 @@ def card(recipe) -> bytes:
 
 def run(folder, recipe, hub, card, version="v1.0.0", **kw):
     return publish(
-        folder, recipe, repo=REPO, version=version, card=card,
-        hub=Hub(endpoint=hub.url), commit_bytes=SHARD_BYTES, **kw,
-    )  # fmt: skip
+        folder,
+        recipe,
+        repo=REPO,
+        version=version,
+        card=card,
+        hub=Hub(endpoint=hub.url),
+        commit_bytes=SHARD_BYTES,
+        **kw,
+    )
 
 
 def sha256(path: Path) -> str:
@@ -224,8 +230,21 @@ def test_cli_publish_and_401(hub, folder, monkeypatch, capsys, tmp_path):
     from glm51.cli import main
 
     report = tmp_path / "publish.json"
-    argv = ["glm51", "publish", str(folder), "--repo", REPO, "--version", "v2.0.0",
-            "--endpoint", hub.url, "--report", str(report), "--commit-gb", "0.00013"]  # fmt: skip
+    argv = [
+        "glm51",
+        "publish",
+        str(folder),
+        "--repo",
+        REPO,
+        "--version",
+        "v2.0.0",
+        "--endpoint",
+        hub.url,
+        "--report",
+        str(report),
+        "--commit-gb",
+        "0.00013",
+    ]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as exc:
         main()

@@ -76,21 +76,25 @@ def config(runs):
 def test_only_routed_experts_are_nvfp4(runs, source, exported, config):
     kinds = dtypes(runs.resident.output)
     n = layers(config)
-    quantized = {m[1] + f".{m[4]}_proj" for k in exported if (m := EXPERT.match(k))
-                 and int(m[2]) < n}  # fmt: skip
+    quantized = {
+        m[1] + f".{m[4]}_proj" for k in exported if (m := EXPERT.match(k)) and int(m[2]) < n
+    }
     assert quantized, "no routed expert was quantized"
     for mod in quantized:
         w, out_f, in_f = source[f"{mod}.weight"], *source[f"{mod}.weight"].shape
         assert kinds[f"{mod}.weight"] == "U8" and exported[f"{mod}.weight"].shape == (
-            out_f, in_f // 2)  # fmt: skip
+            out_f,
+            in_f // 2,
+        )
         assert kinds[f"{mod}.weight_scale"] == "F8_E4M3"
         assert exported[f"{mod}.weight_scale"].shape == (out_f, in_f // 16)
         for scalar in ("weight_scale_2", "input_scale"):
             assert kinds[f"{mod}.{scalar}"] == "F32" and exported[f"{mod}.{scalar}"].shape == ()
         assert w.dtype == torch.bfloat16
     for mod in {q.rsplit(".", 1)[0] for q in quantized}:  # gate and up share the global scale
-        assert same(exported[f"{mod}.gate_proj.weight_scale_2"],
-                    exported[f"{mod}.up_proj.weight_scale_2"])  # fmt: skip
+        assert same(
+            exported[f"{mod}.gate_proj.weight_scale_2"], exported[f"{mod}.up_proj.weight_scale_2"]
+        )
     # Every other tensor: bit-identical, or the router's lossless FP32 upcast.
     others = [k for k in exported if k.rsplit(".", 1)[0] not in quantized]
     assert set(others) == set(source) - {f"{q}.weight" for q in quantized}
@@ -142,15 +146,19 @@ def test_independent_nvfp4_reference_matches_bit_for_bit(runs, source, exported,
         if proj == "down":
             amax = w.abs().max()
         else:  # gate and up: one global scale over both (SGLang fuses them into w13)
-            amax = torch.maximum(source[f"{expert}.gate_proj.weight"].abs().max(),
-                                 source[f"{expert}.up_proj.weight"].abs().max())  # fmt: skip
+            amax = torch.maximum(
+                source[f"{expert}.gate_proj.weight"].abs().max(),
+                source[f"{expert}.up_proj.weight"].abs().max(),
+            )
         packed, scales, g = ref.quantize(w, amax)
         assert torch.equal(packed, exported[k]), k
         assert torch.equal(scales.view(torch.uint8), exported[f"{k}_scale"].view(torch.uint8)), k
         assert torch.equal(g, exported[f"{k}_scale_2"]), k
         # input_scale: the merged calibration amax over the NVFP4 range.
-        q = f"model.layers.{m[2]}.mlp.experts.{'down' if proj == 'down' else 'gate_up'}" \
-            "_proj_input_quantizer"  # fmt: skip
+        q = (
+            f"model.layers.{m[2]}.mlp.experts.{'down' if proj == 'down' else 'gate_up'}"
+            "_proj_input_quantizer"
+        )
         assert torch.equal(
             ref.global_scale(merged[q]), exported[k.replace("weight", "input_scale")]
         )
@@ -218,8 +226,7 @@ def test_bounded_memory_equals_resident(runs):
     assert set(a) == set(b)
     assert [k for k in a if not same(a[k], b[k])] == []
     for name in ("config.json", "hf_quant_config.json"):
-        assert (runs.resident.output / name).read_text() == (
-            runs.bounded.output / name).read_text()  # fmt: skip
+        assert (runs.resident.output / name).read_text() == (runs.bounded.output / name).read_text()
     assert (runs.resident.merged.counts.counts == runs.bounded.merged.counts.counts).all()
 
 
@@ -237,8 +244,13 @@ def test_starved_calibration_fails_the_gate(runs, tokenizer, recipe, tmp_path):
 
     starved = CalibSet("starved", [runs.passes["coding"].samples[0][:3]])
     with pytest.raises(GateFailed, match=r"routed experts got fewer than 1.*\(1, \d+\)") as exc:
-        quantize(runs.tiny, tmp_path / "out", {"starved": [starved]}, recipe.quantize,
-                 work_dir=tmp_path / "w")  # fmt: skip
+        quantize(
+            runs.tiny,
+            tmp_path / "out",
+            {"starved": [starved]},
+            recipe.quantize,
+            work_dir=tmp_path / "w",
+        )
     assert exc.value.exit_code == 5
     assert not (tmp_path / "out").exists()
     assert (tmp_path / "w" / "coverage" / "coverage.md").is_file()
@@ -250,8 +262,13 @@ def test_empty_calibration_fails(runs, recipe, tmp_path):
     from glm51.quantize.pipeline import quantize
 
     with pytest.raises(GateFailed, match="no data"):
-        quantize(runs.tiny, tmp_path / "out", {"empty": [CalibSet("empty", [])]},
-                 recipe.quantize, work_dir=tmp_path / "w")  # fmt: skip
+        quantize(
+            runs.tiny,
+            tmp_path / "out",
+            {"empty": [CalibSet("empty", [])]},
+            recipe.quantize,
+            work_dir=tmp_path / "w",
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -272,8 +289,12 @@ def test_missing_input_scale_fails(runs, recipe, tmp_path):
 
 
 def test_tokenizer_and_generation_config_copied(runs):
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-                 "generation_config.json"):  # fmt: skip
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "generation_config.json",
+    ):
         assert (runs.resident.output / name).read_bytes() == (runs.tiny / name).read_bytes()
 
 
@@ -283,8 +304,13 @@ def test_existing_output_is_refused_before_calibrating(runs, recipe, tmp_path):
 
     before = runs.resident.output.stat().st_mtime_ns
     with pytest.raises(InputError, match="--overwrite"):
-        quantize(runs.tiny, runs.resident.output, {"x": [runs.passes["broad"]]},
-                 recipe.quantize, work_dir=tmp_path / "w")  # fmt: skip
+        quantize(
+            runs.tiny,
+            runs.resident.output,
+            {"x": [runs.passes["broad"]]},
+            recipe.quantize,
+            work_dir=tmp_path / "w",
+        )
     assert not (tmp_path / "w").exists()
     assert runs.resident.output.stat().st_mtime_ns == before
 
@@ -302,8 +328,18 @@ def test_cli_end_to_end_and_exit_codes(runs, tmp_path):
 
     data = write_jsonl(tmp_path / "calib.jsonl", 4, 7)
     out = tmp_path / "out"
-    done = _cli("quantize", "--model", str(runs.tiny), "--output", str(out), "--calib-file",
-                str(data), "--chunks", "2", "--bounded-memory")  # fmt: skip
+    done = _cli(
+        "quantize",
+        "--model",
+        str(runs.tiny),
+        "--output",
+        str(out),
+        "--calib-file",
+        str(data),
+        "--chunks",
+        "2",
+        "--bounded-memory",
+    )
     assert done.returncode == 0, done.stderr
     assert "bounded memory" in done.stderr and "resident mode" in done.stderr  # the estimate
     assert (out / "hf_quant_config.json").is_file()
@@ -311,8 +347,17 @@ def test_cli_end_to_end_and_exit_codes(runs, tmp_path):
 
     starved = tmp_path / "starved.jsonl"
     starved.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
-    done = _cli("quantize", "--model", str(runs.tiny), "--output", str(tmp_path / "o2"),
-                "--calib-file", str(starved), "--max-length", "4")  # fmt: skip
+    done = _cli(
+        "quantize",
+        "--model",
+        str(runs.tiny),
+        "--output",
+        str(tmp_path / "o2"),
+        "--calib-file",
+        str(starved),
+        "--max-length",
+        "4",
+    )
     assert done.returncode == 5, done.stderr
     assert "gate failed" in done.stderr and not (tmp_path / "o2").exists()
 
@@ -363,23 +408,35 @@ def test_cli_builds_the_recipes_passes_from_data_dir(runs, tmp_path, recipe_text
     }
     for seed, (name, (column, min_tokens, filters)) in enumerate(specs.items()):
         (tmp_path / "calibration" / f"{name}.toml").write_text(
-            MANIFEST.format(name=name, seed=seed, min_tokens=min_tokens, column=column,
-                            filters=filters)
-        )  # fmt: skip
+            MANIFEST.format(
+                name=name, seed=seed, min_tokens=min_tokens, column=column, filters=filters
+            )
+        )
         rows = conversations(6, seed, words=300 if name == "deep" else 40)
         with (data / f"{name}-src.jsonl").open("w") as fh:
             for i, row in enumerate(rows):
                 if column == "conversation":  # WildChat/LMSYS shape: extra keys per turn
                     turns = [{**m, "turn_identifier": i} for m in row["messages"]]
                     flagged = i == 0  # one conversation the moderation filter must drop
-                    row = {"conversation": turns,
-                           "openai_moderation": [{"flagged": flagged}] * len(turns)}  # fmt: skip
+                    row = {
+                        "conversation": turns,
+                        "openai_moderation": [{"flagged": flagged}] * len(turns),
+                    }
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     (tmp_path / "glm51.toml").write_text(recipe_text)
 
     out = tmp_path / "out"
-    done = _cli("quantize", "--model", str(runs.tiny), "--output", str(out),
-                "--data-dir", str(data), "--recipe", str(tmp_path / "glm51.toml"))  # fmt: skip
+    done = _cli(
+        "quantize",
+        "--model",
+        str(runs.tiny),
+        "--output",
+        str(out),
+        "--data-dir",
+        str(data),
+        "--recipe",
+        str(tmp_path / "glm51.toml"),
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "out.work" / "coverage" / "coverage.json").read_text())
     tokens = {p["name"]: p["tokens"] for p in report["passes"]}
@@ -390,3 +447,103 @@ def test_cli_builds_the_recipes_passes_from_data_dir(runs, tmp_path, recipe_text
     )
     assert artifacts == ["broad", "coding", "deep"]
     assert (out / "hf_quant_config.json").is_file()
+
+
+def test_resident_mode_loads_the_model_once(runs, recipe, tmp_path, monkeypatch):
+    """Four calibration units and the export on one load; a resumed run (every unit reused)
+    loads it once, for the export. Same bytes as the session's resident run."""
+    from glm51.quantize import calibrate
+    from glm51.quantize.pipeline import quantize, split
+
+    loads = []
+    real = calibrate.load_resident
+
+    def counting(model_dir, device):
+        loads.append(device)
+        return real(model_dir, device)
+
+    monkeypatch.setattr(calibrate, "load_resident", counting)
+    plan = split(runs.passes, 2)
+    assert sum(len(u) for u in plan.values()) == 4
+    first = quantize(runs.tiny, tmp_path / "a", plan, recipe.quantize, work_dir=tmp_path / "w")
+    assert loads == ["cpu"] and len(first.calibrated) == 4
+    again = quantize(runs.tiny, tmp_path / "b", plan, recipe.quantize, work_dir=tmp_path / "w")
+    assert loads == ["cpu", "cpu"] and len(again.reused) == 4 and not again.calibrated
+    expected = tensors(runs.resident.output)
+    for out in (first.output, again.output):
+        got = tensors(out)
+        assert set(got) == set(expected)
+        assert [k for k in got if not same(got[k], expected[k])] == []
+
+
+@pytest.mark.parametrize("bounded", [False, True], ids=["resident", "bounded"])
+def test_export_is_the_same_when_division_by_a_number_is_cudas(runs, recipe, tmp_path, bounded):
+    """The export, with every division by a Python number done as CUDA does it (multiply by
+    the reciprocal, simulated on the CPU): every tensor bit-identical to the CPU export."""
+    from glm51.quantize.export import export
+    from glm51.quantize.targets import modelopt_config
+    from tests.support.cuda_division import reciprocal_scalar_division
+
+    qcfg = modelopt_config(recipe.quantize, json.loads((runs.tiny / "config.json").read_text()))
+    with reciprocal_scalar_division():
+        out = export(
+            runs.tiny,
+            runs.resident.merged.amax,
+            recipe.quantize,
+            qcfg,
+            tmp_path / "out",
+            bounded=bounded,
+        )
+    got, expected = tensors(out), tensors(runs.resident.output)
+    assert set(got) == set(expected)
+    assert [k for k in got if not same(got[k], expected[k])] == []
+
+
+def test_the_simulation_catches_modelopts_own_scale_division(runs, recipe, tmp_path, monkeypatch):
+    """Without glm51's exact scale division, the simulated CUDA export differs from the CPU's,
+    as the H200's did: weight_scale_2 by an ulp, and the bytes derived from it."""
+    import contextlib
+
+    from glm51.quantize import export as export_module
+    from glm51.quantize.targets import modelopt_config
+    from tests.support.cuda_division import reciprocal_scalar_division
+
+    monkeypatch.setattr(export_module, "correctly_rounded_scales", contextlib.nullcontext)
+    qcfg = modelopt_config(recipe.quantize, json.loads((runs.tiny / "config.json").read_text()))
+    with reciprocal_scalar_division():
+        out = export_module.export(
+            runs.tiny, runs.resident.merged.amax, recipe.quantize, qcfg, tmp_path / "out"
+        )
+    got, expected = tensors(out), tensors(runs.resident.output)
+    differ = [k for k in got if not same(got[k], expected[k])]
+    assert any(k.endswith("weight_scale_2") for k in differ), differ
+    assert all(EXPERT.match(k) for k in differ)  # only the quantized projections
+
+
+def test_record_and_checkpoint_say_where_the_scales_were_measured(runs):
+    from glm51.quantize.pipeline import RECORD
+    from glm51.records.base import read_record
+    from glm51.records.quantize import QuantizeRecord
+
+    outcome = runs.resident
+    assert outcome.record_path.name == RECORD and outcome.record_path.parent.name == "w1"
+    # The resumed run shares the work dir: its record is the one on disk now.
+    assert read_record(outcome.record_path, QuantizeRecord) == runs.resumed.record
+    record = outcome.record
+    assert record.mode == "resident" and record.device == "cpu" and record.device_name is None
+    assert [u.name for u in record.calibration] == [
+        "coding.1of2",
+        "coding.2of2",
+        "broad.1of2",
+        "broad.2of2",
+    ]
+    assert all(u.device == "cpu" and not u.reused for u in record.calibration)
+    # Reused units: the device comes from the artifact's own metadata.
+    assert all(u.reused and u.device == "cpu" for u in runs.resumed.record.calibration)
+    assert record.tools.torch == torch.__version__ and record.tools.modelopt
+    assert record.tools.transformers and record.quantized_tensors > 0 and record.bf16_tensors > 0
+    assert record.seconds is not None and record.seconds > 0
+    hf = json.loads((outcome.output / "hf_quant_config.json").read_text())["glm51"]
+    assert hf["calibration"] == [{"device": "cpu", "device_name": None}]
+    assert hf["export"] == {"device": "cpu", "device_name": None}
+    assert hf["tools"]["torch"] == torch.__version__ and hf["tools"]["modelopt"]

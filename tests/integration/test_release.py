@@ -22,7 +22,7 @@ GLM51 = [
     "-c",
     "import sys; from glm51.cli import main; sys.argv[0] = 'glm51'; main()",
 ]
-STEPS = ["tiny-model", "quantize", "verify", "card", "publish"]
+STEPS = ["tiny-model", "quantize", "verify", "serve-copy", "smoke-bench", "card", "publish"]
 
 pytestmark = pytest.mark.slow
 
@@ -87,23 +87,30 @@ def test_killed_midway_it_resumes_without_redoing_finished_steps(tmp_path):
     assert " ".join(again.stderr.split()).count("done already") == len(STEPS)
 
 
-def test_a_failed_gate_publishes_and_tags_nothing_and_exits_with_the_gates_code(tmp_path):
+# (the recipe's text, the replacement that forces the gate to fail, the step it stops at)
+FORCED = {
+    "coverage": (
+        "fail_below = 1\nwarn_below = 8\n",
+        "fail_below = 1000000\nwarn_below = 1000001\n",
+        "quantize",
+    ),
+    "throughput": ("short_tg_tok_s = 1.0\n", "short_tg_tok_s = 1000000000.0\n", "smoke-bench"),
+}
+
+
+@pytest.mark.parametrize("gate", sorted(FORCED))
+def test_a_failed_gate_publishes_and_tags_nothing_and_exits_with_the_gates_code(tmp_path, gate):
     release = tmp_path / "release"
     shutil.copytree(REPO / "release", release)
     recipe = release / "glm51.toml"
-    # Every expert needs a million calibration tokens: the coverage gate must fail.
-    recipe.write_text(
-        recipe.read_text()
-        .replace("fail_below = 1\n", "fail_below = 1000000\nwarn_below = 1000001\n", 1)
-        .replace("warn_below = 8\n", "", 1)
-    )
+    text, forced, step = FORCED[gate]
+    assert text in recipe.read_text()
+    recipe.write_text(recipe.read_text().replace(text, forced, 1))
     run_dir = tmp_path / "run"
     done = _release(run_dir, "--recipe", str(recipe))
     assert done.returncode == 5, done.stderr
     assert "gate failed" in done.stderr
     recorded = read_record(run_dir / "run.json", RunManifest)
-    assert (
-        recorded.entry("quantize").status == "failed" and recorded.entry("quantize").exit_code == 5
-    )
-    assert recorded.entry("publish") is None and not (run_dir / "hub").exists()
-    assert not (run_dir / "card").exists()
+    assert recorded.entry(step).status == "failed" and recorded.entry(step).exit_code == 5
+    assert recorded.entry("card") is None and recorded.entry("publish") is None
+    assert not (run_dir / "hub").exists() and not (run_dir / "card").exists()

@@ -84,8 +84,17 @@ def _free_port():
 def _serve(model, tmp_path, *extra, smi="rtx-pro-6000-x8-595", env_extra=None):
     marker = tmp_path / "sglang-started.json"
     port = _free_port()
-    argv = [*GLM51, "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-            *extra]  # fmt: skip
+    argv = [
+        *GLM51,
+        "serve",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
     env = {**os.environ, **fake_env(nvidia_smi=smi, marker=marker), **(env_extra or {})}
     return Served(argv, env), marker, port
 

@@ -110,8 +110,15 @@ def test_cli_card_writes_once(tmp_path):
     from glm51.cli import app
 
     out = tmp_path / "README.md"
-    args = ["card", "-o", str(out), "--bench-record", str(DATA / "bench.json"),
-            "--image-record", str(DATA / "image.json")]  # fmt: skip
+    args = [
+        "card",
+        "-o",
+        str(out),
+        "--bench-record",
+        str(DATA / "bench.json"),
+        "--image-record",
+        str(DATA / "image.json"),
+    ]
     assert CliRunner().invoke(app, args).exit_code == 0
     assert "| Figure |" in out.read_text()
     result = CliRunner().invoke(app, args)

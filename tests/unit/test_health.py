@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
+from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InfraError
-from glm51.serve.health import health_url, wait_ready
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

@@ -84,7 +84,7 @@ def test_help_does_not_import_torch_or_the_heavy_libraries():
         "sys.argv = ['glm51', '--help']\n"
         "from glm51.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('torch', 'transformers', 'modelopt', 'datasets', 'matplotlib')\n"
+        "heavy = ('torch', 'transformers', 'modelopt', 'datasets', 'matplotlib', 'numpy')\n"
         "print('HEAVY', sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -66,8 +66,10 @@ def test_existing_tag_with_other_files_is_refused():
         make_plan("o/r", "v1.0.0", FILES, remote)
 
 
-@pytest.mark.parametrize(("repo", "version"), [("noslash", "v1.0.0"), ("o/r", "1.0.0"),
-                                               ("o/r", "v1.0"), ("o/r/x", "v1.0.0")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("repo", "version"),
+    [("noslash", "v1.0.0"), ("o/r", "1.0.0"), ("o/r", "v1.0"), ("o/r/x", "v1.0.0")],
+)
 def test_names_are_checked(repo, version):
     with pytest.raises(InputError):
         make_plan(repo, version, FILES, RemoteState(exists=False))

@@ -85,8 +85,11 @@ def test_whole_checkpoint_passes_and_write_records_a_manifest(good, recipe):
         data = (good / shard).read_bytes()
         assert manifest.shards[shard].sha256 == hashlib.sha256(data).hexdigest()
         assert manifest.shards[shard].size == len(data)
-    assert set(manifest.files) == {"config.json", "hf_quant_config.json",
-                                   "model.safetensors.index.json"}  # fmt: skip
+    assert set(manifest.files) == {
+        "config.json",
+        "hf_quant_config.json",
+        "model.safetensors.index.json",
+    }
     path, begin, end = tensor_offset(good, f"{EXPERT}.input_scale")
     want = hashlib.sha256(path.read_bytes()[begin:end]).hexdigest()
     assert manifest.tensors[f"{EXPERT}.input_scale"].sha256 == want
@@ -157,9 +160,14 @@ def test_nvfp4_projection_without_input_scale(good, recipe):
 
 
 @pytest.mark.parametrize(
-    ("suffix", "value"), [("input_scale", math.nan), ("weight_scale_2", math.inf),
-                          ("input_scale", 0.0), ("weight_scale_2", -1.0)],
-)  # fmt: skip
+    ("suffix", "value"),
+    [
+        ("input_scale", math.nan),
+        ("weight_scale_2", math.inf),
+        ("input_scale", 0.0),
+        ("weight_scale_2", -1.0),
+    ],
+)
 def test_non_finite_or_non_positive_scalar_scale(good, recipe, suffix, value):
     path, begin, _ = tensor_offset(good, f"{EXPERT}.{suffix}")
     with path.open("r+b") as fh:

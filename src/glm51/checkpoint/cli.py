@@ -89,19 +89,32 @@ def verify_command(
     if write and no_hash:
         raise InputError("--write needs the hashes: drop --no-hash")
     loaded = load_recipe(recipe)
-    total = sum(
-        (checkpoint / n).stat().st_size for n in mf.recorded_files(checkpoint)
-    ) if checkpoint.is_dir() else 0  # fmt: skip
+    total = (
+        sum((checkpoint / n).stat().st_size for n in mf.recorded_files(checkpoint))
+        if checkpoint.is_dir()
+        else 0
+    )
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), console=err, transient=True, disable=as_json or total == 0,
-    ) as bar:  # fmt: skip
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or total == 0,
+    ) as bar:
         task = bar.add_task("hashing", total=total)
         report = verify(
-            checkpoint, loaded, write=write, hash_contents=not no_hash, source=source,
-            samples=samples, max_rel_error=max_error, threads=threads,
+            checkpoint,
+            loaded,
+            write=write,
+            hash_contents=not no_hash,
+            source=source,
+            samples=samples,
+            max_rel_error=max_error,
+            threads=threads,
             progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
+        )
     if as_json:
         out.print_json(report.to_json())
     else:

@@ -61,3 +61,46 @@ def compare(
     norm = ref.norm().item()
     rel = diff.norm().item() / norm if norm else (0.0 if diff.abs().max() == 0 else float("inf"))
     return rel, diff.abs().max().item()
+
+
+# What the BF16 copy does not carry over: the quantization's own files, and the index that
+# one shard replaces.
+_NOT_COPIED = ("model.safetensors.index.json", "hf_quant_config.json", "glm51-manifest.json")
+_SCALES = (".weight_scale", ".weight_scale_2", ".input_scale")
+
+
+def to_bf16(folder: Path, out: Path) -> Path:
+    """The NVFP4 checkpoint with every quantized projection dequantized to BF16 and its scales
+    dropped, in one shard: what a server without NVFP4 kernels (transformers on the CPU) can
+    load. ``out`` must not exist yet."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    shards = weight_map(folder)
+    quantized = {n.removesuffix(".weight_scale") for n in shards if n.endswith(".weight_scale")}
+    tensors = {}
+    for name, shard in sorted(shards.items()):
+        if name.endswith(_SCALES):
+            continue
+        module = name.removesuffix(".weight")
+        if name.endswith(".weight") and module in quantized:
+            parts = {s: _load(folder / shards[module + s], module + s) for s in _SCALES[:2]}
+            packed = _load(folder / shard, name)
+            group = packed.shape[1] * 2 // parts[".weight_scale"].shape[1]
+            value = dequantize(packed, parts[".weight_scale"], parts[".weight_scale_2"], group)
+            tensors[name] = value.to(torch.bfloat16)
+        else:
+            tensors[name] = _load(folder / shard, name)
+    out.mkdir(parents=True)
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("quantization_config", None)
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    skipped = (*_NOT_COPIED, "config.json")
+    for path in sorted(folder.iterdir()):
+        plain = path.is_file() and not path.name.startswith(".")
+        if plain and not path.name.endswith(".safetensors") and path.name not in skipped:
+            shutil.copyfile(path, out / path.name)
+    return out

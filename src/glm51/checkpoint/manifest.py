@@ -273,25 +273,33 @@ def compare_files(manifest: Manifest, digests: Mapping[str, Digest]) -> list[Mis
             out.append(Mismatch(name, "is not in the manifest (a file added after it was written)"))
             continue
         if d.size != want.size:
-            out.append(Mismatch(
-                name, f"is {d.size} bytes, the manifest recorded {want.size} "
-                f"({'truncated' if d.size < want.size else 'grown'} by {abs(d.size - want.size)})",
-            ))  # fmt: skip
+            out.append(
+                Mismatch(
+                    name,
+                    f"is {d.size} bytes, the manifest recorded {want.size} "
+                    f"({'truncated' if d.size < want.size else 'grown'} by "
+                    f"{abs(d.size - want.size)})",
+                )
+            )
         elif d.sha256 != want.sha256:
             changed = sorted(
-                t for t, h in d.tensors.items()
+                t
+                for t, h in d.tensors.items()
                 if (e := manifest.tensors.get(t)) is not None and e.sha256 != h
-            )  # fmt: skip
+            )
             what = (
                 f"; changed tensor(s): {', '.join(changed[:5])}"
                 + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
                 if changed
                 else ""
             )
-            out.append(Mismatch(
-                name, f"sha256 {d.sha256[:16]}... differs from the manifest's "
-                f"{want.sha256[:16]}...{what}",
-            ))  # fmt: skip
+            out.append(
+                Mismatch(
+                    name,
+                    f"sha256 {d.sha256[:16]}... differs from the manifest's "
+                    f"{want.sha256[:16]}...{what}",
+                )
+            )
     return out
 
 
@@ -306,11 +314,13 @@ def compare_headers(manifest: Manifest, headers: Mapping[str, ShardHeader]) -> l
             if want is None:
                 out.append(Mismatch(f"{shard}: {name}", "is not in the manifest"))
             elif (want.shard, want.dtype, tuple(want.shape)) != (shard, info.dtype, info.shape):
-                out.append(Mismatch(
-                    f"{shard}: {name}",
-                    f"is {info.dtype} {list(info.shape)} in {shard}; the manifest recorded "
-                    f"{want.dtype} {list(want.shape)} in {want.shard}",
-                ))  # fmt: skip
+                out.append(
+                    Mismatch(
+                        f"{shard}: {name}",
+                        f"is {info.dtype} {list(info.shape)} in {shard}; the manifest recorded "
+                        f"{want.dtype} {list(want.shape)} in {want.shard}",
+                    )
+                )
     for name, want in manifest.tensors.items():
         if name not in seen and want.shard in headers:
             out.append(Mismatch(f"{want.shard}: {name}", "is in the manifest but not in the shard"))

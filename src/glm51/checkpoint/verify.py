@@ -175,9 +175,10 @@ def _structure(folder: Path, report: Report) -> tuple[dict[str, str], dict[str, 
         names = sorted(by_shard[shard])
         if not (folder / shard).is_file():
             report.add(
-                "shard-missing", shard,
+                "shard-missing",
+                shard,
                 f"missing: {INDEX} maps {len(names)} tensor(s) to it ({_listed(names)})",
-            )  # fmt: skip
+            )
             continue
         try:
             header = read_header(folder / shard)
@@ -189,22 +190,25 @@ def _structure(folder: Path, report: Report) -> tuple[dict[str, str], dict[str, 
         for name in names:
             if name not in header.tensors:
                 report.add(
-                    "index-entry", name,
+                    "index-entry",
+                    name,
                     f"{INDEX} maps it to {shard}, which has no such tensor",
-                )  # fmt: skip
+                )
         extra = sorted(set(header.tensors) - set(weight_map))
         if extra:
             report.add(
-                "tensor-unindexed", shard,
+                "tensor-unindexed",
+                shard,
                 f"holds {len(extra)} tensor(s) that {INDEX} does not list: {_listed(extra)}",
-            )  # fmt: skip
+            )
         moved = sorted(n for n in header.tensors if n in weight_map and weight_map[n] != shard)
         if moved:
             report.add(
-                "tensor-duplicate", shard,
+                "tensor-duplicate",
+                shard,
                 f"holds {len(moved)} tensor(s) that {INDEX} maps to another shard: "
                 f"{_listed(moved)}",
-            )  # fmt: skip
+            )
     for shard in sorted(set(on_disk) - set(by_shard)):
         report.add("shard-unreferenced", shard, f"is not referenced by {INDEX}")
     return weight_map, headers
@@ -235,15 +239,17 @@ def _quant_configs(folder: Path, config: dict, recipe: Recipe, report: Report) -
         config_exclude = tuple(lst or ())
         if flat.get("quant_algo") != want.algorithm:
             report.add(
-                "quant-config", "config.json",
+                "quant-config",
+                "config.json",
                 f"quantization_config.quant_algo is {flat.get('quant_algo')!r}, "
                 f"the recipe says {want.algorithm!r}",
-            )  # fmt: skip
+            )
         if qc.get("quant_method", "modelopt") != "modelopt":
             report.add(
-                "quant-config", "config.json",
+                "quant-config",
+                "config.json",
                 f"quantization_config.quant_method is {qc.get('quant_method')!r}, not 'modelopt'",
-            )  # fmt: skip
+            )
     hf_exclude = None
     if (folder / HF_QUANT).is_file():
         data = _read_json(folder / HF_QUANT, report, "quant-config")
@@ -252,24 +258,27 @@ def _quant_configs(folder: Path, config: dict, recipe: Recipe, report: Report) -
             hf_exclude = tuple(section.get("exclude_modules") or ())
             if section.get("quant_algo") != want.algorithm:
                 report.add(
-                    "quant-config", HF_QUANT,
+                    "quant-config",
+                    HF_QUANT,
                     f"quantization.quant_algo is {section.get('quant_algo')!r}, "
                     f"the recipe says {want.algorithm!r}",
-                )  # fmt: skip
+                )
             if section.get("group_size") != want.group_size:
                 report.add(
-                    "quant-config", HF_QUANT,
+                    "quant-config",
+                    HF_QUANT,
                     f"quantization.group_size is {section.get('group_size')!r}, "
                     f"the recipe says {want.group_size}",
-                )  # fmt: skip
+                )
         elif data is not None:
             report.add("quant-config", HF_QUANT, "has no 'quantization' object")
     if config_exclude is None and hf_exclude is None:
         report.add(
-            "quant-config", "config.json",
+            "quant-config",
+            "config.json",
             f"no quantization config (neither config.json quantization_config nor {HF_QUANT}): "
             "not an NVFP4 export",
-        )  # fmt: skip
+        )
     if (
         config_exclude is not None
         and hf_exclude is not None
@@ -278,17 +287,19 @@ def _quant_configs(folder: Path, config: dict, recipe: Recipe, report: Report) -
         only_c = sorted(set(config_exclude) - set(hf_exclude))
         only_h = sorted(set(hf_exclude) - set(config_exclude))
         report.add(
-            "exclude-differs", HF_QUANT,
+            "exclude-differs",
+            HF_QUANT,
             f"exclude_modules differs from config.json quantization_config.ignore "
             f"(only in config.json: {only_c or 'none'}; only in {HF_QUANT}: {only_h or 'none'})",
-        )  # fmt: skip
+        )
     found = QuantConfigs(config_exclude, hf_exclude)
     missing = [p for p in want.keep_bf16 if p not in found.exclude]
     if missing and (config_exclude is not None or hf_exclude is not None):
         report.add(
-            "exclude-recipe", "config.json" if config_exclude is not None else HF_QUANT,
+            "exclude-recipe",
+            "config.json" if config_exclude is not None else HF_QUANT,
             f"the exclude list lacks the recipe's keep_bf16 pattern(s) {missing}",
-        )  # fmt: skip
+        )
     return found
 
 
@@ -311,44 +322,49 @@ def _check_nvfp4(
     absent = [s for s in NVFP4_PARTS if s not in parts]
     if absent:
         report.add(
-            "nvfp4-incomplete", module,
+            "nvfp4-incomplete",
+            module,
             f"NVFP4 projection without {', '.join(absent)} (expected weight U8, weight_scale "
             "F8_E4M3, weight_scale_2 F32 [], input_scale F32 [])",
-        )  # fmt: skip
+        )
         ok = False
     for suffix, (_, info) in sorted(parts.items()):
         if info.dtype != NVFP4_PARTS[suffix]:
             report.add(
-                "nvfp4-dtype", f"{module}.{suffix}",
+                "nvfp4-dtype",
+                f"{module}.{suffix}",
                 f"is {info.dtype}, an NVFP4 projection's {suffix} is {NVFP4_PARTS[suffix]}",
-            )  # fmt: skip
+            )
             ok = False
     for suffix in ("weight_scale_2", "input_scale"):
         if suffix in parts and parts[suffix][1].shape not in ((), (1,)):
             report.add(
-                "nvfp4-shape", f"{module}.{suffix}",
+                "nvfp4-shape",
+                f"{module}.{suffix}",
                 f"has shape {list(parts[suffix][1].shape)}, expected a scalar []",
-            )  # fmt: skip
+            )
             ok = False
     if "weight" in parts and "weight_scale" in parts:
         w, s = parts["weight"][1].shape, parts["weight_scale"][1].shape
         if len(w) != 2 or len(s) != 2 or s != (w[0], w[1] * 2 // group):
             want = f"[{w[0]}, {w[1] * 2 // group}]" if len(w) == 2 else "2-D"
             report.add(
-                "nvfp4-shape", f"{module}.weight_scale",
+                "nvfp4-shape",
+                f"{module}.weight_scale",
                 f"has shape {list(s)}; weight {list(w)} packs {w[1] * 2 if len(w) == 2 else '?'} "
                 f"inputs per row, so one scale per {group} is {want}",
-            )  # fmt: skip
+            )
             ok = False
         elif m := _EXPERT.match(module):
             hidden, inter = config.get("hidden_size"), config.get("moe_intermediate_size")
             expect = (inter, hidden) if m[4] in ("gate", "up") else (hidden, inter)
             if None not in expect and (w[0], w[1] * 2) != expect:
                 report.add(
-                    "nvfp4-shape", f"{module}.weight",
+                    "nvfp4-shape",
+                    f"{module}.weight",
                     f"unpacks to [{w[0]}, {w[1] * 2}], config.json says {list(expect)} "
                     f"(hidden_size {hidden}, moe_intermediate_size {inter})",
-                )  # fmt: skip
+                )
                 ok = False
     return ok
 
@@ -385,18 +401,20 @@ def _check_scales(
                     values[name] = value
                     if not math.isfinite(value) or value <= 0:
                         report.add(
-                            "scale-invalid", name,
+                            "scale-invalid",
+                            name,
                             f"is {value!r}: a scale must be finite and positive",
-                        )  # fmt: skip
+                        )
                 else:
                     bad = raw.translate(None, _OK_E4M3)
                     if bad:
                         nan = bad.count(0x7F) + bad.count(0xFF)
                         report.add(
-                            "scale-invalid", name,
+                            "scale-invalid",
+                            name,
                             f"has {nan} NaN and {len(bad) - nan} negative E4M3 block scale(s): "
                             "block scales must be finite and not negative",
-                        )  # fmt: skip
+                        )
     return values
 
 
@@ -418,8 +436,9 @@ def _layout(folder: Path, config: dict, headers, recipe: Recipe, report: Report)
                 if suffix in parts and parts[suffix][1].dtype == "F32":
                     scalars.append((parts[suffix][0], f"{module}.{suffix}", parts[suffix][1]))
             if "weight_scale" in parts and parts["weight_scale"][1].dtype == "F8_E4M3":
-                blocks.append((parts["weight_scale"][0], f"{module}.weight_scale",
-                               parts["weight_scale"][1]))  # fmt: skip
+                blocks.append(
+                    (parts["weight_scale"][0], f"{module}.weight_scale", parts["weight_scale"][1])
+                )
             if (pattern := excluded_by(module, exclude)) is not None:
                 nvfp4_wrongly_excluded.append((module, pattern))
             if not any(fnmatch.fnmatch(module, p) for p in recipe.quantize.quantize):
@@ -431,22 +450,25 @@ def _layout(folder: Path, config: dict, headers, recipe: Recipe, report: Report)
     if nvfp4_wrongly_excluded:
         names = [f"{m} (by {p!r})" for m, p in nvfp4_wrongly_excluded]
         report.add(
-            "exclude-disagrees", "exclude list",
+            "exclude-disagrees",
+            "exclude list",
             f"{len(names)} NVFP4 module(s) are named by the exclude list, so SGLang would load "
             f"them as BF16: {_listed(names)}",
-        )  # fmt: skip
+        )
     if bf16_not_excluded:
         report.add(
-            "exclude-disagrees", "exclude list",
+            "exclude-disagrees",
+            "exclude list",
             f"{len(bf16_not_excluded)} BF16 module(s) are not named by the exclude list, so "
             f"SGLang would expect NVFP4 tensors for them: {_listed(bf16_not_excluded)}",
-        )  # fmt: skip
+        )
     if outside_recipe:
         report.add(
-            "layout-recipe", "recipe",
+            "layout-recipe",
+            "recipe",
             f"{len(outside_recipe)} NVFP4 module(s) match none of the recipe's quantize patterns "
             f"{list(recipe.quantize.quantize)}: {_listed(outside_recipe)}",
-        )  # fmt: skip
+        )
     if report.nvfp4_modules == 0 and not report.problems:
         report.add("layout-recipe", "checkpoint", "has no NVFP4 module: not an NVFP4 export")
     values = _check_scales(folder, scalars, blocks, report)
@@ -456,10 +478,11 @@ def _layout(folder: Path, config: dict, headers, recipe: Recipe, report: Report)
             up = values.get(name.replace(".gate_proj.", ".up_proj."))
             if up is not None and up != gate and _valid(gate) and _valid(up):
                 report.add(
-                    "nvfp4-w13-scale", name.rsplit(".", 2)[0],
+                    "nvfp4-w13-scale",
+                    name.rsplit(".", 2)[0],
                     f"gate_proj.weight_scale_2 is {gate!r} but up_proj.weight_scale_2 is "
                     f"{up!r}: SGLang fuses them into w13 with one scale, so they must be equal",
-                )  # fmt: skip
+                )
 
 
 # ------------------------------------------------------------------------------ integrity
@@ -511,9 +534,11 @@ def _integrity(
     changed = {
         n: (folder / n, headers[n])
         for n, d in digests.items()
-        if n in headers and (e := manifest.entry(n)) is not None and d.sha256 != e.sha256
+        if n in headers
+        and (e := manifest.entry(n)) is not None
+        and d.sha256 != e.sha256
         and d.size == e.size
-    }  # fmt: skip
+    }
     if changed:
         digests.update(mf.hash_files(changed, threads=threads))
     report.hash_seconds = time.monotonic() - start
@@ -552,10 +577,11 @@ def deep_check(
     if not src_map:
         raise InputError(f"--source {source}: no safetensors shards (a BF16 checkpoint folder?)")
     modules = sorted(
-        m for m, parts in _modules(headers).items()
+        m
+        for m, parts in _modules(headers).items()
         if {"weight", "weight_scale", "weight_scale_2"} <= parts.keys()
         and parts["weight"][1].dtype == "U8"
-    )  # fmt: skip
+    )
     picked = sample_modules(modules, samples)
     for module in picked:
         if f"{module}.weight" not in src_map:
@@ -569,10 +595,11 @@ def deep_check(
         report.deep.append(DeepResult(module, rel, max_abs, ok))
         if not ok:
             report.add(
-                "deep-error", module,
+                "deep-error",
+                module,
                 f"dequantized weight differs from the BF16 source by {rel:.3f} (relative), "
                 f"more than {max_rel_error}: the scales or the packing are wrong",
-            )  # fmt: skip
+            )
 
 
 # ---------------------------------------------------------------------------------- entry
@@ -600,10 +627,11 @@ def verify(
     if isinstance(config, dict):
         if config.get("model_type") != recipe.model.model_type:
             report.add(
-                "config", "config.json",
+                "config",
+                "config.json",
                 f"model_type is {config.get('model_type')!r}, the recipe says "
                 f"{recipe.model.model_type!r}",
-            )  # fmt: skip
+            )
         if headers:
             _layout(folder, config, headers, recipe, report)
     if hash_contents:

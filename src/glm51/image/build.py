@@ -124,6 +124,7 @@ def plan(
     push: bool = False,
     no_cache: bool = False,
     image_name: str | None = None,
+    registry: str | None = None,
 ) -> BuildSpec:
     """Resolve the recipe's image section into a BuildSpec; refuse unresolved or missing locks."""
     image_name, image = recipe.image(image_name)
@@ -170,7 +171,10 @@ def plan(
     return BuildSpec(
         context=repo,
         dockerfile=repo / image.dockerfile,
-        tags=tuple(image_tags(image, version=version, sha=sha, slim=stack == "slim")),
+        tags=tuple(
+            f"{registry}/{tag}" if registry else tag
+            for tag in image_tags(image, version=version, sha=sha, slim=stack == "slim")
+        ),
         base_image=base_image,
         stack=stack,
         sglang_build=sglang_build,

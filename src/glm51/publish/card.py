@@ -81,8 +81,9 @@ def render_card(
         source = template.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{template}: cannot read the card template ({exc})") from None
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)  # fmt: skip
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
     profile_name, launch = launch_command(recipe, profile)
     units = {u.name: u for u in (records.quantize.calibration if records.quantize else ())}
     try:

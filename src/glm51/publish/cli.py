@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from glm51.errors import InputError
 from glm51.options import ProfileOption, RecipeOption
+from glm51.outputs import check_output_file
 from glm51.publish.card import Records, render_card
 from glm51.publish.hub import Hub
 from glm51.publish.plan import DEFAULT_COMMIT_BYTES
@@ -35,10 +35,11 @@ SmokeRecordOption = Annotated[
 BenchRecordOption = Annotated[
     Path | None,
     typer.Option(
-        "--bench-record", dir_okay=False,
+        "--bench-record",
+        dir_okay=False,
         help="glm51 bench's record (without it the card shows no throughput figures).",
     ),
-]  # fmt: skip
+]
 PlotOption = Annotated[
     Path | None,
     typer.Option("--plot", dir_okay=False, exists=True, help="Throughput plot (PNG) for the card."),
@@ -71,14 +72,16 @@ def card_command(
     """Render the model card (README.md) from the recipe and the release run's records."""
     loaded = load_recipe(recipe)
     text = render_card(
-        loaded, _records(image_record, quantize_record, smoke_record, bench_record),
-        version=version, profile=profile, plot=plot.name if plot else None,
-    )  # fmt: skip
+        loaded,
+        _records(image_record, quantize_record, smoke_record, bench_record),
+        version=version,
+        profile=profile,
+        plot=plot.name if plot else None,
+    )
     if output is None:
         typer.echo(text, nl=False)
         return
-    if output.exists():
-        raise InputError(f"{output}: exists; the card is never written over a file (remove it)")
+    check_output_file(output, option="--output")
     output.write_text(text, encoding="utf-8")
     err.print(f"wrote {escape(str(output))}", highlight=False)
 
@@ -134,19 +137,20 @@ def publish_command(
         text = card.read_bytes()
     else:
         text = render_card(
-            loaded, _records(image_record, quantize_record, smoke_record, bench_record),
-            version=version, profile=profile, plot=plot_name,
-        ).encode()  # fmt: skip
+            loaded,
+            _records(image_record, quantize_record, smoke_record, bench_record),
+            version=version,
+            profile=profile,
+            plot=plot_name,
+        ).encode()
     extra = {plot_name: plot.read_bytes()} if plot and plot_name else {}
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if dry_run:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     hub = Hub(endpoint=endpoint)
-    outcome = publish(
-        checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, extra=extra,
-        dry_run=dry_run, commit_bytes=int(commit_gb * 1e9),
-        log=lambda m: err.print(escape(m), highlight=False, soft_wrap=True),
-    )  # fmt: skip
+    say = lambda m: err.print(escape(m), highlight=False, soft_wrap=True)  # noqa: E731
+    how = {"extra": extra, "dry_run": dry_run, "commit_bytes": int(commit_gb * 1e9), "log": say}
+    outcome = publish(checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, **how)
     if dry_run:
         out.print(escape(outcome.plan), highlight=False, soft_wrap=True)
     if report is not None:

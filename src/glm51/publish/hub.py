@@ -141,9 +141,12 @@ class Hub:
         chunk-deduplicated and resumable inside the call)."""
         with self._errors(f"uploading {len(paths)} weight file(s) to {repo}"):
             info = self.api.upload_folder(
-                repo_id=repo, folder_path=str(folder), allow_patterns=list(paths),
-                commit_message=message, repo_type="model",
-            )  # fmt: skip
+                repo_id=repo,
+                folder_path=str(folder),
+                allow_patterns=list(paths),
+                commit_message=message,
+                repo_type="model",
+            )
         return info.oid
 
     def commit_files(
@@ -153,10 +156,11 @@ class Hub:
         against a concurrent push."""
         hub = _hub()
         ops = [
-            hub.CommitOperationAdd(path_in_repo=path, path_or_fileobj=
-                                   str(src) if isinstance(src, Path) else src)
+            hub.CommitOperationAdd(
+                path_in_repo=path, path_or_fileobj=str(src) if isinstance(src, Path) else src
+            )
             for path, src in sorted(files.items())
-        ]  # fmt: skip
+        ]
         with self._errors(f"committing the card and {len(files) - 1} small file(s) to {repo}"):
             info = self.api.create_commit(
                 repo, ops, commit_message=message, repo_type="model", parent_commit=parent

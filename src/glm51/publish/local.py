@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from glm51.checkpoint import manifest as mf
@@ -26,7 +27,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def publish_to_folder(checkpoint: Path, card: str, dest: Path, *, repo: str, version: str) -> Path:
+def publish_to_folder(
+    checkpoint: Path,
+    card: str,
+    dest: Path,
+    *,
+    repo: str,
+    version: str,
+    extra: Mapping[str, Path] | None = None,
+) -> Path:
     """Copy the manifest's files, the manifest and the card to ``dest/repo``, check every copy
     against the manifest, then write the tag. Returns the tag file."""
     check_names(repo, version)
@@ -34,17 +43,22 @@ def publish_to_folder(checkpoint: Path, card: str, dest: Path, *, repo: str, ver
     target = claim_output_folder(dest / repo, option="--to", command="publish (local)")
     tag = target / "tags" / version
     files = dict(sorted(manifest.all_files().items()))
+    # What the tag will name, from the sources: decided before anything is written.
     expected = {name: entry.sha256 for name, entry in files.items()}
-    (target / CARD).write_text(card, encoding="utf-8")
     expected[CARD] = hashlib.sha256(card.encode()).hexdigest()
-    shutil.copyfile(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
     expected[mf.MANIFEST] = _sha256(checkpoint / mf.MANIFEST)
+    expected.update({name: _sha256(path) for name, path in (extra or {}).items()})
     if tag.is_file():
         if json.loads(tag.read_text()) == expected:
             return tag  # already published, the same files
         raise InputError(
             f"{tag}: version {version} is already tagged with other files; a tag is never moved"
         )
+    (target / CARD).write_text(card, encoding="utf-8")
+    shutil.copyfile(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
+    for name, path in (extra or {}).items():  # the card's plot
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / name)
     for name in files:
         src, dst = checkpoint / name, target / name
         if not (

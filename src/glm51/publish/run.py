@@ -52,8 +52,11 @@ def local_files(
             None if name.endswith(".safetensors") else git_blob_sha1((folder / name).read_bytes())
         )
         out.append(LocalFile(name, entry.size, entry.sha256, sha1))
-    for name, data in {mf.MANIFEST: (folder / mf.MANIFEST).read_bytes(), CARD: card,
-                       **extra}.items():  # fmt: skip
+    for name, data in {
+        mf.MANIFEST: (folder / mf.MANIFEST).read_bytes(),
+        CARD: card,
+        **extra,
+    }.items():
         out.append(LocalFile(name, len(data), _sha256(data), git_blob_sha1(data)))
     return tuple(out)
 
@@ -89,8 +92,10 @@ def publish(
         raise InputError(f"{', '.join(clash)}: both in {folder} and added by publish")
 
     # 1. The local folder, fully (a dry run skips the hashing: it must stay cheap).
-    log(f"verifying {folder}" + (" (structure and layout; a dry run does not hash)"
-                                  if dry_run else ""))  # fmt: skip
+    log(
+        f"verifying {folder}"
+        + (" (structure and layout; a dry run does not hash)" if dry_run else "")
+    )
     report = verify(folder, recipe, hash_contents=not dry_run, threads=threads, progress=progress)
     if not report.ok:
         first = report.problems[0]

@@ -28,6 +28,8 @@ class Artifact:
     digests: tuple[str, ...]  # sha256 of the token ids of every unit it covers
     amax: dict  # quantizer name -> torch.Tensor
     counts: ExpertCounts
+    device: str | None = None  # where it was calibrated ("cpu", "cuda:0"); None: unknown
+    device_name: str | None = None  # the GPU's name, for a CUDA device
 
     def save(self, path: Path | str) -> Path:
         import numpy as np
@@ -40,8 +42,15 @@ class Artifact:
         c = self.counts
         for key, arr in zip(_COUNTS, (np.array(c.layers), c.counts, c.first_seen), strict=True):
             tensors[key] = torch.from_numpy(np.array(arr, dtype=np.int64))
-        meta = {"format": FORMAT, "unit": self.unit, "digests": json.dumps(self.digests),
-                "tokens": str(c.tokens)}  # fmt: skip
+        meta = {
+            "format": FORMAT,
+            "unit": self.unit,
+            "digests": json.dumps(self.digests),
+            "tokens": str(c.tokens),
+        }
+        meta.update(
+            {k: v for k, v in (("device", self.device), ("device_name", self.device_name)) if v}
+        )
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(tensors, str(tmp), metadata=meta)
         os.replace(tmp, path)
@@ -65,6 +74,8 @@ class Artifact:
             digests=tuple(json.loads(meta["digests"])),
             amax=tensors,
             counts=ExpertCounts(tuple(layers.tolist()), counts, first, int(meta["tokens"])),
+            device=meta.get("device"),
+            device_name=meta.get("device_name"),
         )
 
 

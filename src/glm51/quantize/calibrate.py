@@ -79,42 +79,80 @@ def load_resident(model_dir: Path | str, device: str):
     return model.to(device).eval()
 
 
-def calibrate_resident(
-    model_dir: Path | str,
-    samples: Sequence[Sequence[int]],
-    qcfg: dict[str, Any],
-    *,
-    unit: str,
-    digest: str,
-    device: str = "cpu",
-    progress: Progress = _quiet,
-) -> Artifact:
-    import modelopt.torch.quantization as mtq
-    import torch
+def _quantizers(model):
+    from modelopt.torch.quantization.nn import TensorQuantizer
 
-    model = load_resident(model_dir, device)
-    config = model.config.to_dict()
-    layers = moe_layers(config)
-    counter = RouterCounter(layers, int(config["n_routed_experts"]))
-    handles = [
-        _router(model.model.layers[i]).register_forward_hook(counter.hook(i)) for i in layers
-    ]
-    offsets = _offsets(samples)
+    return [q for q in model.modules() if isinstance(q, TensorQuantizer) and q.is_enabled]
 
-    def loop(m) -> None:
-        for s, ids in enumerate(samples):
-            counter.at(offsets[s])
-            m(input_ids=torch.tensor([list(ids)], device=device), use_cache=False)
-            progress(unit, s + 1, len(samples))
 
-    with torch.no_grad():
-        mtq.quantize(model, qcfg, forward_loop=loop if samples else None)
-    for h in handles:
-        h.remove()
-    amax = collect_amax(model)
-    del model
-    release()
-    return Artifact(unit, (digest,), amax, counter.result(sum(len(s) for s in samples)))
+class Resident:
+    """The whole model on the device, loaded once per run (`load_resident`) and converted by
+    ModelOpt once. Each calibration unit starts from a clean state (every amax and calibrator
+    reset) and runs ModelOpt's calibration, which is what a fresh `mtq.quantize` with that
+    unit's forward loop does: the same amaxes, bit for bit (the tests compare it with the
+    bounded mode, which materializes every layer afresh)."""
+
+    def __init__(self, model_dir: Path | str, qcfg: dict[str, Any], device: str) -> None:
+        import modelopt.torch.quantization as mtq
+        import torch
+
+        self.device = device
+        self.qcfg = qcfg
+        self.model = load_resident(model_dir, device)
+        config = self.model.config.to_dict()
+        self.layers = moe_layers(config)
+        self.experts = int(config["n_routed_experts"])
+        with torch.no_grad():
+            mtq.quantize(self.model, qcfg, forward_loop=None)  # insert the quantizers once
+
+    def _recalibrate(self, loop) -> None:
+        import modelopt.torch.quantization as mtq
+        import torch
+
+        for q in _quantizers(self.model):
+            q.reset_amax()  # drops the amax and the calibrator's running max
+        with torch.no_grad():
+            mtq.calibrate(self.model, self.qcfg["algorithm"], forward_loop=loop)
+
+    def calibrate(
+        self,
+        samples: Sequence[Sequence[int]],
+        *,
+        unit: str,
+        digest: str,
+        progress: Progress = _quiet,
+    ) -> Artifact:
+        import torch
+
+        model, device = self.model, self.device
+        counter = RouterCounter(self.layers, self.experts)
+        handles = [
+            _router(model.model.layers[i]).register_forward_hook(counter.hook(i))
+            for i in self.layers
+        ]
+        offsets = _offsets(samples)
+
+        def loop(m) -> None:
+            for s, ids in enumerate(samples):
+                counter.at(offsets[s])
+                m(input_ids=torch.tensor([list(ids)], device=device), use_cache=False)
+                progress(unit, s + 1, len(samples))
+
+        try:
+            self._recalibrate(loop if samples else None)
+        finally:
+            for h in handles:
+                h.remove()
+        tokens = sum(len(s) for s in samples)
+        return Artifact(unit, (digest,), collect_amax(model), counter.result(tokens))
+
+    def for_export(self):
+        """The model with weight amaxes only (from the weights themselves), ready for the
+        merged amaxes: the state a fresh `mtq.quantize` without data leaves. Hands the model
+        over: the exporter rewrites it in place."""
+        self._recalibrate(None)
+        model, self.model = self.model, None
+        return model
 
 
 def skeleton(ckpt: Checkpoint):

@@ -67,7 +67,10 @@ def quantize(
     max_length: Annotated[
         int, typer.Option("--max-length", min=1, help="Truncate --calib-file samples.")
     ] = 8192,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 ...")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option("--device", help="cpu, cuda or cuda:N (checked before anything is loaded)."),
+    ] = "cpu",
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="Replace an existing output that glm51 wrote."),
@@ -109,6 +112,7 @@ def quantize(
         )
     typer.echo(f"{outcome.output}: NVFP4 checkpoint written")
     typer.echo(f"coverage report: {outcome.reports['md']}")
+    typer.echo(f"record: {outcome.record_path}")
 
 
 def tiny_model(

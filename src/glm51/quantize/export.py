@@ -23,15 +23,21 @@ from glm51.checkpoint.layout import mtp_layers
 from glm51.checkpoint.safetensors import read_header
 from glm51.errors import GateFailed, InputError
 from glm51.outputs import check_output_folder, publish_folder, staging_folder
-from glm51.quantize.calibrate import load_resident
+from glm51.quantize.calibrate import Resident
 from glm51.quantize.layers import load_into, release
+from glm51.quantize.nvfp4 import correctly_rounded_scales
 from glm51.quantize.targets import all_disabled, bf16_patterns, modelopt_config
 
 # Everything a server needs beside the weights; copied verbatim when present.
 SIDE_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-    "tokenizer.model", "added_tokens.json", "generation_config.json",
-)  # fmt: skip
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+    "added_tokens.json",
+    "generation_config.json",
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -57,14 +63,14 @@ def apply_amax(model, amax: dict, rename: Callable[[str], str] = lambda n: n) ->
         )
 
 
-def _export_resident(ckpt: Checkpoint, amax: dict, qcfg: dict, tmp: Path, device: str) -> None:
-    import modelopt.torch.quantization as mtq
-    import torch
+def _export_resident(
+    ckpt: Checkpoint, amax: dict, qcfg: dict, tmp: Path, device: str, resident: Resident | None
+) -> None:
     from modelopt.torch.export import export_hf_checkpoint
 
-    model = load_resident(ckpt.dir, device)
-    with torch.no_grad():
-        mtq.quantize(model, qcfg, forward_loop=None)  # weight amaxes; inputs come from amax
+    if resident is None:  # an export on its own: load the model for it
+        resident = Resident(ckpt.dir, qcfg, device)
+    model = resident.for_export()  # weight amaxes from the weights; inputs come from amax
     apply_amax(model, amax)
     export_hf_checkpoint(model, export_dir=str(tmp))
     del model
@@ -156,8 +162,9 @@ def _copy_mtp(ckpt: Checkpoint, tmp: Path) -> dict:
 def _rename_shards_and_index(tmp: Path) -> None:
     """Canonical shard names and a model.safetensors.index.json covering every shard."""
     files = sorted(p.name for p in tmp.glob("*.safetensors"))
-    renamed = {name: f"model-{k:05d}-of-{len(files):05d}.safetensors" for k, name in
-               enumerate(files, 1)}  # fmt: skip
+    renamed = {
+        name: f"model-{k:05d}-of-{len(files):05d}.safetensors" for k, name in enumerate(files, 1)
+    }
     for name, new in renamed.items():  # via hidden names: a new name may be an old one
         os.replace(tmp / name, tmp / f".{new}")
     weight_map, total = {}, 0
@@ -177,9 +184,13 @@ def _write_config(tmp: Path, ckpt: Checkpoint, quant_config: dict) -> None:
     (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _write_quant_configs(tmp: Path, ckpt: Checkpoint, keep_bf16: tuple[str, ...]) -> None:
+def _write_quant_configs(
+    tmp: Path, ckpt: Checkpoint, keep_bf16: tuple[str, ...], provenance: dict | None = None
+) -> None:
     """`hf_quant_config.json` (nested) and `config.json`'s `quantization_config` (flat, with
-    `ignore`): SGLang's ModelOpt loader reads either; both carry the same exclude list."""
+    `ignore`): SGLang's ModelOpt loader reads either; both carry the same exclude list.
+    `hf_quant_config.json` also carries where the scales were measured (key "glm51"), which
+    SGLang ignores."""
     excludes = bf16_patterns(keep_bf16, ckpt.config)
     config = json.loads((tmp / "config.json").read_text())
     qc = config["quantization_config"]
@@ -196,6 +207,8 @@ def _write_quant_configs(tmp: Path, ckpt: Checkpoint, keep_bf16: tuple[str, ...]
             "exclude_modules": excludes,
         },
     }
+    if provenance:
+        hf["glm51"] = provenance
     (tmp / "hf_quant_config.json").write_text(json.dumps(hf, indent=4) + "\n")
 
 
@@ -210,8 +223,13 @@ def export(
     device: str = "cpu",
     overwrite: bool = False,
     progress: Progress = lambda *_: None,
+    resident: Resident | None = None,
+    provenance: dict | None = None,
 ) -> Path:
-    """Write the NVFP4 checkpoint to `output` (atomically); returns it."""
+    """Write the NVFP4 checkpoint to `output` (atomically); returns it.
+
+    resident: the run's model, already on the device (resident mode): exported as it is,
+    not loaded again. provenance: written to `hf_quant_config.json` under "glm51"."""
     ckpt = Checkpoint(model_dir)
     output = Path(output)
     check_output_folder(
@@ -219,24 +237,26 @@ def export(
     )
     tmp = staging_folder(output, "quantize")
     try:
-        if bounded:
-            _export_bounded(ckpt, amax, recipe, tmp, device, progress)
-        else:
-            _export_resident(ckpt, amax, qcfg, tmp, device)
+        with correctly_rounded_scales():  # the same weight bytes on every device
+            if bounded:
+                _export_bounded(ckpt, amax, recipe, tmp, device, progress)
+            else:
+                _export_resident(ckpt, amax, qcfg, tmp, device, resident)
+        if not bounded:
             exported = json.loads((tmp / "config.json").read_text())
             _write_config(tmp, ckpt, exported["quantization_config"])
         _copy_mtp(ckpt, tmp)
         (tmp / "model.safetensors.index.json").unlink(missing_ok=True)
         _rename_shards_and_index(tmp)
-        _write_quant_configs(tmp, ckpt, recipe.keep_bf16)
+        _write_quant_configs(tmp, ckpt, recipe.keep_bf16, provenance)
         for name in SIDE_FILES:
             if (ckpt.dir / name).is_file():
                 shutil.copyfile(ckpt.dir / name, tmp / name)
         # glm51-manifest.json: what `glm51 verify` and `glm51 publish` check the folder against.
         headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
         manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
-        publish_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return output
+    # Outside the cleanup: a refused swap keeps the finished export in `tmp` (it says where).
+    return publish_folder(tmp, output)

@@ -1,23 +1,33 @@
 """The quantize stage as ordered, resumable steps: calibrate each unit (a pass or a chunk
-of one) into an artifact unless a valid one is already there, merge, gate, export once."""
+of one) into an artifact unless a valid one is already there, merge, gate, export once,
+write the record. In the resident mode the model is loaded once, for all of it."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import glm51
 from glm51.calib import coverage
 from glm51.calib.data import CalibSet
 from glm51.checkpoint.folder import Checkpoint
+from glm51.checkpoint.safetensors import read_header
 from glm51.errors import InputError
 from glm51.outputs import check_output_folder
 from glm51.quantize.artifact import Artifact, merge
-from glm51.quantize.calibrate import calibrate_bounded, calibrate_resident
+from glm51.quantize.calibrate import Resident, calibrate_bounded
+from glm51.quantize.device import check_device, device_name, provenance, tool_versions
 from glm51.quantize.export import export
+from glm51.quantize.layers import release
 from glm51.quantize.targets import config_digest, modelopt_config
 from glm51.recipe.quantize import QuantizeRecipe
+from glm51.records.base import ToolVersions, write_record
+from glm51.records.quantize import CalibrationUnit, QuantizeRecord
+
+RECORD = "glm51-quantize.json"  # in the work dir (the output stays byte-reproducible)
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
@@ -31,6 +41,8 @@ class Outcome:
     reports: dict[str, Path]
     reused: tuple[str, ...]  # units whose artifact was already there (resume)
     calibrated: tuple[str, ...]
+    record: QuantizeRecord
+    record_path: Path
 
 
 def artifact_path(work_dir: Path, unit: CalibSet, model_key: str) -> Path:
@@ -48,6 +60,16 @@ def split(passes: Mapping[str, CalibSet], chunks: int) -> dict[str, list[CalibSe
     return out
 
 
+def _tensor_counts(output: Path) -> tuple[int, int]:
+    """(NVFP4 projections, BF16 tensors) in the written checkpoint."""
+    quantized = bf16 = 0
+    for shard in output.glob("*.safetensors"):
+        for name, info in read_header(shard).tensors.items():
+            quantized += name.endswith(".weight_scale")
+            bf16 += info.dtype == "BF16"
+    return quantized, bf16
+
+
 def quantize(
     model_dir: Path | str,
     output: Path | str,
@@ -61,6 +83,8 @@ def quantize(
     progress: Progress = lambda *_: None,
     log: Log = lambda _: None,
 ) -> Outcome:
+    start = time.perf_counter()
+    check_device(device)  # before anything is loaded
     if not passes:
         raise InputError("no calibration passes")
     # Before hours of calibration, not after.
@@ -71,40 +95,103 @@ def quantize(
     ckpt = Checkpoint(model_dir)
     qcfg = modelopt_config(recipe, ckpt.config)
     model_key = f"{ckpt.fingerprint()}\0{config_digest(qcfg)}"
-    calibrate = calibrate_bounded if bounded else calibrate_resident
+    gpu = device_name(device)
+    resident: Resident | None = None  # the resident mode's one model, loaded on first use
+
+    def calibrate(unit: CalibSet) -> Artifact:
+        nonlocal resident
+        if bounded:
+            art = calibrate_bounded(
+                ckpt.dir,
+                unit.samples,
+                qcfg,
+                unit=unit.name,
+                digest=unit.digest,
+                device=device,
+                progress=progress,
+            )
+        else:
+            if resident is None:
+                resident = Resident(ckpt.dir, qcfg, device)
+            art = resident.calibrate(
+                unit.samples, unit=unit.name, digest=unit.digest, progress=progress
+            )
+        return Artifact(art.unit, art.digests, art.amax, art.counts, device, gpu)
 
     per_pass: dict[str, Artifact] = {}
-    reused, done = [], []
-    for pass_name, units in passes.items():
-        parts = []
-        for unit in units:
-            path = artifact_path(work_dir, unit, model_key)
-            if path.is_file():
-                art = Artifact.load(path)
-                if art.digests == (unit.digest,):
+    reused, done, units_done = [], [], []
+    try:
+        for pass_name, units in passes.items():
+            parts = []
+            for unit in units:
+                path = artifact_path(work_dir, unit, model_key)
+                art = Artifact.load(path) if path.is_file() else None
+                if art is not None and art.digests == (unit.digest,):
                     log(f"{unit.name}: reusing {path}")
-                    parts.append(art)
                     reused.append(unit.name)
-                    continue
-            art = calibrate(
-                ckpt.dir, unit.samples, qcfg, unit=unit.name, digest=unit.digest,
-                device=device, progress=progress,
-            )  # fmt: skip
-            art.save(path)
-            parts.append(art)
-            done.append(unit.name)
-        per_pass[pass_name] = merge(parts, pass_name) if parts else None
-    empty = [name for name, art in per_pass.items() if art is None]
-    if empty:
-        raise InputError(f"calibration passes without any unit: {', '.join(empty)}")
+                else:
+                    art = calibrate(unit)
+                    art.save(path)
+                    done.append(unit.name)
+                parts.append(art)
+                units_done.append((unit, art))
+            per_pass[pass_name] = merge(parts, pass_name) if parts else None
+        empty = [name for name, art in per_pass.items() if art is None]
+        if empty:
+            raise InputError(f"calibration passes without any unit: {', '.join(empty)}")
 
-    report = coverage.evaluate({n: a.counts for n, a in per_pass.items()}, recipe.coverage)
-    reports = coverage.write_reports(report, work_dir / "coverage")
-    coverage.gate(report)  # GateFailed: no data, or experts under fail_below
-    merged = merge(list(per_pass.values()))
-    merged.save(work_dir / "merged.safetensors")
-    out = export(
-        ckpt.dir, merged.amax, recipe, qcfg, output,
-        bounded=bounded, device=device, overwrite=overwrite, progress=progress,
-    )  # fmt: skip
-    return Outcome(out, merged, report, reports, tuple(reused), tuple(done))
+        report = coverage.evaluate({n: a.counts for n, a in per_pass.items()}, recipe.coverage)
+        reports = coverage.write_reports(report, work_dir / "coverage")
+        coverage.gate(report)  # GateFailed: no data, or experts under fail_below
+        merged = merge(list(per_pass.values()))
+        merged.save(work_dir / "merged.safetensors")
+        calibrated_on = [{"device": a.device, "device_name": a.device_name} for _, a in units_done]
+        if not bounded and resident is None:  # every unit reused: load it for the export
+            resident = Resident(ckpt.dir, qcfg, device)
+        out = export(
+            ckpt.dir,
+            merged.amax,
+            recipe,
+            qcfg,
+            output,
+            bounded=bounded,
+            device=device,
+            overwrite=overwrite,
+            progress=progress,
+            resident=resident,
+            provenance=provenance(device, calibrated_on),
+        )
+    finally:
+        resident = None
+        release()
+    quantized, bf16 = _tensor_counts(out)
+    record = QuantizeRecord(
+        glm51_version=glm51.__version__,
+        source=str(ckpt.dir),
+        source_fingerprint=ckpt.fingerprint(),
+        output=str(out),
+        mode="bounded" if bounded else "resident",
+        device=device,
+        device_name=gpu,
+        calibration=tuple(
+            CalibrationUnit(
+                name=u.name,
+                samples=len(u.samples),
+                tokens=u.tokens,
+                digest=u.digest,
+                device=a.device,
+                device_name=a.device_name,
+                reused=u.name in reused,
+            )
+            for u, a in units_done
+        ),
+        config_digest=config_digest(qcfg),
+        quantized_tensors=quantized,
+        bf16_tensors=bf16,
+        coverage_passed=True,
+        under_covered=tuple(f"{layer}.{expert}" for layer, expert in report.merged.warning),
+        tools=ToolVersions(**tool_versions()),
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    record_path = write_record(record, work_dir / RECORD)
+    return Outcome(out, merged, report, reports, tuple(reused), tuple(done), record, record_path)

@@ -16,10 +16,25 @@ from pathlib import Path
 from glm51.outputs import check_output_folder, publish_folder, staging_folder
 
 SPECIAL_TOKENS = (
-    "<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>",
-    "<|observation|>", "<think>", "</think>", "<tool_call>", "</tool_call>", "<arg_key>",
-    "</arg_key>", "<arg_value>", "</arg_value>", "<tool_response>", "</tool_response>", "[UNK]",
-)  # fmt: skip
+    "<|endoftext|>",
+    "[gMASK]",
+    "<sop>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<think>",
+    "</think>",
+    "<tool_call>",
+    "</tool_call>",
+    "<arg_key>",
+    "</arg_key>",
+    "<arg_value>",
+    "</arg_value>",
+    "<tool_response>",
+    "</tool_response>",
+    "[UNK]",
+)
 
 # GLM-4.5/5 layout: [gMASK]<sop>, role tags, tools listed in a system turn, tool calls as
 # <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>, tool results as
@@ -123,21 +138,35 @@ def build_tiny_model(
     experts: int = 8,
     seed: int = 0,
     overwrite: bool = False,
+    overrides: dict | None = None,
+    init_dtype: str = "float32",
 ) -> Path:
     """Write the tiny checkpoint to `out` (a new folder, or one glm51 wrote with ``overwrite``);
-    it appears whole or not at all. Returns `out`."""
+    it appears whole or not at all. Returns `out`.
+
+    overrides: config keys to replace (the benchmark's real GLM-5.1 layer geometry);
+    init_dtype "bfloat16" builds the random weights in BF16 directly (half the memory of a
+    multi-GB model; other bytes than the default FP32 build)."""
     out = Path(out)
     check_output_folder(out, overwrite=overwrite, option="OUT")
     tmp = staging_folder(out, "tiny-model")
     try:
-        _write_tiny_model(tmp, num_layers=num_layers, hidden=hidden, experts=experts, seed=seed)
+        _write_tiny_model(tmp, num_layers, hidden, experts, seed, overrides, init_dtype)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return publish_folder(tmp, out)
 
 
-def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, seed: int) -> None:
+def _write_tiny_model(
+    out: Path,
+    num_layers: int,
+    hidden: int,
+    experts: int,
+    seed: int,
+    overrides: dict | None,
+    init_dtype: str,
+) -> None:
     import tempfile
 
     import torch
@@ -147,11 +176,17 @@ def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, 
 
     hf_logging.disable_progress_bar()  # a few kB: no "Writing model shards" bar
 
-    cfg_dict = tiny_config_dict(num_layers, hidden=hidden, experts=experts)
+    cfg_dict = {**tiny_config_dict(num_layers, hidden=hidden, experts=experts), **(overrides or {})}
+    hidden = int(cfg_dict["hidden_size"])
     # One extra decoder layer: its weights become the MTP layer (a full MoE layer, as upstream).
     with_mtp = GlmMoeDsaConfig(**{**cfg_dict, "num_hidden_layers": num_layers + 1})
     torch.manual_seed(seed)
-    model = GlmMoeDsaForCausalLM(with_mtp).to(torch.bfloat16)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, init_dtype))
+    try:
+        model = GlmMoeDsaForCausalLM(with_mtp).to(torch.bfloat16)
+    finally:
+        torch.set_default_dtype(default)
     gen = torch.Generator().manual_seed(seed + 1)
     for layer in model.model.layers:
         if hasattr(layer.mlp, "gate"):  # a non-zero correction bias exercises the router path
@@ -159,7 +194,9 @@ def _write_tiny_model(out: Path, *, num_layers: int, hidden: int, experts: int, 
             bias.copy_(torch.randn(bias.shape, generator=gen) * 0.01)
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)  # per-expert keys, as the real checkpoint stores them
-        tensors = load_file(str(Path(tmp) / "model.safetensors"))
+        tensors = {}
+        for shard in sorted(Path(tmp).glob("*.safetensors")):  # big geometries: several
+            tensors.update(load_file(str(shard)))
     mtp = f"model.layers.{num_layers}."
     for name, tensor in _mtp_extras(hidden, gen, torch.bfloat16).items():
         tensors[mtp + name] = tensor

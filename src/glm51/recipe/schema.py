@@ -9,9 +9,11 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from glm51.errors import InputError
 from glm51.recipe.base import Strict
-from glm51.recipe.gates import Gates
+from glm51.recipe.gates import Gates, SmokeFloors
 from glm51.recipe.images import ImageRecipe
 from glm51.recipe.quantize import QuantizeRecipe
+from glm51.recipe.rehearsal import RehearsalRecipe
+from glm51.recipe.release import ReleaseRecipe
 from glm51.recipe.serving import Profile, ServeDefaults, SGLangBuild
 from glm51.recipe.toml_model import CrossReferenceError
 
@@ -32,6 +34,9 @@ class Recipe(Strict):
     profiles: dict[str, Profile]
     quantize: QuantizeRecipe
     gates: Gates
+    smoke: SmokeFloors
+    release: ReleaseRecipe
+    rehearsal: RehearsalRecipe
     images: dict[str, ImageRecipe] = Field(min_length=1, description="image name -> its recipe")
     # Where the recipe was read from: relative paths in it (manifests) resolve against it.
     _source: Path | None = PrivateAttr(None)

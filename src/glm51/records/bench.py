@@ -30,6 +30,7 @@ class BenchFigure(BaseModel):
     ttft_s: float | None = None
     prefill_tokens_per_s: float | None = None
     accept_length: float | None = None
+    requests: int = 0  # requests whose output fell (partly) inside the window
     gate: GateResult | None = None
 
 
@@ -42,6 +43,7 @@ class BenchRecord(Record):
     server_flags: tuple[str, ...] = ()
     accept_length: float | None = None
     figures: tuple[BenchFigure, ...]
+    notes: tuple[str, ...] = ()  # how the measurement had to adapt (e.g. no ignore_eos)
 
     @property
     def gates_passed(self) -> bool:

@@ -15,6 +15,9 @@ class CalibrationUnit(BaseModel):
     samples: int
     tokens: int
     digest: str  # sha256 of the token ids
+    device: str | None = None  # where its input amaxes were measured; None: not recorded
+    device_name: str | None = None  # the GPU's name, for a CUDA device
+    reused: bool = False  # its artifact came from an earlier run (resume)
 
 
 class QuantizeRecord(Record):
@@ -23,7 +26,7 @@ class QuantizeRecord(Record):
     source_fingerprint: str
     output: str  # the NVFP4 checkpoint folder
     mode: Literal["resident", "bounded"]
-    device: str  # "cpu", "cuda", "cuda:1"...
+    device: str  # "cpu", "cuda", "cuda:1"... (the run's: calibration and export)
     device_name: str | None = None  # the GPU's name when the device is CUDA
     calibration: tuple[CalibrationUnit, ...]
     config_digest: str  # the ModelOpt quantization config

@@ -16,16 +16,16 @@ from glm51.errors import InputError
 from glm51.options import RecipeOption
 from glm51.outputs import claim_output_folder
 from glm51.publish.plan import check_names
-from glm51.recipe import load_recipe
+from glm51.recipe import Recipe, load_recipe
 from glm51.records import ToolVersions
 from glm51.records.release import RunManifest
-from glm51.release import rehearsal
+from glm51.release import production
 from glm51.release.runner import Context, load_manifest, run_steps
 
 err = Console(stderr=True, soft_wrap=True)
 
 
-def recipe_digest(recipe) -> str:  # type: ignore[no-untyped-def]
+def recipe_digest(recipe: Recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
 
 
@@ -38,10 +38,26 @@ def release_command(
             help="The whole chain on the CPU with the tiny model; the Hub is a local folder.",
         ),
     ] = False,
+    steps: Annotated[
+        str | None,
+        typer.Option(
+            help="Run only these steps (comma-separated; the earlier ones must be done in "
+            f"--run-dir): {', '.join(production.STEPS)}. Default: all."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GLM51_CHECKPOINT",
+            file_okay=False,
+            help="The NVFP4 checkpoint to verify, gate and publish (not with --rehearsal).",
+        ),
+    ] = None,
     run_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Records and artifacts; a re-run resumes here (default: out/release/VERSION)."
+            help="Records and artifacts; a re-run resumes here "
+            "(default: out/release/VERSION, or out/release/rehearsal-VERSION)."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Rehearsal: seed of the tiny model.")] = 0,
@@ -53,32 +69,44 @@ def release_command(
     Exit codes: 0 released, 3 bad input, 4 preflight, 5 a gate failed (nothing published or
     tagged), 6 infrastructure.
     """
-    if not rehearsal_mode:
-        raise InputError(
-            "only --rehearsal runs here; a real release runs on the Blackwell runners "
-            "(.github/workflows/release.yml, docs/release.md)"
-        )
     loaded = load_recipe(recipe)
     check_names(loaded.model.published, version)
-    folder = run_dir or Path("out") / "release" / ("rehearsal-" + version)
-    claim_output_folder(folder, option="--run-dir", command="release")
+    name = ("rehearsal-" if rehearsal_mode else "") + version
+    folder = run_dir or Path("out") / "release" / name
+    claim_output_folder(
+        folder, option="--run-dir", command="release", inputs={"--checkpoint": checkpoint}
+    )
     manifest = load_manifest(folder) or RunManifest(
         glm51_version=__version__,
         version=version,
-        rehearsal=True,
+        rehearsal=rehearsal_mode,
         inputs={"recipe": str(loaded.source), "recipe_sha256": recipe_digest(loaded)},
         tools=ToolVersions(python=platform.python_version()),
     )
-    if manifest.version != version or not manifest.rehearsal:
-        raise InputError(f"{folder}: holds the run of {manifest.version}; use another --run-dir")
-    context = Context(
-        folder,
-        {"version": version, "seed": seed, "samples": samples},
-        log=lambda m: err.print(escape(m), highlight=False),
-    )
-    run_steps(rehearsal.steps(loaded), context, manifest, log=context.log)
-    for what, path in rehearsal.where(folder).items():
-        typer.echo(f"{what}: {path}")
+    if (manifest.version, manifest.rehearsal) != (version, rehearsal_mode):
+        kind = "rehearsal" if manifest.rehearsal else "release"
+        raise InputError(f"{folder}: holds the {kind} of {manifest.version}; use another --run-dir")
+    recorded = manifest.inputs.get("recipe_sha256")
+    if not rehearsal_mode and recorded not in (None, recipe_digest(loaded)):
+        raise InputError(
+            f"{folder}: this release began with another recipe (sha256 {recorded}); a release "
+            "runs on one recipe: use another --run-dir, or the recipe it began with"
+        )
+    options = {"version": version, "seed": seed, "samples": samples, "checkpoint": checkpoint}
+    context = Context(folder, options, log=lambda m: err.print(escape(m), highlight=False))
+    if rehearsal_mode:
+        from glm51.release import rehearsal  # numpy, torch, transformers, ModelOpt
+
+        chain = rehearsal.steps(loaded)
+    else:
+        chain = production.steps(loaded)
+    only = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
+    run_steps(chain, context, manifest, only=only, log=context.log)
+    if rehearsal_mode:
+        for what, path in rehearsal.where(folder).items():
+            typer.echo(f"{what}: {path}")
+    else:
+        typer.echo(f"run: {folder / 'run.json'}")
 
 
 def register(app: typer.Typer) -> None:

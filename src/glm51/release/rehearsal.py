@@ -5,21 +5,30 @@ is verified before it is tagged); only the Hub is a local folder."""
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+from glm51 import proc
 from glm51.calib.rehearsal_data import write_jsonl
+from glm51.checkpoint.dequant import to_bf16
 from glm51.checkpoint.verify import verify
-from glm51.errors import InputError
+from glm51.endpoint.health import wait_ready
+from glm51.errors import GateFailed, InfraError, InputError
 from glm51.outputs import is_marked
 from glm51.publish.card import Records, render_card
 from glm51.publish.local import publish_to_folder
 from glm51.quantize import stage
 from glm51.quantize.tiny import build_tiny_model
 from glm51.recipe import Recipe
-from glm51.records import QuantizeRecord, read_record
+from glm51.records import BenchRecord, QuantizeRecord, SmokeRecord, read_record
 from glm51.release.runner import Context, Outcome, Step
 
 TINY, CALIB, CHECKPOINT = "tiny-bf16", "calib.jsonl", "checkpoint"
+SERVED_CACHE, CACHE_REVISION, SERVER_LOG = "served-hub-cache", "0" * 40, "server.log"
+SMOKE_RECORD, BENCH_RECORD, PLOT = "smoke/smoke.json", "bench/bench.json", "assets/bench.png"
+GLM51 = [sys.executable, "-c", "from glm51.cli import main; main()"]
 QUANTIZE_RECORD, VERIFY_REPORT, CARD = "quantize.json", "verify.json", "card/README.md"
 HUB = "hub"
 
@@ -34,11 +43,14 @@ def _quantize(recipe: Recipe):
     def run(context: Context) -> Outcome:
         calibration = stage.Calibration(files=(context.path(CALIB),))
         request = stage.Request(
-            context.path(TINY), context.path(CHECKPOINT), context.path("quantize-work"),
-            calibration, overwrite=True,
-        )  # fmt: skip
+            context.path(TINY),
+            context.path(CHECKPOINT),
+            context.path("quantize-work"),
+            calibration,
+            overwrite=True,
+        )
         outcome = stage.quantize(request, recipe, log=context.log)
-        shutil.copyfile(request.work_dir / stage.RECORD, context.path(QUANTIZE_RECORD))
+        shutil.copyfile(outcome.record_path, context.path(QUANTIZE_RECORD))
         return Outcome(QUANTIZE_RECORD, f"{outcome.output}")
 
     return run
@@ -55,10 +67,109 @@ def _verify(recipe: Recipe):
     return run
 
 
+def _served_copy(recipe: Recipe):
+    """The NVFP4 export dequantized to BF16 (no CPU server runs NVFP4), in a Hub cache layout:
+    `transformers serve` finds its models by repo id."""
+
+    def run(context: Context) -> Outcome:
+        owner, name = recipe.rehearsal.served_name.split("/")
+        repo = context.path(SERVED_CACHE) / f"models--{owner}--{name}"
+        if repo.exists():  # ours (inside the run directory): a re-run replaces it
+            shutil.rmtree(repo)
+        to_bf16(context.path(CHECKPOINT), repo / "snapshots" / CACHE_REVISION)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(CACHE_REVISION)
+        return Outcome(None, f"BF16 copy for serving in {context.path(SERVED_CACHE)}")
+
+    return run
+
+
+def _transformers_serve() -> list[str]:
+    beside = Path(sys.executable).with_name("transformers")
+    return [str(beside) if beside.exists() else "transformers", "serve"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _glm51(args: list[str], what: str) -> None:
+    done = proc.run([*GLM51, *args], capture=False, check=False)
+    if done.returncode:
+        error = {3: InputError, 5: GateFailed}.get(done.returncode, InfraError)
+        raise error(f"{what} exited {done.returncode} (see its output above)")
+
+
+def _bench_args(recipe: Recipe, context: Context) -> list[str]:
+    r = recipe.rehearsal
+    return [
+        *("--gates", "rehearsal", "--out", str(context.path("bench"))),
+        *("--figures", ",".join(r.figures), "--hardware", "CPU (rehearsal)"),
+        *("--warmup", str(r.warmup_s), "--duration", str(r.duration_s)),
+        *("--max-tokens", str(r.max_tokens), "--timeout", "120"),
+    ]
+
+
+def _measure(recipe: Recipe):
+    """Serve the BF16 copy with `transformers serve` on the CPU, run the smoke suite's protocol
+    tier and the bench (gated on [rehearsal.gates]), stop the server."""
+
+    def run(context: Context) -> Outcome:
+        port, rehearsal = _free_port(), recipe.rehearsal
+        env = {"HF_HUB_CACHE": str(context.path(SERVED_CACHE)), "HF_HUB_OFFLINE": "1"}
+        argv = [*_transformers_serve(), rehearsal.served_name, "--device", "cpu"]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        endpoint = f"http://127.0.0.1:{port}"
+        with context.path(SERVER_LOG).open("wb") as server_log:
+            server = proc.spawn(argv, env=env, output=server_log)
+            try:
+                alive = lambda: server.poll() is None  # noqa: E731
+                wait_ready(f"{endpoint}/health", timeout_s=300, interval_s=0.5, still_running=alive)
+                named = ["--endpoint", endpoint, "--served-name", rehearsal.served_name]
+                if recipe.source is not None:
+                    named += ["--recipe", str(recipe.source)]
+                smoke = ["smoke", *named, "--tier", "protocol", "--out", str(context.path("smoke"))]
+                _glm51(smoke, "glm51 smoke (protocol tier)")
+                bench = [
+                    "bench",
+                    *named,
+                    "--gates",
+                    "rehearsal",
+                    "--out",
+                    str(context.path("bench")),
+                ]
+                bench += ["--figures", ",".join(rehearsal.figures), "--hardware", "CPU (rehearsal)"]
+                bench += [
+                    "--warmup",
+                    str(rehearsal.warmup_s),
+                    "--duration",
+                    str(rehearsal.duration_s),
+                ]
+                bench += ["--max-tokens", str(rehearsal.max_tokens)]
+                _glm51(bench, "glm51 bench")
+            finally:
+                server.terminate()
+                try:
+                    server.wait(30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+        return Outcome(
+            BENCH_RECORD, f"served on the CPU, smoke (protocol) and bench passed: {endpoint}"
+        )
+
+    return run
+
+
 def _card(recipe: Recipe):
     def run(context: Context) -> Outcome:
-        records = Records(quantize=read_record(context.path(QUANTIZE_RECORD), QuantizeRecord))
-        text = render_card(recipe, records, version=context.options["version"])
+        records = Records(
+            quantize=read_record(context.path(QUANTIZE_RECORD), QuantizeRecord),
+            smoke=read_record(context.path(SMOKE_RECORD), SmokeRecord),
+            bench=read_record(context.path(BENCH_RECORD), BenchRecord),
+        )
+        text = render_card(recipe, records, version=context.options["version"], plot=PLOT)
         card = context.path(CARD)
         card.parent.mkdir(exist_ok=True)
         card.write_text(text, encoding="utf-8")
@@ -70,9 +181,13 @@ def _card(recipe: Recipe):
 def _publish(recipe: Recipe):
     def run(context: Context) -> Outcome:
         tag = publish_to_folder(
-            context.path(CHECKPOINT), context.path(CARD).read_text(), context.path(HUB),
-            repo=recipe.model.published, version=context.options["version"],
-        )  # fmt: skip
+            context.path(CHECKPOINT),
+            context.path(CARD).read_text(),
+            context.path(HUB),
+            repo=recipe.model.published,
+            version=context.options["version"],
+            extra={PLOT: context.path("bench") / "bench.png"},
+        )
         return Outcome(str(tag.relative_to(context.run_dir)), f"published and tagged: {tag}")
 
     return run
@@ -83,6 +198,7 @@ def _folder_still_there(name: str):
 
 
 def steps(recipe: Recipe) -> list[Step]:
+    rehearsal = recipe.rehearsal
     tiny_inputs = lambda c: {"seed": c.options["seed"], "samples": c.options["samples"]}  # noqa: E731
     return [
         Step("tiny-model", _tiny, tiny_inputs, _folder_still_there(TINY)),
@@ -90,8 +206,20 @@ def steps(recipe: Recipe) -> list[Step]:
             "quantize",
             _quantize(recipe),
             lambda c: {"quantize": recipe.quantize.model_dump(mode="json")},
+            _folder_still_there(CHECKPOINT),
         ),
         Step("verify", _verify(recipe)),
+        Step(
+            "serve-copy",
+            _served_copy(recipe),
+            lambda c: {"served": rehearsal.served_name},
+            lambda c, entry: c.path(SERVED_CACHE).is_dir(),
+        ),
+        Step(
+            "smoke-bench",
+            _measure(recipe),
+            lambda c: {"rehearsal": rehearsal.model_dump(mode="json")},
+        ),
         Step("card", _card(recipe), lambda c: {"version": c.options["version"]}),
         Step("publish", _publish(recipe), lambda c: {"repo": recipe.model.published}),
     ]
@@ -102,6 +230,8 @@ def where(run_dir: Path) -> dict[str, Path]:
     return {
         "checkpoint": run_dir / CHECKPOINT,
         "card": run_dir / CARD,
-        "reports": run_dir,
+        "reports": run_dir / "bench",
+        "smoke": run_dir / SMOKE_RECORD,
         "published": run_dir / HUB,
+        "run": run_dir / "run.json",
     }

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glm51.errors import Glm51Error
+from glm51.errors import Glm51Error, InputError
 from glm51.records.base import read_record, utc_now, write_record
 from glm51.records.release import RunManifest, StepEntry
 
@@ -79,20 +79,48 @@ def load_manifest(run_dir: Path) -> RunManifest | None:
 
 
 def run_steps(
-    steps: list[Step], context: Context, manifest: RunManifest, *, log: Log = lambda _: None
+    steps: list[Step],
+    context: Context,
+    manifest: RunManifest,
+    *,
+    only: Sequence[str] | None = None,
+    log: Log = lambda _: None,
 ) -> RunManifest:
+    """Run ``steps`` in order (``only``: just these; the others must have run already, in an
+    earlier job of the same release, and are chained through as they finished)."""
+    known = [s.name for s in steps]
+    unknown = sorted(set(only or ()) - set(known))
+    if unknown:
+        raise InputError(
+            f"unknown step(s) {', '.join(unknown)}; expected some of {', '.join(known)}"
+        )
     previous_key = ""
     entries: dict[str, StepEntry] = {s.name: s for s in manifest.steps}
+    last = max((known.index(n) for n in only), default=-1) if only else len(steps) - 1
 
     def save() -> None:
         nonlocal manifest
-        ordered = tuple(entries[s.name] for s in steps if s.name in entries)
+        ordered = tuple(entries[n] for n in known if n in entries)
         manifest = manifest.model_copy(update={"steps": ordered})
         write_record(manifest, context.run_dir / RUN_MANIFEST)
 
-    for step in steps:
-        key = step_key(step.name, step.inputs(context), previous_key)
+    for index, step in enumerate(steps[: last + 1]):
         old = entries.get(step.name)
+        if only is not None and step.name not in only:
+            if not (old and old.status == "done"):
+                raise InputError(
+                    f"step {step.name} has not run in {context.run_dir}; it comes before "
+                    f"{', '.join(n for n in known[index + 1 :] if n in only)}: run it first"
+                )
+            # Done in an earlier job: only if with these inputs (the same checkpoint, recipe).
+            if step_key(step.name, step.inputs(context), previous_key) != old.key:
+                raise InputError(
+                    f"step {step.name} in {context.run_dir} ran with other inputs (another "
+                    f"checkpoint, recipe or earlier result): run it again (--steps {step.name},...)"
+                )
+            previous_key = _chained(old.key, context, old.record)
+            continue
+        key = step_key(step.name, step.inputs(context), previous_key)
         valid = step.still_valid or _record_exists
         if old and old.status == "done" and old.key == key and valid(context, old):
             log(f"{step.name}: done already ({old.message or old.record}), skipped")

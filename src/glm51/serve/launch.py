@@ -14,11 +14,11 @@ from rich.markup import escape
 
 from glm51 import proc
 from glm51.checkpoint.hub_cache import resolve_model
+from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InputError, PreflightError
 from glm51.preflight.findings import Report, Severity
 from glm51.preflight.run import MISSING_FIX, check
 from glm51.recipe import Recipe
-from glm51.serve.health import health_url, wait_ready
 from glm51.sglang.command import render
 from glm51.sglang.help import install_hint
 

@@ -2,17 +2,21 @@
 
 - `--help`: prints the recorded help in $FAKE_SGLANG_HELP (default: the fork's recording).
 - otherwise: writes $FAKE_SGLANG_MARKER (argv and the env glm51 added, as JSON), serves
-  GET /health with 200 on --host/--port, and on SIGTERM/SIGINT exits with
+  the scripted GLM double (tests/doubles/openai_double.py: /health, /v1/models,
+  /server_info, chat completions) on --host/--port as --served-model-name, with the faults
+  named in $FAKE_SGLANG_FAULTS (comma-separated), and on SIGTERM/SIGINT exits with
   $FAKE_SGLANG_EXIT_CODE (default 43), so a test can tell the server's code was passed on
   (with FAKE_SGLANG_DIE_BY_SIGNAL set, it dies of the signal instead).
 """
 
-import http.server
 import json
 import os
 import signal
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from openai_double import Config, Server
 
 HELP = Path(__file__).resolve().parents[2] / "data" / "sglang-help" / "blackwell-fork.txt"
 
@@ -25,22 +29,15 @@ def _last(argv: list[str], flag: str, default: str) -> str:
     return value
 
 
-class _Health(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/health" else 404)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def main(argv: list[str]) -> int:
     if "--help" in argv or "-h" in argv:
         sys.stdout.write(Path(os.environ.get("FAKE_SGLANG_HELP", HELP)).read_text())
         return 0
     code = int(os.environ.get("FAKE_SGLANG_EXIT_CODE", "43"))
     host, port = _last(argv, "--host", "127.0.0.1"), int(_last(argv, "--port", "30000"))
-    server = http.server.HTTPServer((host, port), _Health)
+    faults = frozenset(f for f in os.environ.get("FAKE_SGLANG_FAULTS", "").split(",") if f)
+    name = _last(argv, "--served-model-name", "GLM-5.1")
+    server = Server((host, port), Config(served_name=name, faults=faults))
 
     def stop(signum: int, _frame: object) -> None:
         server.server_close()

@@ -1,0 +1,149 @@
+"""`glm51 bench`: the model card's throughput figures, measured against an endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from glm51.bench import measure
+from glm51.bench.report import TITLES, markdown, plot
+from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
+from glm51.endpoint.client import Endpoint, base_url, sync_client
+from glm51.errors import GateFailed, InputError
+from glm51.options import RecipeOption
+from glm51.outputs import claim_output_folder
+from glm51.recipe import load_recipe
+from glm51.records import BenchFigure, write_record
+
+err = Console(stderr=True)
+
+
+def _select(names: str | None, specs: list[FigureSpec]) -> list[FigureSpec]:
+    if not names:
+        return specs
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = {s.name: s for s in specs}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise InputError(f"--figures: unknown {unknown}; expected some of {sorted(known)}")
+    return [known[n] for n in wanted]
+
+
+def bench_command(
+    endpoint: Annotated[
+        str, typer.Option(help="Base URL of the server, e.g. http://127.0.0.1:30000.")
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Where bench.json, bench.md and bench.png go.", file_okay=False),
+    ] = Path("out/bench"),
+    figures: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these figures, comma-separated: short_tg, tg_32k, tg_128k, c32, "
+            "c64 (default: all five)."
+        ),
+    ] = None,
+    warmup: Annotated[float, typer.Option(help="Seconds of each figure before the window.")] = 15.0,
+    duration: Annotated[float, typer.Option(help="Seconds each figure is measured for.")] = 30.0,
+    max_tokens: Annotated[int, typer.Option(help="Output tokens per request.")] = 1024,
+    context_32k: Annotated[int, typer.Option(help="Prompt tokens of the 32K TG figure.")] = 32768,
+    context_128k: Annotated[
+        int, typer.Option(help="Prompt tokens of the 128K TG figure.")
+    ] = 131072,
+    served_name: Annotated[
+        str | None, typer.Option(help="Model name to ask for (default: the recipe's served_name).")
+    ] = None,
+    hardware: Annotated[str, typer.Option(help="What the server runs on, for the card.")] = "",
+    profile: Annotated[
+        str | None, typer.Option(help="The serve profile the server runs, for the record.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a stream may stay silent before it counts as dead.")
+    ] = 300.0,
+    gate_set: Annotated[
+        str,
+        typer.Option(
+            "--gates",
+            help="Which of the recipe's gates decide the exit code: release ([gates], the "
+            "model card's figures) or rehearsal ([rehearsal.gates], the CPU rehearsal's).",
+        ),
+    ] = "release",
+    recipe: RecipeOption = None,
+) -> None:
+    """Measure Short/32K/128K TG and c=32/c=64 throughput; gate them on the recipe's gates.
+
+    Writes OUT/bench.json (a typed record), OUT/bench.md (the card's table) and OUT/bench.png.
+    Exit 5 when a figure misses its gate, 6 when the server fails or dies.
+    """
+    rec = load_recipe(recipe)
+    specs = _select(figures, card_figures(context_32k, context_128k))
+    if warmup < 0 or duration <= 0 or max_tokens < 2:
+        raise InputError("--warmup must be >= 0, --duration > 0, --max-tokens >= 2")
+    if gate_set not in ("release", "rehearsal"):
+        raise InputError(f"--gates {gate_set}: expected release or rehearsal")
+    gates = rec.gates if gate_set == "release" else rec.rehearsal.gates
+    endpoint = base_url(endpoint)  # bad input (exit 3) before anything is measured
+    claim_output_folder(out_dir, option="--out", command="bench")  # before minutes of measuring
+    settings = Settings(
+        warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout
+    )
+    model = served_name or rec.model.served_name
+    with sync_client(timeout) as http, _progress() as progress:
+        sync = Endpoint(endpoint, model, http)
+        session = Session(sync, sync.url, model, settings)
+
+        def on_start(spec: FigureSpec) -> Callable[[float], None]:
+            total = settings.warmup_s + settings.duration_s
+            task = progress.add_task(f"{TITLES.get(spec.name, spec.name):>9}", total=total)
+            return lambda seconds: progress.update(task, completed=seconds)
+
+        def on_done(figure: BenchFigure) -> None:
+            progress.console.print(
+                f"  {TITLES.get(figure.name, figure.name)}: {figure.tokens_per_s:.1f} tok/s"
+                f"{_gate_word(figure)}"
+            )
+
+        record = bench(
+            session,
+            specs,
+            gates,
+            profile=profile,
+            hardware=hardware,
+            on_start=on_start,
+            on_done=on_done,
+        )
+    write_record(record, out_dir / "bench.json")
+    table = markdown(record)
+    (out_dir / "bench.md").write_text(table)
+    plot(record, out_dir / "bench.png")
+    print(table)  # plain: the Markdown stays copy-pasteable (no wrapping, no markup)
+    err.print(f"glm51 bench: wrote {out_dir}/bench.json, bench.md, bench.png")
+    missed = measure.missed(record.figures)
+    if missed:
+        raise GateFailed(f"{len(missed)} gate(s) missed: {'; '.join(missed)}")
+
+
+def _gate_word(f: BenchFigure) -> str:
+    if f.gate is None:
+        return ""
+    return " [green](gate passed)[/]" if f.gate.passed else " [bold red](gate MISSED)[/]"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)

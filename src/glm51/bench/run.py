@@ -1,0 +1,238 @@
+"""Run the bench figures against an endpoint: prompts sized, prefixes warmed, streams kept
+saturated for a fixed window, tokens counted from the server's usage.
+
+Async streaming on one pooled `httpx.AsyncClient` whose connection limit is the figure's
+concurrency, so the client is never the bottleneck. A request that fails (the server died,
+refused, cut a stream) cancels the figure's other streams at once and raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from glm51 import __version__
+from glm51.bench import measure
+from glm51.endpoint.client import (
+    AsyncEndpoint,
+    Endpoint,
+    RequestRejected,
+    async_client,
+    spec_accept_length,
+)
+from glm51.endpoint.prompts import filler, fit
+from glm51.endpoint.stream import Streamed
+from glm51.errors import InfraError
+from glm51.recipe.gates import Gates
+from glm51.records.bench import BenchFigure, BenchRecord
+
+SHORT_PROMPT = "Write a long story about a lighthouse keeper."
+OPTIONAL_FIELDS = ("ignore_eos", "continuous_usage_stats")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    concurrency: int
+    context_tokens: int  # 0: the short prompt as it is
+
+
+def card_figures(context_32k: int = 32768, context_128k: int = 131072) -> list[FigureSpec]:
+    return [
+        FigureSpec("short_tg", 1, 0),
+        FigureSpec("tg_32k", 1, context_32k),
+        FigureSpec("tg_128k", 1, context_128k),
+        FigureSpec("c32", 32, 0),
+        FigureSpec("c64", 64, 0),
+    ]
+
+
+@dataclass(frozen=True)
+class Settings:
+    warmup_s: float = 15.0
+    duration_s: float = 30.0
+    max_tokens: int = 1024  # per request; streams send the next request when one ends
+    timeout_s: float = 300.0  # one read of a stream (a server that stops talking)
+    temperature: float = 0.0
+
+
+@dataclass
+class Session:
+    """What the bench learnt about the server (which optional fields it takes)."""
+
+    sync: Endpoint
+    url: str
+    model: str
+    settings: Settings
+    extras: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "max_tokens": self.settings.max_tokens,
+            "temperature": self.settings.temperature,
+        }
+        if self.extras.get("ignore_eos"):
+            params["ignore_eos"] = True
+        if self.extras.get("continuous_usage_stats"):
+            params["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+        return params
+
+
+def probe_options(session: Session) -> None:
+    """Find out which optional request fields the server accepts (one short stream each)."""
+    for name in OPTIONAL_FIELDS:
+        extra: dict[str, Any] = (
+            {"ignore_eos": True}
+            if name == "ignore_eos"
+            else {"stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+        )
+        try:
+            session.sync.stream([_user(SHORT_PROMPT)], max_tokens=2, **extra)
+            session.extras[name] = True
+        except RequestRejected as exc:
+            if exc.status >= 500:
+                raise
+            session.extras[name] = False
+            session.notes.append(f"the server rejects {name} (HTTP {exc.status}); sent without it")
+
+
+def _user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def sized_prompt(session: Session, tokens: int) -> tuple[list[dict], int]:
+    """The prompt for a figure and its exact prompt_tokens."""
+    if tokens == 0:
+        messages = [_user(SHORT_PROMPT)]
+        usage = session.sync.chat(messages, max_tokens=1).usage
+        if usage is None:
+            raise InfraError("the server's answer has no usage: tokens cannot be counted")
+        return messages, usage.prompt_tokens
+
+    def count(messages: list[dict]) -> int:
+        usage = session.sync.chat(messages, max_tokens=1).usage
+        if usage is None:
+            raise InfraError("the server's answer has no usage: tokens cannot be counted")
+        return usage.prompt_tokens
+
+    def build(words: int, pad: int) -> list[dict]:
+        return [_user(filler(words, pad) + "\nContinue the list.")]
+
+    sized = fit(count, build, tokens, exact=True)
+    return sized.messages, sized.prompt_tokens
+
+
+async def measure_streams(
+    session: Session,
+    spec: FigureSpec,
+    messages: list[dict],
+    prompt_tokens: int,
+    tick: Callable[[float], None],
+) -> tuple[list[Streamed], float, float]:
+    s = session.settings
+    results: list[Streamed] = []
+    async with async_client(spec.concurrency, s.timeout_s) as http:
+        ep = AsyncEndpoint(session.url, session.model, http)
+        start = time.perf_counter()
+        a, b = start + s.warmup_s, start + s.warmup_s + s.duration_s
+
+        async def stream_worker() -> None:
+            while time.perf_counter() < b:
+                r = await ep.stream(messages, **session.params())
+                if r.usage is None:
+                    raise InfraError(f"{spec.name}: a stream ended without usage")
+                if r.usage.prompt_tokens != prompt_tokens:
+                    raise InfraError(
+                        f"{spec.name}: the server counted {r.usage.prompt_tokens} prompt tokens, "
+                        f"the prompt was sized to {prompt_tokens}"
+                    )
+                results.append(r)
+
+        async def ticker() -> None:
+            while True:
+                tick(min(time.perf_counter() - start, s.warmup_s + s.duration_s))
+                await asyncio.sleep(0.25)
+
+        tick_task = asyncio.create_task(ticker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(spec.concurrency):
+                    group.create_task(stream_worker())
+        except* InfraError as errors:
+            raise errors.exceptions[0] from None
+        finally:
+            tick_task.cancel()
+    return results, a, b
+
+
+def run_figure(
+    session: Session, spec: FigureSpec, gates: Gates, tick: Callable[[float], None]
+) -> BenchFigure:
+    messages, prompt_tokens = sized_prompt(session, spec.context_tokens)
+    # Warm the prefix (and measure the cold prefill) with a one-token answer.
+    cold = session.sync.stream(messages, max_tokens=1, temperature=0.0)
+    ttft = cold.ttft_s if cold.ttft_s is not None else cold.t_end - cold.t_sent
+    streams, a, b = asyncio.run(measure_streams(session, spec, messages, prompt_tokens, tick))
+    window = (measure.single_stream if spec.concurrency == 1 else measure.aggregate)(streams, a, b)
+    if window.tokens <= 0:
+        raise InfraError(f"{spec.name}: no tokens were decoded inside the measurement window")
+    rate = window.tokens_per_s
+    return BenchFigure(
+        name=spec.name,
+        concurrency=spec.concurrency,
+        context_tokens=prompt_tokens,
+        tokens_per_s=round(rate, 3),
+        output_tokens=round(window.tokens),
+        duration_s=round(b - a, 3),
+        ttft_s=round(ttft, 4),
+        prefill_tokens_per_s=round(prompt_tokens / ttft, 1) if ttft > 0 else None,
+        accept_length=spec_accept_length(session.sync.server_info()),
+        requests=window.requests,
+        gate=measure.gate(spec.name, rate, gates),
+    )
+
+
+def server_flags(info: dict | None) -> tuple[str, ...]:
+    """The server's arguments from /server_info, as `--flag=value` (scalars only)."""
+    if not info:
+        return ()
+    flags = []
+    for key, value in sorted(info.items()):
+        if value is None or isinstance(value, dict | list) or key in ("version",):
+            continue
+        flags.append(f"--{key.replace('_', '-')}={value}")
+    return tuple(flags)
+
+
+def bench(
+    session: Session,
+    specs: Sequence[FigureSpec],
+    gates: Gates,
+    *,
+    profile: str | None,
+    hardware: str,
+    on_start: Callable[[FigureSpec], Callable[[float], None]],
+    on_done: Callable[[BenchFigure], None] = lambda _f: None,
+) -> BenchRecord:
+    probe_options(session)
+    figures = []
+    for spec in specs:
+        figure = run_figure(session, spec, gates, on_start(spec))
+        figures.append(figure)
+        on_done(figure)
+    info = session.sync.server_info()
+    return BenchRecord(
+        glm51_version=__version__,
+        endpoint=session.url,
+        served_model=session.model,
+        profile=profile,
+        hardware=hardware,
+        server_flags=server_flags(info),
+        accept_length=spec_accept_length(info),
+        figures=tuple(figures),
+        notes=tuple(session.notes),
+    )

@@ -97,13 +97,22 @@ def staging_folder(output: Path, command: str) -> Path:
 
 def publish_folder(tmp: Path, output: Path) -> Path:
     """Swap the finished staging folder in; the old output goes only if glm51 wrote it."""
+    old = None
     if output.is_dir() and any(output.iterdir()):
         if not is_marked(output):  # checked before the work; re-checked at the swap
             raise InputError(f"{output}: was not written by glm51; the new one stays in {tmp}")
-        shutil.rmtree(output)
+        # Renamed aside first: a kill mid-swap leaves the old or the new folder, never neither.
+        old = output.with_name(f".{output.name}.old")
+        if old.exists():  # a previous swap's leftover: cleared only if it is glm51's
+            if not (old.is_dir() and is_marked(old)):
+                raise InputError(f"{old}: exists and was not written by glm51; move it away")
+            shutil.rmtree(old)
+        os.replace(output, old)
     elif output.is_dir():
         output.rmdir()
     os.replace(tmp, output)
+    if old is not None:
+        shutil.rmtree(old)
     return output
 
 
@@ -124,3 +133,14 @@ def claim_output_folder(
     if not is_marked(folder):
         mark(folder, command)
     return folder
+
+
+def check_output_file(path: Path, *, option: str, replace: bool = False) -> None:
+    """A single file glm51 is about to write: its folder exists, it is not a link, and it is
+    not replaced unless ``replace`` (for files glm51 regenerates, such as the docs)."""
+    if path.is_symlink():
+        raise InputError(f"{option} {path}: is a symbolic link; glm51 writes only plain files")
+    if not path.parent.is_dir():
+        raise InputError(f"{option} {path}: its folder {path.parent} does not exist")
+    if path.exists() and (not replace or not path.is_file()):
+        raise InputError(f"{option} {path}: exists; glm51 does not write over it (remove it)")

@@ -333,4 +333,6 @@ def test_bad_input_is_named_with_its_exit_code_and_nothing_changes(case, tmp_pat
     for words in case.words(tmp_path):
         assert words in said, done.stderr
     assert "Traceback" not in done.stderr
+    if case.argv(tmp_path)[0] == "quantize":  # refused before any work: no estimate printed
+        assert "parameters" not in said and "calibration" not in said.lower().split(":", 1)[0]
     assert _digests(tmp_path) == before  # every input byte for byte, nothing added or removed

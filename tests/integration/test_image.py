@@ -198,3 +198,75 @@ def _grep(path: Path, needles: list[bytes], chunk: int = 1 << 24) -> list[bytes]
             found |= {n for n in needles if n in window}
             tail = window[-overlap:]
     return sorted(found)
+
+
+def _check_files(image: str, *extra_mounts: str, check: bool = False):
+    """The repository's check_files.py, run in `image` against the repository's OWNERS file."""
+    cu130 = REPO / "images" / "cu130"
+    return docker_run(
+        image,
+        "python",
+        "/check/check_files.py",
+        "/check/file-owners.txt",
+        mounts=(f"{cu130}:/check:ro", *extra_mounts),
+        check=check,
+    )
+
+
+def test_import_b12x_is_b12x_own_file_and_no_file_is_owned_twice(image, labels):
+    if labels["org.glm51.stack"] != "full":
+        pytest.skip("the slim stack has neither b12x nor flashinfer")
+    done = _check_files(image)
+    assert done.returncode == 0, done.stderr
+    assert "every file owned twice is its decided owner's" in done.stdout
+
+
+@pytest.mark.slow
+def test_file_check_fails_when_flashinfer_b12x_init_is_installed_last(image, labels, tmp_path):
+    """A test image in which flashinfer-python (the same locked, hashed wheel) is installed
+    after b12x: its older b12x/__init__.py wins, and the check must name the swap."""
+    if labels["org.glm51.stack"] != "full":
+        pytest.skip("the slim stack has neither b12x nor flashinfer")
+    lock = (
+        REPO / "images" / "cu130" / docker_run(image, "cat", "/opt/glm51/lock-name").stdout.strip()
+    )
+    lines, on = [], False
+    for line in lock.read_text().splitlines():
+        on = on or line.startswith("flashinfer-python==")
+        if on:
+            lines.append(line)
+            if not line.rstrip().endswith("\\"):
+                break
+    assert lines, f"{lock} pins no flashinfer-python"
+    (tmp_path / "flashinfer.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "Dockerfile").write_text(
+        "ARG IMAGE\n"
+        "FROM ${IMAGE}\n"
+        "USER root\n"
+        "COPY flashinfer.txt /tmp/\n"
+        "RUN --mount=type=secret,id=ca_bundle . /usr/local/lib/glm51/ca-env.sh"
+        " && pip install --no-deps --require-hashes --only-binary=:all: --force-reinstall"
+        " -r /tmp/flashinfer.txt\n"
+    )
+    tag = f"glm51-clobber-test:{secrets.token_hex(4)}"
+    argv = ["docker", "buildx", "build", "--load", "--tag", tag, "--build-arg", f"IMAGE={image}"]
+    if CA_BUNDLE.is_file():
+        argv += ["--secret", f"id=ca_bundle,src={CA_BUNDLE}"]
+    proc.run([*argv, str(tmp_path)], timeout=1800)
+    try:
+        # flashinfer's b12x/__init__.py is a shim: `import b12x` then hands out flashinfer's
+        # vendored copy (b12x.__file__ is flashinfer/experimental/b12x/...).
+        probe = (
+            "import importlib.util, os; origin = importlib.util.find_spec('b12x').origin; "
+            "import b12x; print(os.path.getsize(origin), b12x.__file__)"
+        )
+        size, loaded = docker_run(tag, "python", "-c", probe).stdout.split()
+        assert size == "1727", "flashinfer's b12x/__init__.py did not win: the test proves nothing"
+        assert "/flashinfer/" in loaded
+        done = _check_files(tag)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "b12x/__init__.py: owned by" in done.stderr
+        assert "b12x's must be on disk, but it is flashinfer-python's" in done.stderr
+        assert "import b12x loads" in done.stderr and "not b12x's own file" in done.stderr
+    finally:
+        proc.run(["docker", "rmi", "-f", tag], check=False)

@@ -511,5 +511,8 @@ def test_calib_build_says_whether_the_digest_was_checked(tmp_path, data_dir, tok
     assert f"NOT checked: {manifest} records no sha256 yet" in said
 
     record_digest(manifest, CalibSet.load(tmp_path / "broad.npz").digest)
+    refused = CliRunner().invoke(app, argv)  # the set is there: never written over
+    assert refused.exit_code == 3 and "exists" in refused.output
+    (tmp_path / "broad.npz").unlink()
     second = CliRunner().invoke(app, argv)
     assert second.exit_code == 0 and "(matches the manifest)" in second.output

@@ -68,6 +68,7 @@ def test_buildx_argv_default_full_build(recipe):
         "BUILD_ID=0.2.0-46e95a294ca6-full",
         "DEFAULT_PROFILE=rtx-pro-6000-x8-upstream",
         "SERVE_PORT=5000",  # the default profile's port
+        "GLM51_SGLANG_PLUGINS=glm51-sglang-b12x",  # the upstream build's plugins, after the lock
     ]
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"] == [
         "glm51:0.2.0-cu130",
@@ -97,6 +98,8 @@ def test_ca_bundle_is_a_secret_and_push_replaces_load(recipe):
 def test_local_base_picks_its_python_and_slim_tags(recipe):
     spec = _plan(recipe, base_image="glm51-base:bookworm", stack="slim")
     assert spec.stack == "slim" and spec.tags == ("glm51:0.2.0-cu130-slim",)
+    assert spec.sglang_plugins == ()  # no sglang in the slim stack, so no sglang plugin
+    assert "GLM51_SGLANG_PLUGINS=" in buildx_argv(spec)
     assert spec.labels["org.glm51.sglang.version"] == "none"
     assert spec.labels["org.opencontainers.image.base.name"] == "glm51-base:bookworm"
 
@@ -166,12 +169,11 @@ def test_selfcheck_flags_are_what_serve_renders(recipe):
 
 def test_selfcheck_reports_a_missing_backend(recipe):
     parser = _fake_parser(["triton"])
-    problems = profile_problems(recipe, "upstream", parser, lambda: sglang_help("upstream-0.5.23"))
-    assert list(problems) == ["rtx-pro-6000-x8-upstream"]
-    assert (
-        "sglang's parser: argument --moe-runner-backend: invalid choice"
-        in (problems["rtx-pro-6000-x8-upstream"])
-    )
+    help_b12x = sglang_help("upstream-0.5.23-b12x")
+    problems = profile_problems(recipe, "upstream", parser, lambda: help_b12x)
+    assert list(problems) == ["rtx-pro-6000-x8-upstream", "rtx-pro-6000-x8-b12x"]
+    for why in problems.values():
+        assert "sglang's parser: argument --moe-runner-backend: invalid choice" in why
 
 
 def test_selfcheck_runs_the_preflights_installed_sglang_check(recipe):
@@ -193,10 +195,13 @@ def test_selfcheck_runs_the_preflights_installed_sglang_check(recipe):
     why = problems["rtx-pro-6000-x8"]
     assert "does not accept --fp4-gemm-backend b12x" in why
     assert "does not accept --moe-runner-backend b12x" in why
-    assert (
-        profile_problems(recipe, "upstream", permissive, lambda: sglang_help("upstream-0.5.23"))
-        == {}
-    )
+    # The upstream image advertises the b12x profile: it passes only with the plugin loaded.
+    with_plugin = sglang_help("upstream-0.5.23-b12x")
+    assert profile_problems(recipe, "upstream", permissive, lambda: with_plugin) == {}
+    bare = sglang_help("upstream-0.5.23")
+    without = profile_problems(recipe, "upstream", permissive, lambda: bare)
+    assert list(without) == ["rtx-pro-6000-x8-b12x"]
+    assert "does not accept --moe-runner-backend b12x" in without["rtx-pro-6000-x8-b12x"]
 
 
 def test_runner_builds_through_proc_and_records_the_digest(recipe, tmp_path, monkeypatch):
@@ -463,3 +468,14 @@ def test_locks_digest_orders_by_file_name_not_by_path(tmp_path):
 
     expected = hashlib.sha256(b"a.lock\0x==1\n\0b.lock\0y==2\n\0").hexdigest()
     assert locks.locks_digest([b, a]) == locks.locks_digest([a, b]) == f"sha256:{expected}"
+
+
+def test_every_build_plugin_is_a_plugin_distribution_in_this_repository(recipe):
+    named = {p for build in recipe.sglang_builds.values() for p in build.plugins}
+    assert named == {"glm51-sglang-b12x"}
+    for plugin in named:
+        project = tomllib.loads((REPO / "plugins" / plugin / "pyproject.toml").read_text())
+        assert project["project"]["name"] == plugin
+        assert "sglang.srt.plugins" in project["project"]["entry-points"]
+        sglang_pin = f"sglang=={recipe.sglang_builds['upstream'].version}"
+        assert sglang_pin in project["project"]["dependencies"]

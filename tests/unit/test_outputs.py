@@ -245,3 +245,36 @@ def test_an_overlap_refusal_names_the_option(tmp_path):
         check_output_folder(
             tmp_path, overwrite=True, option="--out-dir", inputs={"--model": tmp_path}
         )
+
+
+def test_a_local_publish_never_rewrites_a_tagged_version(tmp_path):
+    """Re-publishing a tagged version with another card is refused before anything is written."""
+    import json
+
+    from glm51.checkpoint import manifest as mf
+    from glm51.publish.local import publish_to_folder
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    mf.write(mf.build(ckpt, {}, recipe=None, timestamp=False), ckpt)
+    repo = "lukealonso/GLM-5.1-NVFP4"
+    tag = publish_to_folder(ckpt, "CARD ONE", tmp_path / "hub", repo=repo, version="v1.0.0")
+    assert json.loads(tag.read_text())["README.md"]
+    again = publish_to_folder(ckpt, "CARD ONE", tmp_path / "hub", repo=repo, version="v1.0.0")
+    assert again == tag  # the same files: already published
+    with pytest.raises(InputError, match="never moved"):
+        publish_to_folder(ckpt, "CARD TWO", tmp_path / "hub", repo=repo, version="v1.0.0")
+    assert (tmp_path / "hub" / repo / "README.md").read_text() == "CARD ONE"
+
+
+def test_a_refused_swap_keeps_the_finished_folder(tmp_path):
+    out = tmp_path / "out"
+    tmp = staging_folder(out, "test")
+    (tmp / "result").write_text("hours of work")
+    out.mkdir()
+    (out / "theirs.txt").write_text("mine")  # appeared during the work, not glm51's
+    with pytest.raises(InputError, match="the new one stays in"):
+        publish_folder(tmp, out)
+    assert (tmp / "result").read_text() == "hours of work"
+    assert (out / "theirs.txt").read_text() == "mine"

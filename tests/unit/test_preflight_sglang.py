@@ -57,6 +57,18 @@ def test_upstream_profile_runs_on_upstream_0_5_23(recipe):
     assert run(recipe, "rtx-pro-6000-x8-upstream", "upstream-0.5.23") == []
 
 
+def test_b12x_profile_on_upstream_with_the_plugin_passes(recipe):
+    assert run(recipe, "rtx-pro-6000-x8-b12x", "upstream-0.5.23-b12x") == []
+
+
+def test_b12x_profile_on_upstream_without_the_plugin_names_the_plugin(recipe):
+    found = run(recipe, "rtx-pro-6000-x8-b12x", "upstream-0.5.23")
+    choice = [f for f in found if f.check == "sglang.choice"]
+    assert len(choice) == 2 and all(f.severity is Severity.ERROR for f in choice)
+    assert "pip install sglang==0.5.23" in choice[0].fix
+    assert "pip install ./plugins/glm51-sglang-b12x" in choice[0].fix
+
+
 def test_a_flag_upstream_split_in_two_is_refused_as_ambiguous(recipe):
     # 0.5.23 split --cuda-graph-max-bs into -decode/-prefill: argparse refuses the prefix.
     found = run(recipe, "rtx-pro-6000-x8", "upstream-0.5.23")
@@ -114,7 +126,8 @@ def test_install_hints(recipe):
         FORK_HINT
     )
     assert installed.install_hint("upstream", recipe.sglang_builds["upstream"]) == (
-        "install the profile's sglang build 'upstream': pip install sglang==0.5.23"
+        "install the profile's sglang build 'upstream': pip install sglang==0.5.23, then its "
+        "plugins from the glm51 repository: pip install ./plugins/glm51-sglang-b12x"
     )
 
 

@@ -10,6 +10,8 @@ from glm51.recipe import parse_recipe
 from glm51.recipe.docs import render_schema_markdown
 from tests.conftest import REPO
 
+UPSTREAM_IMAGE_PROFILES = 'upstream = ["rtx-pro-6000-x8-upstream", "rtx-pro-6000-x8-b12x"]'
+
 
 def test_recipe_loads_with_the_model_card_profile(recipe):
     name, profile = recipe.profile()
@@ -25,7 +27,22 @@ def test_recipe_has_an_upstream_profile_marked_unvalidated(recipe):
         p for p in recipe.profiles.values() if recipe.sglang_builds[p.sglang_build].source == "pypi"
     ]
     assert upstream and not any(p.validated for p in upstream)
-    assert not any(p.uses_b12x for p in upstream)
+    # On PyPI's sglang, b12x comes only from the plugin: every such profile's build carries it.
+    b12x = [p for p in upstream if p.uses_b12x]
+    assert [p.server.moe_runner_backend for p in b12x] == ["b12x"]
+    assert all("glm51-sglang-b12x" in recipe.sglang_builds[p.sglang_build].plugins for p in b12x)
+
+
+def test_b12x_profile_carries_the_model_cards_flags_on_the_upstream_build(recipe):
+    _, card = recipe.profile("rtx-pro-6000-x8")
+    _, b12x = recipe.profile("rtx-pro-6000-x8-b12x")
+    assert b12x.sglang_build == "upstream" and not b12x.validated
+    differ = {k for k, v in b12x.server.model_dump().items() if v != card.server.model_dump()[k]}
+    # 0.5.23 split --cuda-graph-max-bs: the same 32, under the name upstream accepts.
+    assert differ == {"cuda_graph_max_bs", "cuda_graph_max_bs_decode"}
+    assert card.server.cuda_graph_max_bs == b12x.server.cuda_graph_max_bs_decode == 32
+    assert b12x.env == card.env and b12x.hardware == card.hardware
+    assert "rtx-pro-6000-x8-b12x" in recipe.images["cu130"].profiles["upstream"]
 
 
 def test_recipe_objects_are_frozen(recipe):
@@ -80,11 +97,11 @@ def test_recipe_reference_in_docs_is_current():
             "images.cu130.default_sglang_build: expected one of",
         ),
         (
-            ('upstream = ["rtx-pro-6000-x8-upstream"]', 'upstream = ["no-such-profile"]'),
+            (UPSTREAM_IMAGE_PROFILES, 'upstream = ["no-such-profile"]'),
             "'no-such-profile': no such profile",
         ),
         (
-            ('upstream = ["rtx-pro-6000-x8-upstream"]', 'upstream = ["rtx-pro-6000-x8"]'),
+            (UPSTREAM_IMAGE_PROFILES, 'upstream = ["rtx-pro-6000-x8"]'),
             "'rtx-pro-6000-x8' needs sglang build 'blackwell-fork'",
         ),
         (
@@ -131,7 +148,7 @@ def test_cli_reference_in_docs_is_current():
 
 # --- cross-references and lookups, exactly (docs/testing.md, mutation testing) ---
 
-PROFILES = "['rtx-pro-6000-x8', 'rtx-pro-6000-x8-upstream']"
+PROFILES = "['rtx-pro-6000-x8', 'rtx-pro-6000-x8-b12x', 'rtx-pro-6000-x8-upstream']"
 BUILDS = "['blackwell-fork', 'upstream']"
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from glm51.errors import GateFailed, InfraError, InputError
+from glm51.errors import GateFailed, InfraError, InputError, PreflightError
 from glm51.records import ImageRecord, write_record
 from glm51.records.release import RunManifest
 from glm51.release import production
@@ -38,13 +38,15 @@ def context(tmp_path):
 
 
 def _fake_proc(monkeypatch, answers):
+    """answers: (argv prefix, (returncode, stdout, stderr)) for the first call it matches."""
     calls = []
 
     def run(argv, **kw):
         calls.append(list(argv))
         for prefix, result in answers:
-            if list(argv[: len(prefix)]) == prefix or prefix[0] in argv[-3:]:
-                return SimpleNamespace(returncode=result[0], stdout=result[1], stderr="")
+            if list(argv[: len(prefix)]) == prefix:
+                code, out, err = (*result, "")[:3]
+                return SimpleNamespace(returncode=code, stdout=out, stderr=err)
         return SimpleNamespace(returncode=0, stdout="", stderr="")
 
     monkeypatch.setattr(production.proc, "run", run)
@@ -52,7 +54,8 @@ def _fake_proc(monkeypatch, answers):
 
 
 def test_the_release_tag_is_created_once_and_the_moving_tags_follow(context, monkeypatch, recipe):
-    calls = _fake_proc(monkeypatch, [(["docker", "buildx", "imagetools", "inspect"], (1, ""))])
+    absent = (1, "", "ERROR: ghcr.io/lukealonso/glm51:v1.2.3-cu130: not found")
+    calls = _fake_proc(monkeypatch, [(["docker", "buildx", "imagetools", "inspect"], absent)])
     production.step_tag(recipe)(context)
     source = f"ghcr.io/lukealonso/glm51@{DIGEST}"
     creates = [c for c in calls if c[3] == "create"]
@@ -80,7 +83,27 @@ def test_the_same_image_already_tagged_moves_only_the_moving_tags(context, monke
     assert [c[5] for c in calls if "create" in c] == ["ghcr.io/lukealonso/glm51:latest-cu130"]
 
 
-@pytest.mark.parametrize(("code", "error"), [(5, GateFailed), (4, Exception), (1, InfraError)])
+def test_a_registry_that_cannot_answer_is_not_taken_for_a_missing_tag(context, monkeypatch, recipe):
+    failing = (1, "", "ERROR: failed to do request: 503 Service Unavailable")
+    calls = _fake_proc(monkeypatch, [(["docker", "buildx", "imagetools", "inspect"], failing)])
+    with pytest.raises(InfraError, match="cannot tell whether"):
+        production.step_tag(recipe)(context)
+    assert not [c for c in calls if "create" in c]
+
+
+def test_publish_refuses_before_uploading_when_the_image_tag_is_taken(context, monkeypatch, recipe):
+    taken = (0, json.dumps({"digest": OTHER}))
+    _fake_proc(monkeypatch, [(["docker", "buildx", "imagetools", "inspect"], taken)])
+    uploads = []
+    monkeypatch.setattr(production, "publish", lambda *a, **k: uploads.append(a))
+    monkeypatch.setattr(production, "Hub", lambda: None)
+    context.path(production.CARD).write_text("card")
+    with pytest.raises(InputError, match="never moves"):
+        production.step_publish(recipe)(context)
+    assert uploads == []
+
+
+@pytest.mark.parametrize(("code", "error"), [(5, GateFailed), (4, PreflightError), (1, InfraError)])
 def test_gates_serve_the_pushed_digest_and_always_stop_it(
     context, monkeypatch, recipe, code, error
 ):
@@ -94,6 +117,7 @@ def test_gates_serve_the_pushed_digest_and_always_stop_it(
         return SimpleNamespace(returncode=answers(argv), stdout="", stderr="")
 
     monkeypatch.setattr(production.proc, "run", run)
+    monkeypatch.setattr(production, "_answers", lambda url: False)  # the port is free
     waited = []
     monkeypatch.setattr(production, "wait_ready", lambda url, **kw: waited.append(url) or 1.0)
     with pytest.raises(error) as info:
@@ -101,7 +125,7 @@ def test_gates_serve_the_pushed_digest_and_always_stop_it(
     assert waited == ["http://127.0.0.1:5000/health"]  # served before any check ran
     if code == 5:
         assert info.value.exit_code == 5
-    serve = calls[0]
+    serve = next(c for c in calls if c[:2] == ["docker", "run"])
     assert serve[:3] == ["docker", "run", "--detach"]
     assert f"ghcr.io/lukealonso/glm51@{DIGEST}" in serve
     assert f"{context.path('ckpt')}:/models/checkpoint:ro" in serve
@@ -113,9 +137,12 @@ def test_gates_serve_the_pushed_digest_and_always_stop_it(
         "--model",
         "/models/checkpoint",
     ]
-    assert calls[-1][:2] == ["docker", "stop"]  # stopped, whatever the gates said
+    assert [c[:2] for c in calls[-2:]] == [["docker", "stop"], ["docker", "rm"]]  # always
+    if code:
+        assert ["docker", "logs", "--tail", "200"] in [c[:4] for c in calls]  # the cause, shown
     children = [c for c in calls if "-c" in c]
-    assert [c[3] for c in children] == ["smoke", "bench"]
+    assert [c[3] for c in children] == ["smoke", "bench"][: len(children)]
+    assert all("--recipe" in c for c in children)
 
 
 def test_a_step_selected_before_its_predecessors_ran_is_refused(context, recipe):
@@ -139,3 +166,29 @@ def test_notes_name_the_immutable_tag_and_the_digest(context, recipe):
     notes = context.path(production.NOTES).read_text()
     assert "ghcr.io/lukealonso/glm51:v1.2.3-cu130" in notes and DIGEST in notes
     assert "https://huggingface.co/lukealonso/GLM-5.1-NVFP4/tree/v1.2.3" in notes
+
+
+def test_gates_refuse_a_port_something_else_already_serves(context, monkeypatch, recipe):
+    calls = _fake_proc(monkeypatch, [])
+    monkeypatch.setattr(production, "_answers", lambda url: True)
+    with pytest.raises(PreflightError, match="already serves on port 5000"):
+        production.step_gates(recipe)(context)
+    assert calls == []
+
+
+def test_later_jobs_refuse_earlier_steps_done_on_other_weights(context, recipe, monkeypatch):
+    """gates ran on one checkpoint; publish in the next job must not ship another."""
+    from glm51.checkpoint.manifest import MANIFEST
+
+    (context.path("ckpt") / MANIFEST).write_text('{"weights": "A"}')
+    done = {n: (lambda c, n=n: production.Outcome(None, n)) for n in production.STEPS}
+    steps = [production.Step(s.name, done[s.name], s.inputs) for s in production.steps(recipe)]
+    manifest = run_steps(
+        steps,
+        context,
+        RunManifest(version="v1.2.3", rehearsal=False),
+        only=["image", "verify", "gates"],
+    )
+    (context.path("ckpt") / MANIFEST).write_text('{"weights": "B"}')
+    with pytest.raises(InputError, match=r"step verify .* ran with other inputs"):
+        run_steps(steps, context, manifest, only=["card", "publish"])

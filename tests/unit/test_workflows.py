@@ -122,9 +122,13 @@ def test_gpu_jobs_run_on_the_recipes_runner_labels(recipe):
 def test_the_workflow_steps_call_glm51_through_the_repos_scripts():
     release = _load("release.yml")
     runs = [s["run"] for job in release["jobs"].values() for s in job["steps"] if "run" in s]
-    assert runs[:3] == [
+    assert runs[:4] == [
         "bash ci/release.sh image",
         "bash ci/release.sh verify gates",
+        "bash ci/release.sh --install-only",
         "bash ci/release.sh card publish tag notes",
     ]
+    publish = release["jobs"]["publish"]["steps"]
+    installs = next(s for s in publish if s.get("run") == "bash ci/release.sh --install-only")
+    assert "env" not in installs  # the token is not around while packages install
     assert Path(REPO / "ci" / "release.sh").is_file()

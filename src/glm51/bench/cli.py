@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from glm51.bench import measure
 from glm51.bench.report import TITLES, markdown, plot
 from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
-from glm51.endpoint.client import Endpoint, sync_client
+from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.errors import GateFailed, InputError
 from glm51.options import RecipeOption
 from glm51.outputs import claim_output_folder
@@ -88,6 +88,7 @@ def bench_command(
     if gate_set not in ("release", "rehearsal"):
         raise InputError(f"--gates {gate_set}: expected release or rehearsal")
     gates = rec.gates if gate_set == "release" else rec.rehearsal.gates
+    endpoint = base_url(endpoint)  # bad input (exit 3) before anything is measured
     claim_output_folder(out_dir, option="--out", command="bench")  # before minutes of measuring
     settings = Settings(
         warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout

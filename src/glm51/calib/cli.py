@@ -15,6 +15,7 @@ from glm51.calib.manifest import load_manifest, record_digest
 from glm51.calib.tokenizer import load_tokenizer
 from glm51.errors import InputError
 from glm51.options import RecipeOption
+from glm51.outputs import check_output_file
 from glm51.recipe import Recipe, load_recipe
 
 DataDirOption = Annotated[
@@ -54,8 +55,11 @@ def build(
     """Build one pass and check it against the manifest's recorded sha256 (exit 3)."""
     loaded = load_recipe(recipe)
     manifest_path = loaded.pass_manifest(pass_name)
-    if out.is_dir():
-        raise InputError(f"--out {out}: is a folder; give the .npz file to write")
+    if out.suffix != ".npz":
+        raise InputError(
+            f"--out {out}: expected a .npz file name (the set is written as NumPy .npz)"
+        )
+    check_output_file(out, option="--out")  # never over an existing file (a manifest, data)
     if data_dir is not None and data_dir.resolve() in out.resolve().parents:
         raise InputError(f"--out {out} is inside --data-dir {data_dir}: write it elsewhere")
     manifest = load_manifest(manifest_path)

@@ -20,7 +20,7 @@ from glm51.endpoint.stream import (
     Streamed,
     parse_completion,
 )
-from glm51.errors import InfraError
+from glm51.errors import InfraError, InputError
 
 Message = Mapping[str, Any]
 
@@ -45,7 +45,11 @@ class BadAnswer(EndpointError):
 
 
 def base_url(url: str) -> str:
-    """`http://h:p`, `http://h:p/`, `http://h:p/v1` all mean the same server."""
+    """`http://h:p`, `http://h:p/`, `http://h:p/v1` all mean the same server. Anything that
+    is not an http(s) URL with a host is bad input (exit 3), not a server that failed."""
+    parsed = httpx.URL(url) if "://" in url else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InputError(f"--endpoint {url!r}: expected an http(s) URL, e.g. http://127.0.0.1:5000")
     url = url.rstrip("/")
     return url[: -len("/v1")] if url.endswith("/v1") else url
 

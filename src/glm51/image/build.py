@@ -32,6 +32,7 @@ class BuildSpec:
     image: str = ""  # the recipe's image name
     default_profile: str = ""
     lock: str = ""  # the lock the build installs, relative to the context
+    sglang_plugins: tuple[str, ...] = ()  # plugins/<name> folders installed after the lock
     serve_port: int = 5000  # the default profile's port: GLM51_PORT, EXPOSE, the healthcheck
     labels: Mapping[str, str] = field(default_factory=dict)
     ca_bundle: Path | None = None
@@ -63,6 +64,7 @@ def buildx_argv(spec: BuildSpec) -> list[str]:
         "BUILD_ID": spec.build_id,
         "DEFAULT_PROFILE": spec.default_profile,
         "SERVE_PORT": str(spec.serve_port),
+        "GLM51_SGLANG_PLUGINS": " ".join(spec.sglang_plugins),
     }
     for name, value in build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
@@ -182,6 +184,7 @@ def plan(
         image=image_name,
         default_profile=default_profile,
         lock=str(lock.relative_to(repo)),
+        sglang_plugins=() if stack == "slim" else build.plugins,
         serve_port=recipe.profiles[default_profile].server.port if default_profile else 5000,
         labels=labels,
         ca_bundle=ca_bundle,

@@ -26,7 +26,12 @@ class _Raising(argparse.ArgumentParser):
 
 
 def sglang_parser() -> argparse.ArgumentParser:
+    # As `python -m sglang.launch_server` does before parsing: the installed plugins (entry
+    # point group sglang.srt.plugins) may add choices, e.g. b12x from glm51-sglang-b12x.
+    from sglang.srt.plugins import load_plugins
     from sglang.srt.server_args import ServerArgs
+
+    load_plugins()
 
     parser = _Raising(prog="sglang.launch_server")
     ServerArgs.add_cli_args(parser)

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from glm51.errors import InputError
 from glm51.options import ProfileOption, RecipeOption
+from glm51.outputs import check_output_file
 from glm51.publish.card import Records, render_card
 from glm51.publish.hub import Hub
 from glm51.publish.plan import DEFAULT_COMMIT_BYTES
@@ -81,8 +81,7 @@ def card_command(
     if output is None:
         typer.echo(text, nl=False)
         return
-    if output.exists():
-        raise InputError(f"{output}: exists; the card is never written over a file (remove it)")
+    check_output_file(output, option="--output")
     output.write_text(text, encoding="utf-8")
     err.print(f"wrote {escape(str(output))}", highlight=False)
 

@@ -43,21 +43,22 @@ def publish_to_folder(
     target = claim_output_folder(dest / repo, option="--to", command="publish (local)")
     tag = target / "tags" / version
     files = dict(sorted(manifest.all_files().items()))
+    # What the tag will name, from the sources: decided before anything is written.
     expected = {name: entry.sha256 for name, entry in files.items()}
-    (target / CARD).write_text(card, encoding="utf-8")
     expected[CARD] = hashlib.sha256(card.encode()).hexdigest()
-    shutil.copyfile(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
     expected[mf.MANIFEST] = _sha256(checkpoint / mf.MANIFEST)
-    for name, path in (extra or {}).items():  # the card's plot
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target / name)
-        expected[name] = _sha256(path)
+    expected.update({name: _sha256(path) for name, path in (extra or {}).items()})
     if tag.is_file():
         if json.loads(tag.read_text()) == expected:
             return tag  # already published, the same files
         raise InputError(
             f"{tag}: version {version} is already tagged with other files; a tag is never moved"
         )
+    (target / CARD).write_text(card, encoding="utf-8")
+    shutil.copyfile(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
+    for name, path in (extra or {}).items():  # the card's plot
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / name)
     for name in files:
         src, dst = checkpoint / name, target / name
         if not (

@@ -255,8 +255,8 @@ def export(
         # glm51-manifest.json: what `glm51 verify` and `glm51 publish` check the folder against.
         headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
         manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
-        publish_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return output
+    # Outside the cleanup: a refused swap keeps the finished export in `tmp` (it says where).
+    return publish_folder(tmp, output)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from glm51.options import RecipeOption
+from glm51.outputs import check_output_file
 from glm51.recipe.docs import render_schema_markdown
 from glm51.recipe.load import load_recipe
 
@@ -34,6 +35,7 @@ def schema(
     """Generate the recipe reference (docs/recipe.md) from the typed models."""
     text = render_schema_markdown()
     if output:
+        check_output_file(output, option="--output", replace=True)  # a generated doc
         output.write_text(text)
     else:
         typer.echo(text, nl=False)

@@ -11,7 +11,11 @@ from glm51.recipe.gates import Gates
 
 
 class RehearsalRecipe(Strict):
-    served_name: str = Field("glm51/tiny", description="the tiny model's name on its server")
+    served_name: str = Field(
+        "glm51/tiny",
+        pattern=r"^[\w.-]+/[\w.-]+$",
+        description="the tiny model's name on its server, OWNER/NAME",
+    )
     figures: tuple[str, ...] = Field(("short_tg",), description="bench figures measured")
     warmup_s: float = Field(2.0, ge=0, description="seconds of each figure before its window")
     duration_s: float = Field(5.0, gt=0, description="seconds each figure is measured for")

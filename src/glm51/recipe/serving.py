@@ -23,6 +23,13 @@ class SGLangBuild(Strict):
     fp4_gemm_backends: tuple[str, ...]
     moe_runner_backends: tuple[str, ...]
     attention_backends: tuple[str, ...]
+    plugins: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")], ...] = Field(
+        (),
+        description=(
+            "SGLang plugin distributions kept in this repository (plugins/<name>) that the image "
+            "installs with this build; the backends they add are in the lists above"
+        ),
+    )
 
     @model_validator(mode="after")
     def _pinned(self) -> SGLangBuild:

@@ -73,7 +73,9 @@ def release_command(
     check_names(loaded.model.published, version)
     name = ("rehearsal-" if rehearsal_mode else "") + version
     folder = run_dir or Path("out") / "release" / name
-    claim_output_folder(folder, option="--run-dir", command="release")
+    claim_output_folder(
+        folder, option="--run-dir", command="release", inputs={"--checkpoint": checkpoint}
+    )
     manifest = load_manifest(folder) or RunManifest(
         glm51_version=__version__,
         version=version,
@@ -84,6 +86,12 @@ def release_command(
     if (manifest.version, manifest.rehearsal) != (version, rehearsal_mode):
         kind = "rehearsal" if manifest.rehearsal else "release"
         raise InputError(f"{folder}: holds the {kind} of {manifest.version}; use another --run-dir")
+    recorded = manifest.inputs.get("recipe_sha256")
+    if not rehearsal_mode and recorded not in (None, recipe_digest(loaded)):
+        raise InputError(
+            f"{folder}: this release began with another recipe (sha256 {recorded}); a release "
+            "runs on one recipe: use another --run-dir, or the recipe it began with"
+        )
     options = {"version": version, "seed": seed, "samples": samples, "checkpoint": checkpoint}
     context = Context(folder, options, log=lambda m: err.print(escape(m), highlight=False))
     if rehearsal_mode:

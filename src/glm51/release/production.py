@@ -6,11 +6,16 @@ runs, and a re-run skips those whose records are still valid."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
+
 from glm51 import proc
+from glm51.checkpoint.manifest import MANIFEST
 from glm51.checkpoint.verify import verify
 from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import GateFailed, InfraError, InputError, PreflightError
@@ -40,6 +45,15 @@ def _checkpoint(context: Context) -> Path:
     if not path:
         raise InputError("--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release")
     return Path(path)
+
+
+def _checkpoint_identity(context: Context) -> str:
+    """What the checkpoint is, not where: its manifest's digest (the same weights on every
+    runner give the same key; other weights re-run verify and the gates)."""
+    manifest = _checkpoint(context) / MANIFEST
+    if not manifest.is_file():
+        raise InputError(f"{manifest}: missing (`glm51 verify --write` records it)")
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()
 
 
 def _image(context: Context) -> ImageRecord:
@@ -74,6 +88,10 @@ def step_image(recipe: Recipe):
             push=True,
             registry=recipe.release.registry,
         )
+        # Pushed under a build tag only (never a version tag before the gates); every later
+        # step uses the digest, and the release tags come last, in the tag step.
+        repository = spec.tags[0].rsplit(":", 1)[0]
+        spec = replace(spec, tags=(f"{repository}:build-{spec.build_id}",))
         record = image_runner.build(spec, record=context.path(IMAGE))
         return Outcome(IMAGE, f"pushed {pinned_ref(record)}")
 
@@ -97,7 +115,6 @@ def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[
         "docker",
         "run",
         "--detach",
-        "--rm",
         "--name",
         name,
         "--gpus",
@@ -119,6 +136,18 @@ def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[
     ]
 
 
+def _recipe_args(recipe: Recipe) -> list[str]:
+    return ["--recipe", str(recipe.source)] if recipe.source is not None else []
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=3)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
 def _container_running(name: str) -> bool:
     inspect = proc.run(["docker", "inspect", "-f", "{{.State.Running}}", name], check=False)
     return inspect.stdout.strip() == "true"
@@ -130,20 +159,32 @@ def step_gates(recipe: Recipe):
         name = f"glm51-gates-{context.options['version']}"
         port = recipe.profiles[recipe.gates.profile].server.port
         endpoint = f"http://127.0.0.1:{port}"
+        if _answers(health_url("127.0.0.1", port)):  # the gates must measure the pushed image
+            raise PreflightError(
+                f"something already serves on port {port} of this runner: stop it first "
+                "(the gates start their own server there)"
+            )
+        proc.run(["docker", "rm", "--force", name], check=False)  # a stale one of ours
         proc.run(serve_argv(recipe, image, _checkpoint(context), name))
+        passed = False
         try:
             # Loading 450 GB and compiling the kernels takes a while; a dead container ends it.
             running = lambda: _container_running(name)  # noqa: E731
             wait_ready(health_url("127.0.0.1", port), timeout_s=3600, still_running=running)
             smoke_out, bench_out = str(context.path(SMOKE).parent), str(context.path(BENCH).parent)
-            _run_glm51(["smoke", "--endpoint", endpoint, "--out", smoke_out], "glm51 smoke")
+            smoke = ["smoke", "--endpoint", endpoint, "--out", smoke_out, *_recipe_args(recipe)]
+            _run_glm51(smoke, "glm51 smoke")
             gpus = recipe.profiles[recipe.gates.profile].hardware
             hardware = f"{gpus.gpu_count}x NVIDIA {gpus.gpu_name}"
             bench = ["bench", "--endpoint", endpoint, "--out", bench_out]
             bench += ["--profile", recipe.gates.profile, "--hardware", hardware]
-            _run_glm51(bench, "glm51 bench")
+            _run_glm51([*bench, *_recipe_args(recipe)], "glm51 bench")
+            passed = True
         finally:
+            if not passed:  # the server's own account of a failure, before it is removed
+                proc.run(["docker", "logs", "--tail", "200", name], capture=False, check=False)
             proc.run(["docker", "stop", "--time", "60", name], check=False)
+            proc.run(["docker", "rm", "--force", name], check=False)
         return Outcome(BENCH, f"smoke and bench gates passed in {image}")
 
     return run
@@ -171,6 +212,10 @@ def step_card(recipe: Recipe):
 
 def step_publish(recipe: Recipe):
     def run(context: Context) -> Outcome:
+        record = _image(context)  # the image tag must be free before anything is uploaded
+        tag_points_to(
+            release_tags(recipe, record, context.options["version"])[0], str(record.digest)
+        )
         outcome = publish(
             _checkpoint(context),
             recipe,
@@ -195,18 +240,34 @@ def release_tags(recipe: Recipe, record: ImageRecord, version: str) -> tuple[str
     ]
 
 
+IMAGETOOLS = ["docker", "buildx", "imagetools"]
+# What the registry says for a tag that does not exist (any other failure is not "absent").
+_ABSENT = ("not found", "manifest unknown", "no such manifest", "name unknown")
+
+
+def tag_points_to(tag: str, digest: str) -> bool:
+    """True when ``tag`` already names ``digest``; False when it does not exist; InputError
+    when it names another image (a release tag never moves); InfraError when the registry
+    cannot say."""
+    inspect = [*IMAGETOOLS, "inspect", tag, "--format", "{{json .Manifest}}"]
+    found = proc.run(inspect, check=False)
+    if found.returncode == 0:
+        if digest not in found.stdout:
+            raise InputError(f"{tag} exists for another image; a release tag never moves")
+        return True
+    said = (found.stderr + found.stdout).lower()
+    if any(word in said for word in _ABSENT):
+        return False
+    raise InfraError(f"cannot tell whether {tag} exists: {said.strip()[-300:] or 'no answer'}")
+
+
 def step_tag(recipe: Recipe):
     def run(context: Context) -> Outcome:
         record = _image(context)
         source = pinned_ref(record)
         fixed, moving = release_tags(recipe, record, context.options["version"])
-        imagetools = ["docker", "buildx", "imagetools"]
-        inspect = [*imagetools, "inspect", fixed, "--format", "{{json .Manifest}}"]
-        existing = proc.run(inspect, check=False)
-        if existing.returncode == 0:
-            if record.digest not in existing.stdout:
-                raise InputError(f"{fixed} exists for another image; a release tag never moves")
-        else:
+        imagetools = IMAGETOOLS
+        if not tag_points_to(fixed, str(record.digest)):
             proc.run([*imagetools, "create", "--tag", fixed, source])
         for tag in moving:  # kept apart: these move with every release
             proc.run([*imagetools, "create", "--tag", tag, source])
@@ -253,7 +314,8 @@ def steps(recipe: Recipe) -> list[Step]:
         "tag": step_tag,
         "notes": step_notes,
     }
-    version = lambda c: {"version": c.options["version"]}  # noqa: E731
-    checkpoint = lambda c: {"checkpoint": str(c.options.get("checkpoint")), **version(c)}  # noqa: E731
+    digest = hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
+    version = lambda c: {"version": c.options["version"], "recipe": digest}  # noqa: E731
+    checkpoint = lambda c: {"checkpoint": _checkpoint_identity(c), **version(c)}  # noqa: E731
     inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}
     return [Step(name, made[name](recipe), inputs.get(name, version)) for name in STEPS]

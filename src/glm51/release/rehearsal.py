@@ -206,9 +206,15 @@ def steps(recipe: Recipe) -> list[Step]:
             "quantize",
             _quantize(recipe),
             lambda c: {"quantize": recipe.quantize.model_dump(mode="json")},
+            _folder_still_there(CHECKPOINT),
         ),
         Step("verify", _verify(recipe)),
-        Step("serve-copy", _served_copy(recipe), lambda c: {"served": rehearsal.served_name}),
+        Step(
+            "serve-copy",
+            _served_copy(recipe),
+            lambda c: {"served": rehearsal.served_name},
+            lambda c, entry: c.path(SERVED_CACHE).is_dir(),
+        ),
         Step(
             "smoke-bench",
             _measure(recipe),

@@ -112,6 +112,12 @@ def run_steps(
                     f"step {step.name} has not run in {context.run_dir}; it comes before "
                     f"{', '.join(n for n in known[index + 1 :] if n in only)}: run it first"
                 )
+            # Done in an earlier job: only if with these inputs (the same checkpoint, recipe).
+            if step_key(step.name, step.inputs(context), previous_key) != old.key:
+                raise InputError(
+                    f"step {step.name} in {context.run_dir} ran with other inputs (another "
+                    f"checkpoint, recipe or earlier result): run it again (--steps {step.name},...)"
+                )
             previous_key = _chained(old.key, context, old.record)
             continue
         key = step_key(step.name, step.inputs(context), previous_key)

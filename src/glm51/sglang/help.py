@@ -84,8 +84,13 @@ def parse_help(text: str) -> SglangOptions:
 
 def install_hint(name: str, build: SGLangBuild) -> str:
     if build.source == "pypi":
-        return f"install the profile's sglang build {name!r}: pip install sglang=={build.version}"
-    return (
-        f"install the profile's sglang build {name!r}: "
-        f"pip install 'sglang @ git+{build.git_url}@{build.commit}#subdirectory=python'"
-    )
+        hint = f"install the profile's sglang build {name!r}: pip install sglang=={build.version}"
+    else:
+        hint = (
+            f"install the profile's sglang build {name!r}: "
+            f"pip install 'sglang @ git+{build.git_url}@{build.commit}#subdirectory=python'"
+        )
+    if build.plugins:
+        plugins = " ".join(f"./plugins/{plugin}" for plugin in build.plugins)
+        hint += f", then its plugins from the glm51 repository: pip install {plugins}"
+    return hint

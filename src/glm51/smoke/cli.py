@@ -96,6 +96,8 @@ def smoke(
         raise InputError("give --endpoint URL, or --launch to start `glm51 serve` here")
     if serve_args and not launch:
         raise InputError("arguments after -- are for `glm51 serve` and need --launch")
+    if endpoint is not None:
+        base_url(endpoint)  # bad input (exit 3), not a server that failed
     claim_output_folder(out_dir, option="--out", command="smoke")  # before any request
     if endpoint is None:
         _, prof = rec.profile(profile)

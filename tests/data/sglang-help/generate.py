@@ -8,9 +8,12 @@ parser/reasoning_parser_names.py, function_call/parser_names.py), limited to the
 the serve profiles and the preflight use. `fork` adds what the Blackwell fork line adds:
 the `b12x` FP4 GEMM and MoE runner choices, and `--cuda-graph-max-bs` (the model card's
 flag; 0.5.23 split it into -decode/-prefill, so there the prefix is ambiguous).
+`upstream-b12x` is upstream 0.5.23 with the glm51-sglang-b12x plugin loaded: `b12x` appended to
+both choice lists (the plugin extends SGLang's lists), nothing else.
 
     python tests/data/sglang-help/generate.py upstream > tests/data/sglang-help/upstream-0.5.23.txt
     python tests/data/sglang-help/generate.py fork > tests/data/sglang-help/blackwell-fork.txt
+    python tests/data/sglang-help/generate.py upstream-b12x > tests/data/sglang-help/upstream-0.5.23-b12x.txt
 """
 
 import argparse
@@ -30,8 +33,9 @@ KV_CACHE_DTYPE_CHOICES = ['auto', 'fp8_e5m2', 'fp8_e4m3', 'mxfp8', 'bf16', 'bflo
 
 def parser(variant: str) -> argparse.ArgumentParser:
     fork = variant == "fork"
-    fp4 = [*FP4_GEMM_RUNNER_BACKEND_CHOICES, *(["b12x"] if fork else [])]
-    moe = [*MOE_RUNNER_BACKEND_CHOICES, *(["b12x"] if fork else [])]
+    b12x = ["b12x"] if variant in ("fork", "upstream-b12x") else []
+    fp4 = [*FP4_GEMM_RUNNER_BACKEND_CHOICES, *b12x]
+    moe = [*MOE_RUNNER_BACKEND_CHOICES, *b12x]
     p = argparse.ArgumentParser(prog="sglang serve")
     a = p.add_argument
     a("--model-path", "--model", type=str, help="Path to model weights.")

@@ -278,3 +278,55 @@ def test_a_refused_swap_keeps_the_finished_folder(tmp_path):
         publish_folder(tmp, out)
     assert (tmp / "result").read_text() == "hours of work"
     assert (out / "theirs.txt").read_text() == "mine"
+
+
+def test_a_leftover_old_folder_is_cleared_only_if_glm51_wrote_it(tmp_path):
+    out = tmp_path / "out"
+    publish_folder(staging_folder(out, "t"), out)
+    old = tmp_path / ".out.old"
+    old.mkdir()
+    mark(old, "t")
+    (old / "stale").write_text("")
+    publish_folder(staging_folder(out, "t"), out)
+    assert not old.exists() and is_marked(out)
+    old.mkdir()
+    (old / "theirs").write_text("mine")
+    tmp = staging_folder(out, "t")
+    with pytest.raises(InputError) as err:
+        publish_folder(tmp, out)
+    assert str(err.value) == f"{old}: exists and was not written by glm51; move it away"
+    assert (old / "theirs").read_text() == "mine"
+    (old / "theirs").unlink()
+    old.rmdir()
+    old.write_text("a file")  # not a folder: refused too
+    with pytest.raises(InputError, match="move it away"):
+        publish_folder(tmp, out)
+
+
+def test_check_output_file(tmp_path):
+    from glm51.outputs import check_output_file
+
+    check_output_file(tmp_path / "new.md", option="-o")
+    (tmp_path / "f.md").write_text("")
+    with pytest.raises(InputError) as err:
+        check_output_file(tmp_path / "f.md", option="-o")
+    assert (
+        str(err.value)
+        == f"-o {tmp_path / 'f.md'}: exists; glm51 does not write over it (remove it)"
+    )
+    check_output_file(tmp_path / "f.md", option="-o", replace=True)
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InputError, match="exists; glm51 does not write over it"):
+        check_output_file(tmp_path / "d", option="-o", replace=True)
+    with pytest.raises(InputError) as err:
+        check_output_file(tmp_path / "no" / "x.md", option="-o")
+    assert (
+        str(err.value)
+        == f"-o {tmp_path / 'no' / 'x.md'}: its folder {tmp_path / 'no'} does not exist"
+    )
+    (tmp_path / "link.md").symlink_to(tmp_path / "f.md")
+    with pytest.raises(InputError) as err:
+        check_output_file(tmp_path / "link.md", option="-o", replace=True)
+    assert str(err.value) == (
+        f"-o {tmp_path / 'link.md'}: is a symbolic link; glm51 writes only plain files"
+    )

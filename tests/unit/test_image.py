@@ -479,3 +479,10 @@ def test_every_build_plugin_is_a_plugin_distribution_in_this_repository(recipe):
         assert "sglang.srt.plugins" in project["project"]["entry-points"]
         sglang_pin = f"sglang=={recipe.sglang_builds['upstream'].version}"
         assert sglang_pin in project["project"]["dependencies"]
+
+
+def test_several_plugins_are_one_space_separated_build_arg(recipe):
+    from dataclasses import replace
+
+    spec = replace(_plan(recipe), sglang_plugins=("glm51-sglang-b12x", "other-plugin"))
+    assert "GLM51_SGLANG_PLUGINS=glm51-sglang-b12x other-plugin" in buildx_argv(spec)

@@ -626,3 +626,64 @@ def test_a_checkpoint_without_nvfp4_modules(good, recipe):
     assert problems(report) == [
         ("layout-recipe", "checkpoint", "has no NVFP4 module: not an NVFP4 export")
     ]
+
+
+def test_weight_scale_2_must_be_a_scalar_too(good, recipe):
+    retype(good, f"{EXPERT}.weight_scale_2", shape=(2,))
+    found = [
+        p for p in problems(verify(good, recipe, hash_contents=False)) if p[0] == "nvfp4-shape"
+    ]
+    assert found == [
+        ("nvfp4-shape", f"{EXPERT}.weight_scale_2", "has shape [2], expected a scalar []")
+    ]
+
+
+def test_block_scale_shape_message_of_a_non_square_weight(good, recipe):
+    down = "model.layers.1.mlp.experts.0.down_proj"
+    w = read_header(good / shard_of(good, f"{down}.weight")).tensors[f"{down}.weight"].shape
+    assert w[0] != w[1]
+    retype(good, f"{down}.weight_scale", shape=(w[0], 1))
+    found = [
+        p for p in problems(verify(good, recipe, hash_contents=False)) if p[0] == "nvfp4-shape"
+    ]
+    assert found[0][2].endswith(f"so one scale per 16 is [{w[0]}, {w[1] * 2 // 16}]")
+
+
+def test_a_shard_with_block_scales_only(good, recipe):
+    name = f"{EXPERT}.weight_scale"
+    info = read_header(good / shard_of(good, name)).tensors[name]
+    drop_tensor(good, name)
+    ck.write_safetensors(good / "model-scales.safetensors", {name: (info.dtype, info.shape)})
+    edit_json(good / INDEX, lambda d: d["weight_map"].__setitem__(name, "model-scales.safetensors"))
+    assert verify(good, recipe, hash_contents=False).ok
+
+
+def test_every_short_scalar_in_a_shard_is_named(good, recipe):
+    retype(good, f"{EXPERT}.input_scale", shape=(2,))
+    retype(good, f"{EXPERT}.weight_scale_2", shape=(2,))
+    found = {
+        p[1] for p in problems(verify(good, recipe, hash_contents=False)) if p[0] == "scale-invalid"
+    }
+    assert found == {f"{EXPERT}.input_scale", f"{EXPERT}.weight_scale_2"}
+
+
+def test_an_nvfp4_module_named_by_the_exclude_list_points_at_it(good, recipe):
+    pattern = "*experts.0.gate_proj"
+    edit_json(good / "config.json", lambda c: c["quantization_config"]["ignore"].append(pattern))
+    found = [p for p in problems(verify(good, recipe, hash_contents=False))
+             if p[0] == "exclude-disagrees"]  # fmt: skip
+    assert [p[1] for p in found] == ["exclude list"]
+    assert found[0][2].startswith("3 NVFP4 module(s) are named by the exclude list, so SGLang")
+
+
+def test_a_missing_shard_does_not_stop_the_other_shards_checks(good, recipe):
+    ck.drop_shard(good, 1)
+    ck.truncate_shard(good, 3, short_by=1)
+    checks = {p[0] for p in problems(verify(good, recipe, hash_contents=False))}
+    assert {"shard-missing", "shard-data"} <= checks
+
+
+def test_without_hashing_the_manifest_is_not_checked(good, recipe):
+    report = verify(good, recipe, hash_contents=False)
+    assert report.manifest == "not-checked" and report.folder == good
+    assert json.loads(report.to_json())["folder"] == str(good)

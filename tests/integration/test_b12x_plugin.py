@@ -46,15 +46,34 @@ def test_b12x_profile_dry_run_and_doctors_flag_and_sglang_checks(upstream_image,
     ckpt = build_checkpoint(tmp_path / "ckpt")
     mount = (f"{ckpt}:/models/ckpt:ro",)
     out = docker_run(
-        upstream_image, "glm51", "serve", "--dry-run", "--profile", PROFILE,
-        "--model", "/models/ckpt", mounts=mount,
-    ).stdout  # fmt: skip
+        upstream_image,
+        "glm51",
+        "serve",
+        "--dry-run",
+        "--profile",
+        PROFILE,
+        "--model",
+        "/models/ckpt",
+        mounts=mount,
+    ).stdout
     assert f"# profile {PROFILE} (NOT validated)" in out
     assert "--fp4-gemm-backend b12x" in out and "--moe-runner-backend b12x" in out
     done = docker_run(
-        upstream_image, "glm51", "doctor", "--profile", PROFILE, "--model", "/models/ckpt",
-        "--only", "flags", "--only", "sglang", "--json", mounts=mount, check=False,
-    )  # fmt: skip
+        upstream_image,
+        "glm51",
+        "doctor",
+        "--profile",
+        PROFILE,
+        "--model",
+        "/models/ckpt",
+        "--only",
+        "flags",
+        "--only",
+        "sglang",
+        "--json",
+        mounts=mount,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert '"severity": "error"' not in done.stdout
 

@@ -15,11 +15,18 @@ from glm51.records.bench import GateResult
 
 def stream(t_first, t_last, tokens, chunks, points=(), usage=True):
     return Streamed(
-        content="", reasoning="", tool_calls=(), finish_reason="length",
+        content="",
+        reasoning="",
+        tool_calls=(),
+        finish_reason="length",
         usage=Usage(10, tokens) if usage else None,
-        t_sent=0.0, t_first=t_first, t_last=t_last, t_end=t_last,
-        chunks=chunks, usage_points=tuple(points),
-    )  # fmt: skip
+        t_sent=0.0,
+        t_first=t_first,
+        t_last=t_last,
+        t_end=t_last,
+        chunks=chunks,
+        usage_points=tuple(points),
+    )
 
 
 def test_a_timeline_needs_usage_and_both_chunk_times():
@@ -85,9 +92,14 @@ def test_requests_counted_in_a_window():
 
 @pytest.mark.parametrize(
     ("name", "key"),
-    [("short_tg", "short_tg_tok_s"), ("tg_32k", "tg_32k_tok_s"), ("tg_128k", "tg_128k_tok_s"),
-     ("c32", "c32_tok_s"), ("c64", "c64_tok_s")],
-)  # fmt: skip
+    [
+        ("short_tg", "short_tg_tok_s"),
+        ("tg_32k", "tg_32k_tok_s"),
+        ("tg_128k", "tg_128k_tok_s"),
+        ("c32", "c32_tok_s"),
+        ("c64", "c64_tok_s"),
+    ],
+)
 def test_every_card_figure_has_its_gate(recipe, name, key):
     g = recipe.gates
     threshold = float(getattr(g, key))
@@ -98,10 +110,16 @@ def test_every_card_figure_has_its_gate(recipe, name, key):
 
 def test_missed_lists_only_the_failed_gates():
     figs = [
-        SimpleNamespace(name="c64", tokens_per_s=900.04, gate=GateResult(
-            threshold=1058.0, tolerance=0.05, passed=False)),
-        SimpleNamespace(name="c32", tokens_per_s=800.0, gate=GateResult(
-            threshold=751.0, tolerance=0.05, passed=True)),
+        SimpleNamespace(
+            name="c64",
+            tokens_per_s=900.04,
+            gate=GateResult(threshold=1058.0, tolerance=0.05, passed=False),
+        ),
+        SimpleNamespace(
+            name="c32",
+            tokens_per_s=800.0,
+            gate=GateResult(threshold=751.0, tolerance=0.05, passed=True),
+        ),
         SimpleNamespace(name="extra", tokens_per_s=1.0, gate=None),
-    ]  # fmt: skip
+    ]
     assert measure.missed(figs) == ["c64 900.0 tok/s < 1058 x (1 - 0.05)"]

@@ -132,8 +132,9 @@ def test_thresholds_fail_below_then_warn_below(count, failing, warning):
 
 
 def test_layer_statistics():
-    c = ExpertCounts((3, 5), np.array([[0, 4, 2, 9], [1, 1, 6, 2]]),
-                     np.array([[-1, 0, 3, 1], [7, 2, 0, 4]]), 12)  # fmt: skip
+    c = ExpertCounts(
+        (3, 5), np.array([[0, 4, 2, 9], [1, 1, 6, 2]]), np.array([[-1, 0, 3, 1], [7, 2, 0, 4]]), 12
+    )
     report = evaluate({"p": c}, Coverage(fail_below=0, warn_below=0))
     first, second = report.merged.layers
     assert (first.layer, first.min, first.median, first.max, first.unseen) == (3, 0, 3.0, 9, 1)

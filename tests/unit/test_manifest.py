@@ -55,8 +55,18 @@ def test_hash_files_keeps_the_order_of_the_names(shard, tmp_path):
 
 
 def test_recorded_files(tmp_path):
-    for name in ("a.json", "model.safetensors", ".hidden", "README.md", ".gitattributes",
-                 mf.MANIFEST, "x.incomplete", "y.partial", "z.lock", "b.txt"):  # fmt: skip
+    for name in (
+        "a.json",
+        "model.safetensors",
+        ".hidden",
+        "README.md",
+        ".gitattributes",
+        mf.MANIFEST,
+        "x.incomplete",
+        "y.partial",
+        "z.lock",
+        "b.txt",
+    ):
         (tmp_path / name).write_text("")
     (tmp_path / "sub").mkdir()
     assert mf.recorded_files(tmp_path) == ["a.json", "b.txt", "model.safetensors"]
@@ -67,8 +77,10 @@ def test_recipe_stamp_of_a_recipe_and_of_its_quantize_section(recipe):
     canonical = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     assert whole.digest == sha(canonical.encode())
     assert (whole.source, whole.source_revision, whole.published) == (
-        recipe.model.source, recipe.model.source_revision, recipe.model.published,
-    )  # fmt: skip
+        recipe.model.source,
+        recipe.model.source_revision,
+        recipe.model.published,
+    )
     assert (whole.algorithm, whole.group_size) == ("NVFP4", 16)
     part = mf.recipe_stamp(recipe.quantize)
     assert (part.source, part.source_revision, part.published) == (None, None, None)
@@ -133,9 +145,12 @@ def test_compare_files_each_mismatch():
     assert [(x.where, x.message) for x in mf.compare_files(m, digests)] == [
         ("new.txt", "is not in the manifest (a file added after it was written)"),
         ("c.json", "is 1 bytes, the manifest recorded 2 (truncated by 1)"),
-        ("s", f"sha256 {'d' * 16}... differs from the manifest's {'a' * 16}...; changed "
-              "tensor(s): t0, t1, t2, t4, t5 and 1 more"),
-    ]  # fmt: skip
+        (
+            "s",
+            f"sha256 {'d' * 16}... differs from the manifest's {'a' * 16}...; changed "
+            "tensor(s): t0, t1, t2, t4, t5 and 1 more",
+        ),
+    ]
     grown = mf.compare_files(m, {"c.json": mf.Digest(5, "b" * 64, {})})
     assert grown[0].message == "is 5 bytes, the manifest recorded 2 (grown by 3)"
     whole = mf.compare_files(m, {"c.json": mf.Digest(2, "e" * 64, {})})

@@ -193,11 +193,14 @@ def test_every_model_flag_and_address_flag_is_reported(profile):
 
 def test_overrides_in_flag_order_and_only_when_different(profile):
     given = (
-        "--moe-runner-backend", "triton",
-        "--mem-fraction-static", "0.85",  # the profile's value: not an override
-        "--kv-cache-dtype", "fp8_e4m3",
+        "--moe-runner-backend",
+        "triton",
+        "--mem-fraction-static",
+        "0.85",  # the profile's value: not an override
+        "--kv-cache-dtype",
+        "fp8_e4m3",
         "--enable-metrics",  # not a profile setting
-    )  # fmt: skip
+    )
     found = flags.check(profile, EXCLUDED, given, gpu_count=8)
     assert [f.check for f in found] == ["flags.override", "flags.override"]
     assert found[0].severity is Severity.WARNING
@@ -225,11 +228,13 @@ def facts(*exclude):
 @pytest.mark.parametrize(
     ("exclude", "named"),
     [
-        (("*shared_experts.gate_proj*", "*shared_experts.up_proj*", "lm_head"),
-         "*shared_experts.gate_proj*, *shared_experts.up_proj*"),
+        (
+            ("*shared_experts.gate_proj*", "*shared_experts.up_proj*", "lm_head"),
+            "*shared_experts.gate_proj*, *shared_experts.up_proj*",
+        ),
         (("model.layers.*.mlp.*",), "exclude list"),  # a glob that only matches them
     ],
-)  # fmt: skip
+)
 def test_shared_experts_fusion_names_the_excluding_patterns(profile, exclude, named):
     fused = server(profile, disable_shared_experts_fusion=False)
     finding = ids(flags.check(fused, facts(*exclude), (), gpu_count=8))

@@ -43,8 +43,12 @@ def test_merge_of_nothing_is_refused():
 
 
 def test_save_and_load_keep_every_field(tmp_path):
-    a = artifact("coding.2of4", {"w": torch.tensor([1.0, 2.0])}, device="cuda:0",
-                 device_name="NVIDIA RTX PRO 6000")  # fmt: skip
+    a = artifact(
+        "coding.2of4",
+        {"w": torch.tensor([1.0, 2.0])},
+        device="cuda:0",
+        device_name="NVIDIA RTX PRO 6000",
+    )
     path = a.save(tmp_path / "deep" / "er" / "a.safetensors")
     assert path == tmp_path / "deep" / "er" / "a.safetensors"
     assert sorted(p.name for p in path.parent.iterdir()) == ["a.safetensors"]  # no .tmp left

@@ -44,11 +44,15 @@ def test_server_flags_order_switches_and_address(profile):
     assert argv[-4:] == ["--host", "127.0.0.1", "--port", "5001"]
     spec = argv.index("--speculative-algorithm")
     assert argv[spec : spec + 8] == [
-        "--speculative-algorithm", "NEXTN",
-        "--speculative-num-steps", "3",
-        "--speculative-eagle-topk", "1",
-        "--speculative-num-draft-tokens", "4",
-    ]  # fmt: skip
+        "--speculative-algorithm",
+        "NEXTN",
+        "--speculative-num-steps",
+        "3",
+        "--speculative-eagle-topk",
+        "1",
+        "--speculative-num-draft-tokens",
+        "4",
+    ]
     assert "--disable-shared-experts-fusion" in argv
     assert "--host" not in setting_flags(profile.server)
 

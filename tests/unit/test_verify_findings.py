@@ -173,13 +173,15 @@ def test_unreferenced_unindexed_and_duplicate_tensors(good, recipe):
         f"is not referenced by {INDEX}",
     ) in found
     assert (
-        "tensor-unindexed", home,
+        "tensor-unindexed",
+        home,
         f"holds 1 tensor(s) that {INDEX} does not list: {tensor}",
-    ) in found  # fmt: skip
+    ) in found
     assert (
-        "tensor-duplicate", home,
+        "tensor-duplicate",
+        home,
         f"holds 1 tensor(s) that {INDEX} maps to another shard: {moved}",
-    ) in found  # fmt: skip
+    ) in found
     assert ("index-entry", moved, f"{INDEX} maps it to {other}, which has no such tensor") in found
 
 
@@ -192,32 +194,49 @@ def shard_of_name(folder: Path, tensor: str) -> str:
 
 def test_config_problems_exactly(good, recipe):
     edit_json(good / "config.json", lambda c: c.update(model_type="deepseek_v3"))
-    edit_json(good / "config.json", lambda c: c["quantization_config"].update(
-        quant_algo="FP8", quant_method="gptq"))  # fmt: skip
-    edit_json(good / "hf_quant_config.json", lambda d: d["quantization"].update(
-        quant_algo="FP8", group_size=32))  # fmt: skip
+    edit_json(
+        good / "config.json",
+        lambda c: c["quantization_config"].update(quant_algo="FP8", quant_method="gptq"),
+    )
+    edit_json(
+        good / "hf_quant_config.json",
+        lambda d: d["quantization"].update(quant_algo="FP8", group_size=32),
+    )
     found = problems(verify(good, recipe, hash_contents=False))
     assert (
         "config",
         "config.json",
         "model_type is 'deepseek_v3', the recipe says 'glm_moe_dsa'",
     ) in found
-    assert ("quant-config", "config.json",
-            "quantization_config.quant_algo is 'FP8', the recipe says 'NVFP4'"
-            ) in found  # fmt: skip
-    assert ("quant-config", "config.json",
-            "quantization_config.quant_method is 'gptq', not 'modelopt'") in found  # fmt: skip
-    assert ("quant-config", "hf_quant_config.json",
-            "quantization.quant_algo is 'FP8', the recipe says 'NVFP4'") in found  # fmt: skip
-    assert ("quant-config", "hf_quant_config.json",
-            "quantization.group_size is 32, the recipe says 16") in found  # fmt: skip
+    assert (
+        "quant-config",
+        "config.json",
+        "quantization_config.quant_algo is 'FP8', the recipe says 'NVFP4'",
+    ) in found
+    assert (
+        "quant-config",
+        "config.json",
+        "quantization_config.quant_method is 'gptq', not 'modelopt'",
+    ) in found
+    assert (
+        "quant-config",
+        "hf_quant_config.json",
+        "quantization.quant_algo is 'FP8', the recipe says 'NVFP4'",
+    ) in found
+    assert (
+        "quant-config",
+        "hf_quant_config.json",
+        "quantization.group_size is 32, the recipe says 16",
+    ) in found
 
 
 def test_a_nested_quantization_config_is_read(good, recipe):
     def nest(c):
         qc = c["quantization_config"]
-        c["quantization_config"] = {"quant_method": "modelopt", "quantization": {
-            "quant_algo": qc["quant_algo"], "exclude_modules": qc["ignore"]}}  # fmt: skip
+        c["quantization_config"] = {
+            "quant_method": "modelopt",
+            "quantization": {"quant_algo": qc["quant_algo"], "exclude_modules": qc["ignore"]},
+        }
 
     edit_json(good / "config.json", nest)
     assert verify(good, recipe, hash_contents=False).ok
@@ -230,24 +249,31 @@ def test_hf_quant_config_without_its_section_and_no_config_at_all(good, recipe, 
     )
     bare = ck.build(tmp_path / "bare", quant_config_in=())
     found = problems(verify(bare, recipe, hash_contents=False))
-    assert ("quant-config", "config.json",
-            "no quantization config (neither config.json quantization_config nor "
-            "hf_quant_config.json): not an NVFP4 export") in found  # fmt: skip
+    assert (
+        "quant-config",
+        "config.json",
+        "no quantization config (neither config.json quantization_config nor "
+        "hf_quant_config.json): not an NVFP4 export",
+    ) in found
     assert not [p for p in found if p[0] == "exclude-recipe"]
 
 
 def test_exclude_lists_that_differ_exactly(good, recipe):
-    edit_json(good / "hf_quant_config.json",
-              lambda d: d["quantization"]["exclude_modules"].append("*x*"))  # fmt: skip
+    edit_json(
+        good / "hf_quant_config.json", lambda d: d["quantization"]["exclude_modules"].append("*x*")
+    )
     edit_json(good / "config.json", lambda c: c["quantization_config"]["ignore"].append("*y*"))
     found = [
         p for p in problems(verify(good, recipe, hash_contents=False)) if p[0] == "exclude-differs"
     ]
     assert found == [
-        ("exclude-differs", "hf_quant_config.json",
-         "exclude_modules differs from config.json quantization_config.ignore "
-         "(only in config.json: ['*y*']; only in hf_quant_config.json: ['*x*'])")
-    ]  # fmt: skip
+        (
+            "exclude-differs",
+            "hf_quant_config.json",
+            "exclude_modules differs from config.json quantization_config.ignore "
+            "(only in config.json: ['*y*']; only in hf_quant_config.json: ['*x*'])",
+        )
+    ]
 
 
 def test_exclude_recipe_names_the_file_it_read(tmp_path, recipe):
@@ -258,28 +284,37 @@ def test_exclude_recipe_names_the_file_it_read(tmp_path, recipe):
         p for p in problems(verify(shared, recipe, hash_contents=False)) if p[0] == "exclude-recipe"
     ]
     assert found == [
-        ("exclude-recipe", "hf_quant_config.json",
-         "the exclude list lacks the recipe's keep_bf16 pattern(s) ['*shared_experts*']")
-    ]  # fmt: skip
+        (
+            "exclude-recipe",
+            "hf_quant_config.json",
+            "the exclude list lacks the recipe's keep_bf16 pattern(s) ['*shared_experts*']",
+        )
+    ]
 
 
 def test_nvfp4_incomplete_exactly(good, recipe):
     drop_tensor(good, f"{EXPERT}.input_scale")
     drop_tensor(good, f"{EXPERT}.weight_scale_2")
     assert problems(verify(good, recipe, hash_contents=False)) == [
-        ("nvfp4-incomplete", EXPERT,
-         "NVFP4 projection without weight_scale_2, input_scale (expected weight U8, weight_scale "
-         "F8_E4M3, weight_scale_2 F32 [], input_scale F32 [])")
-    ]  # fmt: skip
+        (
+            "nvfp4-incomplete",
+            EXPERT,
+            "NVFP4 projection without weight_scale_2, input_scale (expected weight U8, "
+            "weight_scale F8_E4M3, weight_scale_2 F32 [], input_scale F32 [])",
+        )
+    ]
 
 
 def test_nvfp4_dtype_exactly(good, recipe):
     retype(good, f"{EXPERT}.weight_scale", dtype="U8")
     found = problems(verify(good, recipe, hash_contents=False))
     assert found == [
-        ("nvfp4-dtype", f"{EXPERT}.weight_scale",
-         "is U8, an NVFP4 projection's weight_scale is F8_E4M3")
-    ]  # fmt: skip
+        (
+            "nvfp4-dtype",
+            f"{EXPERT}.weight_scale",
+            "is U8, an NVFP4 projection's weight_scale is F8_E4M3",
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -290,9 +325,17 @@ def test_scalar_scale_shapes(good, recipe, shape, ok):
     found = [
         p for p in problems(verify(good, recipe, hash_contents=False)) if p[0] == "nvfp4-shape"
     ]
-    assert found == ([] if ok else [
-        ("nvfp4-shape", f"{EXPERT}.input_scale", f"has shape {list(shape)}, expected a scalar []")
-    ])  # fmt: skip
+    assert found == (
+        []
+        if ok
+        else [
+            (
+                "nvfp4-shape",
+                f"{EXPERT}.input_scale",
+                f"has shape {list(shape)}, expected a scalar []",
+            )
+        ]
+    )
 
 
 def test_block_scale_shape_exactly(good, recipe):
@@ -302,10 +345,13 @@ def test_block_scale_shape_exactly(good, recipe):
         p for p in problems(verify(good, recipe, hash_contents=False)) if p[0] == "nvfp4-shape"
     ]
     assert found == [
-        ("nvfp4-shape", f"{EXPERT}.weight_scale",
-         f"has shape [{w[0]}, {w[1] * 2 // 16 + 1}]; weight [{w[0]}, {w[1]}] packs {w[1] * 2} "
-         f"inputs per row, so one scale per 16 is [{w[0]}, {w[1] * 2 // 16}]")
-    ]  # fmt: skip
+        (
+            "nvfp4-shape",
+            f"{EXPERT}.weight_scale",
+            f"has shape [{w[0]}, {w[1] * 2 // 16 + 1}]; weight [{w[0]}, {w[1]}] packs {w[1] * 2} "
+            f"inputs per row, so one scale per 16 is [{w[0]}, {w[1] * 2 // 16}]",
+        )
+    ]
     retype(good, f"{EXPERT}.weight", shape=(w[0] * w[1],))
     found = [
         p for p in problems(verify(good, recipe, hash_contents=False)) if p[0] == "nvfp4-shape"
@@ -363,10 +409,13 @@ def test_block_scales_nan_and_negative_counted(good, recipe):
         fh.seek(begin)
         fh.write(b"\x7f\xff\x81\xfe\x80\x7e")  # NaN, -NaN, two negatives, -0 and 448 (valid)
     assert problems(verify(good, recipe, hash_contents=False)) == [
-        ("scale-invalid", f"{EXPERT}.weight_scale",
-         "has 2 NaN and 2 negative E4M3 block scale(s): block scales must be finite and not "
-         "negative")
-    ]  # fmt: skip
+        (
+            "scale-invalid",
+            f"{EXPERT}.weight_scale",
+            "has 2 NaN and 2 negative E4M3 block scale(s): block scales must be finite and not "
+            "negative",
+        )
+    ]
 
 
 def test_listed_shows_five_then_counts():
@@ -388,11 +437,18 @@ def test_quantization_config_variants(good, recipe):
 
 
 def test_a_quantization_config_that_is_not_an_object(good, recipe):
-    edit_json(good / "config.json", lambda c: c.update(
-        quantization_config={"quant_method": "modelopt", "quantization": "garbage"}))  # fmt: skip
+    edit_json(
+        good / "config.json",
+        lambda c: c.update(
+            quantization_config={"quant_method": "modelopt", "quantization": "garbage"}
+        ),
+    )
     found = problems(verify(good, recipe, hash_contents=False))
-    assert ("quant-config", "config.json",
-            "quantization_config.quant_algo is None, the recipe says 'NVFP4'") in found  # fmt: skip
+    assert (
+        "quant-config",
+        "config.json",
+        "quantization_config.quant_algo is None, the recipe says 'NVFP4'",
+    ) in found
 
 
 def test_an_unreadable_or_odd_hf_quant_config(good, recipe):
@@ -446,8 +502,11 @@ def test_manifest_tensor_and_file_mismatches(good, recipe):
     gone = "hf_quant_config.json"
     (good / gone).unlink()
     found = problems(verify(good, recipe))
-    assert ("manifest-tensor", f"{shard}: {tensor}",
-            f"is F32 [1] in {shard}; the manifest recorded F32 [] in {shard}") in found  # fmt: skip
+    assert (
+        "manifest-tensor",
+        f"{shard}: {tensor}",
+        f"is F32 [1] in {shard}; the manifest recorded F32 [] in {shard}",
+    ) in found
     assert ("manifest-file", gone, "is in glm51-manifest.json but missing from the folder") in found
 
 
@@ -458,16 +517,24 @@ def test_one_quantization_config_is_enough(tmp_path, recipe):
 
 
 def test_exclude_lists_differ_on_one_side_only(good, recipe):
-    edit_json(good / "hf_quant_config.json",
-              lambda d: d["quantization"]["exclude_modules"].append("*x*"))  # fmt: skip
-    (msg,) = [p[2] for p in problems(verify(good, recipe, hash_contents=False))
-               if p[0] == "exclude-differs"]  # fmt: skip
+    edit_json(
+        good / "hf_quant_config.json", lambda d: d["quantization"]["exclude_modules"].append("*x*")
+    )
+    (msg,) = [
+        p[2]
+        for p in problems(verify(good, recipe, hash_contents=False))
+        if p[0] == "exclude-differs"
+    ]
     assert msg.endswith("(only in config.json: none; only in hf_quant_config.json: ['*x*'])")
-    edit_json(good / "hf_quant_config.json",
-              lambda d: d["quantization"]["exclude_modules"].remove("*x*"))  # fmt: skip
+    edit_json(
+        good / "hf_quant_config.json", lambda d: d["quantization"]["exclude_modules"].remove("*x*")
+    )
     edit_json(good / "config.json", lambda c: c["quantization_config"]["ignore"].append("*y*"))
-    (msg,) = [p[2] for p in problems(verify(good, recipe, hash_contents=False))
-               if p[0] == "exclude-differs"]  # fmt: skip
+    (msg,) = [
+        p[2]
+        for p in problems(verify(good, recipe, hash_contents=False))
+        if p[0] == "exclude-differs"
+    ]
     assert msg.endswith("(only in config.json: ['*y*']; only in hf_quant_config.json: none)")
 
 
@@ -540,10 +607,13 @@ def test_a_projection_with_no_scales_is_nvfp4_by_its_packed_weight(good, recipe)
     for suffix in ("weight_scale", "weight_scale_2", "input_scale"):
         drop_tensor(good, f"{EXPERT}.{suffix}")
     assert problems(verify(good, recipe, hash_contents=False)) == [
-        ("nvfp4-incomplete", EXPERT,
-         "NVFP4 projection without weight_scale, weight_scale_2, input_scale (expected weight "
-         "U8, weight_scale F8_E4M3, weight_scale_2 F32 [], input_scale F32 [])")
-    ]  # fmt: skip
+        (
+            "nvfp4-incomplete",
+            EXPERT,
+            "NVFP4 projection without weight_scale, weight_scale_2, input_scale (expected weight "
+            "U8, weight_scale F8_E4M3, weight_scale_2 F32 [], input_scale F32 [])",
+        )
+    ]
 
 
 @pytest.mark.parametrize("kept", ["weight_scale", "weight_scale_2", "input_scale"])
@@ -576,8 +646,9 @@ def test_where_the_exclude_and_recipe_problems_point(good, recipe, tmp_path):
     wheres = {p[0]: p[1] for p in problems(verify(good, recipe, hash_contents=False))}
     assert wheres["exclude-disagrees"] == "exclude list"
     shared = ck.build(tmp_path / "s", exclude_shared=False)
-    found = [p for p in problems(verify(shared, recipe, hash_contents=False))
-             if p[0] == "layout-recipe"]  # fmt: skip
+    found = [
+        p for p in problems(verify(shared, recipe, hash_contents=False)) if p[0] == "layout-recipe"
+    ]
     assert len(found) == 1 and found[0][1] == "recipe"
     assert found[0][2].startswith(
         f"9 NVFP4 module(s) match none of the recipe's quantize patterns "
@@ -592,9 +663,11 @@ def test_bf16_modules_are_counted(good, recipe):
     bf16 = [
         n.rpartition(".")[0]
         for n, i in names.items()
-        if n.endswith(".weight") and len(i.shape) == 2 and i.dtype != "U8"
+        if n.endswith(".weight")
+        and len(i.shape) == 2
+        and i.dtype != "U8"
         and f"{n.rpartition('.')[0]}.weight_scale" not in names
-    ]  # fmt: skip
+    ]
     assert report.bf16_modules == len(bf16) > 1
 
 
@@ -611,16 +684,28 @@ def test_a_checkpoint_without_nvfp4_modules(good, recipe):
                 ("BF16", (i.shape[0], i.shape[1] * 2)) if i.dtype == "U8" else (i.dtype, i.shape)
             )
         ck.write_safetensors(path, entries)
-        edit_json(good / INDEX, lambda d, kept=set(entries), s=shard: d.update(weight_map={
-            k: v for k, v in d["weight_map"].items() if v != s or k in kept}))  # fmt: skip
+        edit_json(
+            good / INDEX,
+            lambda d, kept=set(entries), s=shard: d.update(
+                weight_map={k: v for k, v in d["weight_map"].items() if v != s or k in kept}
+            ),
+        )
 
     def everything_bf16(lst):
         return [*lst, "*experts*"]
 
-    edit_json(good / "config.json", lambda c: c["quantization_config"].update(
-        ignore=everything_bf16(c["quantization_config"]["ignore"])))  # fmt: skip
-    edit_json(good / "hf_quant_config.json", lambda d: d["quantization"].update(
-        exclude_modules=everything_bf16(d["quantization"]["exclude_modules"])))  # fmt: skip
+    edit_json(
+        good / "config.json",
+        lambda c: c["quantization_config"].update(
+            ignore=everything_bf16(c["quantization_config"]["ignore"])
+        ),
+    )
+    edit_json(
+        good / "hf_quant_config.json",
+        lambda d: d["quantization"].update(
+            exclude_modules=everything_bf16(d["quantization"]["exclude_modules"])
+        ),
+    )
     report = verify(good, recipe, hash_contents=False)
     assert report.nvfp4_modules == 0
     assert problems(report) == [
@@ -670,8 +755,11 @@ def test_every_short_scalar_in_a_shard_is_named(good, recipe):
 def test_an_nvfp4_module_named_by_the_exclude_list_points_at_it(good, recipe):
     pattern = "*experts.0.gate_proj"
     edit_json(good / "config.json", lambda c: c["quantization_config"]["ignore"].append(pattern))
-    found = [p for p in problems(verify(good, recipe, hash_contents=False))
-             if p[0] == "exclude-disagrees"]  # fmt: skip
+    found = [
+        p
+        for p in problems(verify(good, recipe, hash_contents=False))
+        if p[0] == "exclude-disagrees"
+    ]
     assert [p[1] for p in found] == ["exclude list"]
     assert found[0][2].startswith("3 NVFP4 module(s) are named by the exclude list, so SGLang")
 

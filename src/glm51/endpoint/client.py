@@ -7,8 +7,9 @@ timed out), `BadAnswer` (an answer that is not a valid completion).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -88,6 +89,17 @@ def _detail(response: httpx.Response) -> str:
             err = err.get("message") or err
         return str(err)
     return str(data)
+
+
+@contextlib.contextmanager
+def _stream_errors(url: str) -> Iterator[None]:
+    """A stream's transport failures and protocol violations, as the typed errors."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise _transport_error(url, exc) from None
+    except ProtocolViolation as exc:
+        raise BadAnswer(f"{url}: {exc}") from None
 
 
 def _finish_stream(url: str, acc: Accumulator) -> Streamed:
@@ -171,18 +183,13 @@ class Endpoint:
         url = self.url + "/v1/chat/completions"
         body = chat_body(self.model, messages, stream=True, **params)
         acc = Accumulator(time.perf_counter())
-        try:
-            with self.client.stream("POST", url, json=body) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise RequestRejected(url, response.status_code, _detail(response))
-                for line in response.iter_lines():
-                    if not acc.feed_line(line, time.perf_counter()):
-                        break
-        except httpx.HTTPError as exc:
-            raise _transport_error(url, exc) from None
-        except ProtocolViolation as exc:
-            raise BadAnswer(f"{url}: {exc}") from None
+        with _stream_errors(url), self.client.stream("POST", url, json=body) as response:
+            if response.status_code != 200:
+                response.read()
+                raise RequestRejected(url, response.status_code, _detail(response))
+            for line in response.iter_lines():
+                if not acc.feed_line(line, time.perf_counter()):
+                    break
         return _finish_stream(url, acc)
 
 
@@ -198,7 +205,7 @@ class AsyncEndpoint:
         url = self.url + "/v1/chat/completions"
         body = chat_body(self.model, messages, stream=True, **params)
         acc = Accumulator(time.perf_counter())
-        try:
+        with _stream_errors(url):
             async with self.client.stream("POST", url, json=body) as response:
                 if response.status_code != 200:
                     await response.aread()
@@ -206,10 +213,6 @@ class AsyncEndpoint:
                 async for line in response.aiter_lines():
                     if not acc.feed_line(line, time.perf_counter()):
                         break
-        except httpx.HTTPError as exc:
-            raise _transport_error(url, exc) from None
-        except ProtocolViolation as exc:
-            raise BadAnswer(f"{url}: {exc}") from None
         return _finish_stream(url, acc)
 
 

@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperOption
 
-from glm51 import SOURCE_URL, __version__, env
+from glm51 import __version__, env, source_url
 from glm51.bench import cli as bench_cli
 from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
-from glm51.errors import Glm51Error
+from glm51.errors import Glm51Error, from_os_error
 from glm51.image import cli as image_cli
 from glm51.preflight import cli as preflight_cli
 from glm51.publish import cli as publish_cli
@@ -34,7 +34,6 @@ from glm51.release import cli as release_cli
 from glm51.serve import cli as serve_cli
 from glm51.smoke import cli as smoke_cli
 
-BUG_REPORTS = f"{SOURCE_URL}/issues"
 DEBUG_ENV = env.DEBUG
 
 err = Console(stderr=True)
@@ -119,8 +118,17 @@ def _typed_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except Glm51Error as exc:
             report(exc)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # what the machine refused and no adapter named: still typed
+            typed = from_os_error(exc)
+            report(typed)
+            raise typer.Exit(typed.exit_code) from None
 
     return run
+
+
+def _bug_reports() -> str:
+    url = source_url()
+    return f"Please report it at {url}/issues" if url else "Please report it to glm51's maintainers"
 
 
 def _guard(group: typer.Typer) -> None:
@@ -164,7 +172,7 @@ def main() -> None:
         else:
             err.print(
                 f"[bold red]glm51: internal error:[/] {escape(type(exc).__name__)}: "
-                f"{escape(str(exc))}\nThis is a bug in glm51. Please report it at {BUG_REPORTS} "
+                f"{escape(str(exc))}\nThis is a bug in glm51. {escape(_bug_reports())} "
                 "with the output of the same command run with --debug.",
                 highlight=False,
                 soft_wrap=True,

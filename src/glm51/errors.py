@@ -54,3 +54,53 @@ class CommandFailed(InfraError):
         self.output = output
         tail = f"\n{output.strip()[-2000:]}" if output.strip() else ""
         super().__init__(f"command exited with {returncode}: {shlex.join(self.argv)}{tail}")
+
+
+# errno values (by name, so the module stays import-light) for a full disk or a size limit.
+_NO_SPACE = {"ENOSPC", "EDQUOT", "EFBIG"}
+
+
+def from_os_error(exc: OSError, *, path: object = None) -> Glm51Error:
+    """What the machine refused, as glm51's words and exit code, naming the path.
+
+    A permission problem or a missing path is the user's to fix (bad input, 3); a full disk,
+    a file-size limit, a refused or timed-out connection or an I/O error is the machine's
+    (infrastructure, 6).
+    """
+    import contextlib
+    import errno
+    import shutil
+    from pathlib import Path
+
+    where = path if path is not None else (exc.filename or "")
+    prefix = f"{where}: " if where else ""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    why = exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, PermissionError):
+        return InputError(
+            f"{prefix}permission denied to uid {_uid()}: make it readable (or writable) by "
+            "this user, or choose another path"
+        )
+    if name in _NO_SPACE:
+        free = ""
+        if where:
+            probe = Path(str(where))
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            with contextlib.suppress(OSError):
+                free = f"; {shutil.disk_usage(probe).free / 1e9:.2f} GB free on {probe}"
+        what = "a file-size limit (ulimit -f) was hit" if name == "EFBIG" else "the disk is full"
+        return InfraError(f"{prefix}{why}: {what} while writing it{free}")
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{prefix}does not exist")
+    if isinstance(exc, (IsADirectoryError, NotADirectoryError)):
+        return InputError(f"{prefix}{why}")
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return InfraError(f"{prefix}{why} ({type(exc).__name__})")
+    return InfraError(f"{prefix}{why} ({name or type(exc).__name__})")
+
+
+def _uid() -> str:
+    import os
+
+    return str(os.getuid()) if hasattr(os, "getuid") else "?"

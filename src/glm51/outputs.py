@@ -1,27 +1,61 @@
-"""Output folders glm51 may write, and may replace: only its own.
+"""Everything glm51 writes goes through here: one rule for files and folders.
 
-Every command that writes a folder checks it here before any work starts:
-- the output may not equal, contain or sit inside one of the command's inputs;
-- an existing output is replaced only with `--overwrite` and only when it carries glm51's
-  marker file (written into every folder glm51 creates); an empty folder counts as absent;
-- a path that is a file is never taken for a folder.
-Each refusal is an InputError (exit 3) naming the path and the rule.
+- An output may not equal, contain or sit inside (at any depth) one of the command's inputs.
+- A folder glm51 writes carries its marker file, which says what *kind* of output it is
+  (a checkpoint, reports, a release run, a local publish). An existing folder is replaced
+  only with `--overwrite`, only when its marker says glm51 wrote it, and only by an output of
+  the same kind: a checkpoint is never taken for a reports folder, nor the reverse. An empty
+  folder counts as absent.
+- A single file is never written inside a glm51 folder of another kind (reports inside a
+  checkpoint), and an existing one is replaced only when glm51 wrote it: it sits in a
+  reports or run folder of glm51's, or it is one of glm51's JSON records.
+- Files are written whole (a temp file renamed into place) with the mode the umask gives, as
+  every other tool does; what a library writes (safetensors, matplotlib) is set the same way.
+- A write the machine refuses (permissions, a full disk, a file-size limit) is a typed error
+  naming the path (glm51.errors.from_os_error).
+Each refusal is an InputError (exit 3) naming the option, the path and the rule.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from glm51 import __version__
-from glm51.errors import InputError
+from glm51.errors import InfraError, InputError, from_os_error
 
 MARKER = ".glm51-output"
 
+# What kind of output each writing command makes; the marker records it.
+CHECKPOINT, REPORTS, RUN, PUBLISHED = "checkpoint", "reports", "release run", "local publish"
+KIND_OF = {
+    "quantize": CHECKPOINT,
+    "tiny-model": CHECKPOINT,
+    "dequantize": CHECKPOINT,
+    "smoke": REPORTS,
+    "bench": REPORTS,
+    "image build": REPORTS,
+    "reports": REPORTS,
+    "release": RUN,
+    "publish (local)": PUBLISHED,
+}
+# Folders whose files glm51 rewrites run after run (records, reports, plots).
+FILE_FOLDERS = (REPORTS, RUN)
 
+
+def kind_of(command: str) -> str:
+    return KIND_OF.get(command, command)
+
+
+# ---------------------------------------------------------------- where outputs may go
 def _overlap(out: Path, inp: Path) -> str | None:
     if out == inp:
         return "is"
@@ -34,7 +68,7 @@ def _overlap(out: Path, inp: Path) -> str | None:
 
 def check_no_overlap(output: Path, inputs: Mapping[str, Path | None], option: str) -> None:
     """``inputs``: option name (e.g. "--model") -> path; None entries are skipped."""
-    out = output.resolve()
+    out = Path(output).resolve()
     for name, path in inputs.items():
         if path is None:
             continue
@@ -46,8 +80,50 @@ def check_no_overlap(output: Path, inputs: Mapping[str, Path | None], option: st
             )
 
 
+def marker_kind(folder: Path) -> str | None:
+    """The kind of output a marked folder is; None when it carries no marker."""
+    path = folder / MARKER
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "unknown"
+    if not isinstance(data, dict):
+        return "unknown"
+    if isinstance(data.get("kind"), str):
+        return data["kind"]
+    written_by = str(data.get("written_by", "")).removeprefix("glm51 ")
+    return KIND_OF.get(written_by, "unknown")  # a marker of an older glm51: its command
+
+
 def is_marked(folder: Path) -> bool:
     return (folder / MARKER).is_file()
+
+
+def _marked_ancestor(path: Path) -> Path | None:
+    for folder in Path(path).resolve().parents:
+        if is_marked(folder):
+            return folder
+    return None
+
+
+def _check_kind(folder: Path, command: str, option: str) -> None:
+    have, want = marker_kind(folder), kind_of(command)
+    if have != want:
+        raise InputError(
+            f"{option} {folder}: is a {have} folder glm51 wrote, not a {want} folder; "
+            f"glm51 {command} will not write into it: choose another {option}"
+        )
+
+
+def _not_inside_other_kind(path: Path, option: str, kinds: tuple[str, ...]) -> None:
+    owner = _marked_ancestor(path)
+    if owner is not None and marker_kind(owner) not in kinds:
+        raise InputError(
+            f"{option} {path}: is inside {owner}, a {marker_kind(owner)} glm51 wrote; "
+            "glm51 writes nothing into it that is not its own: choose another path"
+        )
 
 
 def check_output_folder(
@@ -55,6 +131,7 @@ def check_output_folder(
     *,
     overwrite: bool,
     option: str,
+    command: str,
     inputs: Mapping[str, Path | None] | None = None,
 ) -> None:
     """Refuse before any work when ``output`` cannot be written (see the module docstring)."""
@@ -63,6 +140,7 @@ def check_output_folder(
         raise InputError(
             f"{option} {output}: exists and is not a folder; glm51 will not replace it"
         )
+    _not_inside_other_kind(output, option, FILE_FOLDERS)
     if not output.is_dir() or not any(output.iterdir()):
         return
     if not overwrite:
@@ -74,12 +152,21 @@ def check_output_folder(
             f"{option} {output}: exists and was not written by glm51 (no {MARKER} in it); "
             "glm51 replaces only its own outputs: choose another path, or move it away yourself"
         )
+    _check_kind(output, command, option)
 
 
 def mark(folder: Path, command: str) -> None:
     """Claim a folder glm51 is writing, so a later --overwrite may replace it."""
-    (folder / MARKER).write_text(
-        json.dumps({"written_by": f"glm51 {command}", "glm51_version": __version__}) + "\n"
+    write_text(
+        folder / MARKER,
+        json.dumps(
+            {
+                "written_by": f"glm51 {command}",
+                "kind": kind_of(command),
+                "glm51_version": __version__,
+            }
+        )
+        + "\n",
     )
 
 
@@ -90,7 +177,8 @@ def staging_folder(output: Path, command: str) -> Path:
         if not (tmp.is_dir() and is_marked(tmp)):
             raise InputError(f"{tmp}: exists and was not written by glm51; move it away")
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    with os_errors(tmp):
+        tmp.mkdir(parents=True)
     mark(tmp, command)
     return tmp
 
@@ -110,6 +198,7 @@ def publish_folder(tmp: Path, output: Path) -> Path:
         os.replace(output, old)
     elif output.is_dir():
         output.rmdir()
+    readable_tree(tmp)
     os.replace(tmp, output)
     if old is not None:
         shutil.rmtree(old)
@@ -120,27 +209,183 @@ def claim_output_folder(
     folder: Path, *, option: str, command: str, inputs: Mapping[str, Path | None] | None = None
 ) -> Path:
     """A folder glm51 writes files into (records, reports), run after run: a new or empty one
-    is created and marked; an existing one must carry glm51's marker."""
+    is created and marked; an existing one must carry glm51's marker of the same kind."""
     check_no_overlap(folder, inputs or {}, option)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise InputError(f"{option} {folder}: exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not is_marked(folder):
-        raise InputError(
-            f"{option} {folder}: holds files glm51 did not write (no {MARKER} in it); "
-            "choose an empty or new folder"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
+    _not_inside_other_kind(folder, option, FILE_FOLDERS)
+    if folder.is_dir() and any(folder.iterdir()):
+        if not is_marked(folder):
+            raise InputError(
+                f"{option} {folder}: holds files glm51 did not write (no {MARKER} in it); "
+                "choose an empty or new folder"
+            )
+        _check_kind(folder, command, option)
+    with os_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     if not is_marked(folder):
         mark(folder, command)
     return folder
 
 
-def check_output_file(path: Path, *, option: str, replace: bool = False) -> None:
-    """A single file glm51 is about to write: its folder exists, it is not a link, and it is
-    not replaced unless ``replace`` (for files glm51 regenerates, such as the docs)."""
+def _is_glm51_record(path: Path) -> bool:
+    """A JSON file glm51 wrote: its records carry `glm51_version` (or `written_by`)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (
+        "glm51_version" in data or str(data.get("written_by", "")).startswith("glm51")
+    )
+
+
+def check_output_file(
+    path: Path,
+    *,
+    option: str,
+    inputs: Mapping[str, Path | None] | None = None,
+    replace: bool = False,
+) -> None:
+    """A single file glm51 is about to write: not a link, its folder exists, not inside an
+    input or another kind of glm51 output, and an existing file only if glm51 wrote it
+    (``replace``: files glm51 regenerates in the source tree, such as the docs)."""
+    path = Path(path)
+    check_no_overlap(path, inputs or {}, option)
     if path.is_symlink():
         raise InputError(f"{option} {path}: is a symbolic link; glm51 writes only plain files")
     if not path.parent.is_dir():
         raise InputError(f"{option} {path}: its folder {path.parent} does not exist")
-    if path.exists() and (not replace or not path.is_file()):
-        raise InputError(f"{option} {path}: exists; glm51 does not write over it (remove it)")
+    _not_inside_other_kind(path, option, FILE_FOLDERS)
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise InputError(f"{option} {path}: exists and is not a file; glm51 will not replace it")
+    ours = replace or marker_kind(path.parent) in FILE_FOLDERS or _is_glm51_record(path)
+    if not ours:
+        raise InputError(
+            f"{option} {path}: exists and glm51 did not write it; glm51 does not write over "
+            f"it: choose another {option}, or remove it yourself"
+        )
+
+
+# ---------------------------------------------------------------- writing
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a new file gets from the umask (0644 under the usual 022)."""
+    with _UMASK_LOCK:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def os_errors(path: Path) -> Iterator[None]:
+    """What the machine refuses while writing ``path`` (or the file the error names) becomes
+    a typed error naming it: OSError, and safetensors' own error, which carries the OS's
+    reason only in its text."""
+    try:
+        yield
+    except OSError as exc:
+        raise from_os_error(exc, path=exc.filename or path) from None
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        code = next((c for k, c in _SAFETENSORS_ERRNO.items() if k in str(exc)), None)
+        if code is None:
+            raise InfraError(f"{path}: safetensors could not write it ({exc})") from None
+        raise from_os_error(OSError(code, os.strerror(code)), path=path) from None
+
+
+def make_readable(path: Path) -> Path:
+    """A file a library created (safetensors and mkstemp use 0600) gets the umask's mode."""
+    with os_errors(path):
+        os.chmod(path, file_mode())
+    return path
+
+
+def readable_tree(folder: Path) -> None:
+    """Every file and folder under ``folder`` gets the umask's mode: what libraries wrote
+    into a staging folder (ModelOpt's export, mkdtemp) as 0600/0700 included."""
+    files, dirs = file_mode(), file_mode() | ((file_mode() & 0o444) >> 2)
+    with os_errors(folder):
+        for root, _subdirs, names in os.walk(folder):
+            os.chmod(root, dirs)
+            for name in names:
+                if not os.path.islink(os.path.join(root, name)):
+                    os.chmod(os.path.join(root, name), files)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write whole: a temp file beside it, then renamed over, so no reader sees half a file."""
+    path = Path(path)
+    with os_errors(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return path
+
+
+def write_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    return write_bytes(path, text.encode(encoding))
+
+
+def copy_file(src: Path, dst: Path) -> Path:
+    with os_errors(dst):
+        shutil.copyfile(src, dst)
+    return make_readable(dst)
+
+
+# safetensors reports OS failures as its own error, with the io::ErrorKind in the text.
+_SAFETENSORS_ERRNO = {
+    "StorageFull": errno.ENOSPC,
+    "No space left": errno.ENOSPC,
+    "FileTooLarge": errno.EFBIG,
+    "File too large": errno.EFBIG,
+    "QuotaExceeded": errno.EDQUOT,
+    "PermissionDenied": errno.EACCES,
+    "ReadOnlyFilesystem": errno.EROFS,
+}
+
+
+def save_tensors(tensors: dict[str, Any], path: Path, metadata: dict[str, str]) -> Path:
+    """safetensors' save_file, with the umask's mode and typed errors for the machine's."""
+    from safetensors.torch import save_file
+
+    with os_errors(path):
+        save_file(tensors, str(path), metadata=metadata)
+    return make_readable(path)
+
+
+def save_figure(fig: Any, path: Path, **kwargs: Any) -> Path:
+    with os_errors(path):
+        fig.savefig(path, **kwargs)
+    return make_readable(path)
+
+
+def check_free_space(folder: Path, need: int, *, what: str, option: str) -> None:
+    """Before the work: the disk under ``folder`` has room for ``need`` bytes."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # not measurable here: the write itself still fails with a typed error
+    if free < need:
+        raise InfraError(
+            f"{option} {folder}: {what} needs about {_gb(need)}, {probe} has {_gb(free)} free; "
+            "free some space or choose another disk"
+        )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e7 else f"{n / 1e6:.2f} MB"

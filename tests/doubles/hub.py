@@ -93,6 +93,7 @@ class Faults:
     drop_after_bytes: int = 1024
     fail_commit: int = 0  # commits to answer with 500 (not applied)
     reject_token: bool = False  # 401 to everything
+    read_only_token: bool = False  # 403 to every write (a token made with read access)
     listing_sha256: dict[str, str] = field(default_factory=dict)  # tree lies: path -> sha256
     dropped: int = 0  # how many uploads were dropped
 
@@ -199,6 +200,9 @@ def _handler(hub: HubDouble):
                 return True
             if auth != f"Bearer {hub.token}":
                 self._error(401, "Invalid credentials in Authorization header")
+                return False
+            if required and hub.faults.read_only_token:
+                self._error(403, "You don't have the rights to write to this repo")
                 return False
             return True
 

@@ -193,7 +193,8 @@ def test_dry_run_prints_the_plan_and_touches_nothing(hub, folder, recipe, card):
     outcome = run(folder, recipe, hub, card, dry_run=True)
     assert outcome.status == "dry-run"
     assert REPO not in hub.repos
-    assert all(m == "GET" for m, _ in hub.requests)
+    # Reads only, and the Hub's card check (validate-yaml writes nothing).
+    assert all(m == "GET" or p == "/api/validate-yaml" for m, p in hub.requests), hub.requests
     plan = outcome.plan
     assert f"repo {REPO} (to be created)" in plan
     for shard in ck.shard_names(folder):
@@ -209,8 +210,9 @@ def test_card_metadata_the_hub_rejects_is_bad_input(hub, folder, recipe, card):
     bad = card.replace(b"base_model_relation: quantized", b"base_model_relation: quantised")
     with pytest.raises(InputError, match="base_model_relation"):
         run(folder, recipe, hub, bad)
-    assert hub.repo(REPO).tags == {}
-    assert "README.md" not in hub.head(REPO).files
+    # Checked before anything is created or uploaded: no half-populated repo.
+    assert REPO not in hub.repos
+    assert [m for m, _ in hub.requests] == ["POST"]
 
 
 def test_refuses_a_folder_that_fails_verify(hub, folder, recipe, card):
@@ -238,7 +240,7 @@ def test_cli_publish_and_401(hub, folder, monkeypatch, capsys, tmp_path):
         REPO,
         "--version",
         "v2.0.0",
-        "--endpoint",
+        "--hub-endpoint",
         hub.url,
         "--report",
         str(report),
@@ -263,3 +265,117 @@ def test_cli_publish_and_401(hub, folder, monkeypatch, capsys, tmp_path):
     assert "refused the credentials" in " ".join(captured.err.split())
     assert secret not in captured.err + captured.out
     assert "Traceback" not in captured.err
+
+
+def test_a_new_version_holds_exactly_its_files_and_the_old_tag_is_unchanged(
+    hub, tmp_path, recipe, card
+):
+    """v1.0.0 from 4 shards, then v1.1.0 from 3 (other names): v1.1.0's tag holds only its own."""
+    v1 = ck.build(tmp_path / "v1", shards=4)
+    assert verify(v1, recipe, write=True).ok
+    run(v1, recipe, hub, card, version="v1.0.0")
+    old_tag = hub.repo(REPO).tags["v1.0.0"]
+    old_files = dict(hub.repo(REPO).resolve(old_tag).files)
+
+    v2 = ck.build(tmp_path / "v2", shards=3)
+    assert verify(v2, recipe, write=True).ok
+    card2 = render_card(recipe, version="v1.1.0").encode()
+    outcome = run(v2, recipe, hub, card2, version="v1.1.0")
+    assert outcome.status == "published"
+    assert sorted(outcome.deleted) == sorted(ck.shard_names(v1))  # no shard name is shared
+    tagged = hub.repo(REPO).resolve(hub.repo(REPO).tags["v1.1.0"]).files
+    local = {*mf.recorded_files(v2), mf.MANIFEST, "README.md", ".gitattributes"}
+    assert set(tagged) == local
+    assert not set(ck.shard_names(v1)) & set(tagged)
+    # The card commit removed the old shards in the same commit that added the new card.
+    last = hub.repo(REPO).commits[-1]
+    assert last.summary.startswith("v1.1.0: model card, config and tokenizer; remove 4 file(s)")
+    # v1.0.0 is untouched: the same commit, the same files.
+    assert hub.repo(REPO).tags["v1.0.0"] == old_tag
+    assert hub.repo(REPO).resolve(old_tag).files == old_files
+    # Publishing v1.1.0 again: already published, nothing committed.
+    again = run(v2, recipe, hub, card2, version="v1.1.0")
+    assert again.status == "already-published" and again.commits == []
+
+
+def test_a_read_only_token_is_bad_input_not_an_outage(hub, folder, recipe, card):
+    hub.faults.read_only_token = True
+    with pytest.raises(InputError) as exc:
+        run(folder, recipe, hub, card)
+    message = str(exc.value)
+    assert "403" in message and "lacks write access" in message
+    assert "re-run" not in message.lower()
+    assert hub.token not in message
+
+
+def test_a_refused_connection_says_so_and_that_nothing_was_committed(folder, recipe, card):
+    with pytest.raises(InfraError) as exc:
+        publish(
+            folder,
+            recipe,
+            repo=REPO,
+            version="v1.0.0",
+            card=card,
+            hub=Hub(endpoint="http://127.0.0.1:9"),
+            dry_run=True,
+        )
+    message = str(exc.value)
+    assert "refused the connection" in message and "http://127.0.0.1:9" in message
+    assert "Nothing was committed" in message
+    assert "lost the connection" not in message and "already committed" not in message
+
+
+def test_a_hub_that_never_answers_times_out_on_glm51s_clock(folder, recipe, card):
+    """A server that accepts the connection and says nothing: --hub-timeout ends the wait."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])  # never answered
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(InfraError) as exc:
+            publish(
+                folder,
+                recipe,
+                repo=REPO,
+                version="v1.0.0",
+                card=card,
+                hub=Hub(endpoint=url, timeout_s=1),
+                dry_run=True,
+            )
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+    assert str(exc.value).startswith(f"the Hub at {url} did not answer within 1 s (--hub-timeout)")
+    assert "Nothing was committed" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("ftp://hub.example", "--hub-endpoint (HF_ENDPOINT) 'ftp://hub.example': expected an http"),
+        ("not a url", "expected an http(s) URL"),
+    ],
+)
+def test_an_endpoint_that_is_no_url_is_bad_input(endpoint, words):
+    from glm51.publish.hub import check_endpoint
+
+    with pytest.raises(InputError) as exc:
+        check_endpoint(endpoint)
+    assert words in str(exc.value)

@@ -86,12 +86,18 @@ def test_bench_writes_json_markdown_png_and_passes_the_gates(tmp_path):
     record = read_record(tmp_path / "bench.json", BenchRecord)
     assert [f.name for f in record.figures] == ["short_tg", "tg_32k", "c32"]
     assert record.figures[1].context_tokens == 3000  # exact, checked against usage
-    assert all(f.gate is not None and f.gate.passed for f in record.figures)
+    # Measured at 3000 tokens, not the card's 32768: labelled with its size, never gated.
+    short, tg, c32 = record.figures
+    assert short.gate.passed and c32.gate.passed and tg.gate is None
     assert all(f.accept_length == pytest.approx(3.2) for f in record.figures)
     assert "--speculative-algorithm=EAGLE" in record.server_flags
-    assert record.notes == ()
+    assert record.notes == (
+        "tg_32k was measured at a 3000-token prompt (--context-32k), not the card's size: "
+        "it is labelled with its size and not gated",
+    )
     md = (tmp_path / "bench.md").read_text()
-    assert md.startswith("| | Short TG | 32K TG | c=32 |")
+    assert md.startswith("| | Short TG | TG at a 3000-token prompt | c=32 |")
+    assert "32K" not in md
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     measured = [r for r in sent if r.get("stream") and r.get("max_tokens") == 64]
     assert measured and all(r["ignore_eos"] for r in measured)

@@ -192,18 +192,21 @@ def test_reading_messages_name_the_manifest(tmp_path):
 
 
 def test_write_is_atomic_beside_the_manifest_and_its_format(tmp_path, monkeypatch):
+    import glm51.outputs as outputs
+
     calls = []
-    real = mf.tempfile.mkstemp
+    real = outputs.tempfile.mkstemp
 
     def spy(**kw):
         calls.append(kw)
         return real(**kw)
 
-    monkeypatch.setattr(mf.tempfile, "mkstemp", spy)
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", spy)
     m = manifest_of(t0="0" * 64)
     path = mf.write(m, tmp_path)
     assert calls == [{"prefix": f".{mf.MANIFEST}.", "dir": tmp_path}]
     assert path.read_text() == m.model_dump_json(indent=1) + "\n"
+    assert path.stat().st_mode & 0o777 == outputs.file_mode()  # not mkstemp's 0600
 
 
 def test_build_reports_progress_and_reads_no_producer_when_there_is_none(tmp_path):

@@ -21,9 +21,9 @@ from glm51.outputs import (
 
 
 def test_a_new_or_empty_folder_is_free(tmp_path):
-    check_output_folder(tmp_path / "new", overwrite=False, option="--output")
+    check_output_folder(tmp_path / "new", overwrite=False, option="--output", command="quantize")
     (tmp_path / "empty").mkdir()
-    check_output_folder(tmp_path / "empty", overwrite=False, option="--output")
+    check_output_folder(tmp_path / "empty", overwrite=False, option="--output", command="quantize")
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,7 @@ def test_an_output_never_overlaps_an_input(tmp_path, output, inputs, words):
             tmp_path / output,
             overwrite=True,
             option="--output",
+            command="quantize",
             inputs={k: tmp_path / v for k, v in inputs.items()},
         )
 
@@ -51,17 +52,24 @@ def test_an_existing_folder_needs_overwrite_and_glm51s_marker(tmp_path):
     theirs.mkdir()
     (theirs / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="pass --overwrite"):
-        check_output_folder(theirs, overwrite=False, option="--output")
+        check_output_folder(theirs, overwrite=False, option="--output", command="quantize")
     with pytest.raises(InputError, match=f"not written by glm51 \\(no {MARKER}"):
-        check_output_folder(theirs, overwrite=True, option="--output")
-    (theirs / MARKER).write_text("{}")
-    check_output_folder(theirs, overwrite=True, option="--output")
+        check_output_folder(theirs, overwrite=True, option="--output", command="quantize")
+    mark(theirs, "quantize")
+    check_output_folder(theirs, overwrite=True, option="--output", command="quantize")
+    mark(theirs, "bench")  # glm51's reports: never replaced by a checkpoint
+    with pytest.raises(InputError) as err:
+        check_output_folder(theirs, overwrite=True, option="--output", command="quantize")
+    assert str(err.value) == (
+        f"--output {theirs}: is a reports folder glm51 wrote, not a checkpoint folder; "
+        "glm51 quantize will not write into it: choose another --output"
+    )
 
 
 def test_a_file_is_never_taken_for_a_folder(tmp_path):
     (tmp_path / "f").write_text("mine")
     with pytest.raises(InputError, match="exists and is not a folder"):
-        check_output_folder(tmp_path / "f", overwrite=True, option="OUT")
+        check_output_folder(tmp_path / "f", overwrite=True, option="OUT", command="quantize")
     with pytest.raises(InputError, match="exists and is not a folder"):
         claim_output_folder(tmp_path / "f", option="--out", command="t")
 
@@ -127,19 +135,19 @@ def test_check_output_folder_refusals_exactly(tmp_path):
     out.mkdir()
     (out / "x").write_text("")
     with pytest.raises(InputError) as err:
-        check_output_folder(out, overwrite=False, option="--output")
+        check_output_folder(out, overwrite=False, option="--output", command="quantize")
     assert str(err.value) == (
         f"--output {out}: exists (pass --overwrite to replace a folder glm51 wrote)"
     )
     with pytest.raises(InputError) as err:
-        check_output_folder(out, overwrite=True, option="--output")
+        check_output_folder(out, overwrite=True, option="--output", command="quantize")
     assert str(err.value) == (
         f"--output {out}: exists and was not written by glm51 (no {MARKER} in it); "
         "glm51 replaces only its own outputs: choose another path, or move it away yourself"
     )
     (tmp_path / "f").write_text("")
     with pytest.raises(InputError) as err:
-        check_output_folder(tmp_path / "f", overwrite=True, option="--output")
+        check_output_folder(tmp_path / "f", overwrite=True, option="--output", command="quantize")
     assert str(err.value) == (
         f"--output {tmp_path / 'f'}: exists and is not a folder; glm51 will not replace it"
     )
@@ -150,25 +158,30 @@ def test_a_marked_folder_still_needs_overwrite(tmp_path):
     out.mkdir()
     mark(out, "test")
     with pytest.raises(InputError, match="pass --overwrite"):
-        check_output_folder(out, overwrite=False, option="--output")
+        check_output_folder(out, overwrite=False, option="--output", command="quantize")
 
 
 def test_a_symlink_is_never_taken_for_a_folder(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(InputError, match="exists and is not a folder"):
-        check_output_folder(tmp_path / "link", overwrite=True, option="--output")
+        check_output_folder(
+            tmp_path / "link", overwrite=True, option="--output", command="quantize"
+        )
     with pytest.raises(InputError, match="exists and is not a folder"):
         claim_output_folder(tmp_path / "link", option="--out", command="t")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     with pytest.raises(InputError, match="exists and is not a folder"):
-        check_output_folder(tmp_path / "dangling", overwrite=True, option="--output")
+        check_output_folder(
+            tmp_path / "dangling", overwrite=True, option="--output", command="quantize"
+        )
 
 
 def test_the_marker_is_a_file_naming_the_command_and_version(tmp_path):
     mark(tmp_path, "quantize")
     assert json.loads((tmp_path / MARKER).read_text()) == {
         "written_by": "glm51 quantize",
+        "kind": "checkpoint",
         "glm51_version": __version__,
     }
     assert (tmp_path / MARKER).read_text().endswith("}\n")
@@ -215,10 +228,10 @@ def test_publish_over_nothing_an_empty_folder_and_a_foreign_folder(tmp_path):
 
 def test_claim_creates_marks_and_keeps_an_existing_marker(tmp_path):
     folder = tmp_path / "a" / "records"
-    assert claim_output_folder(folder, option="--out", command="first") == folder
-    assert json.loads((folder / MARKER).read_text())["written_by"] == "glm51 first"
-    claim_output_folder(folder, option="--out", command="second")
-    assert json.loads((folder / MARKER).read_text())["written_by"] == "glm51 first"
+    assert claim_output_folder(folder, option="--out", command="smoke") == folder
+    assert json.loads((folder / MARKER).read_text())["written_by"] == "glm51 smoke"
+    claim_output_folder(folder, option="--out", command="bench")  # the same kind: reports
+    assert json.loads((folder / MARKER).read_text())["written_by"] == "glm51 smoke"
     empty = tmp_path / "empty"
     empty.mkdir()
     claim_output_folder(empty, option="--out", command="t")
@@ -243,7 +256,11 @@ def test_claim_creates_marks_and_keeps_an_existing_marker(tmp_path):
 def test_an_overlap_refusal_names_the_option(tmp_path):
     with pytest.raises(InputError, match=r"^--out-dir .* is --model .*; choose another --out-dir$"):
         check_output_folder(
-            tmp_path, overwrite=True, option="--out-dir", inputs={"--model": tmp_path}
+            tmp_path,
+            overwrite=True,
+            option="--out-dir",
+            command="quantize",
+            inputs={"--model": tmp_path},
         )
 
 
@@ -310,13 +327,13 @@ def test_check_output_file(tmp_path):
     (tmp_path / "f.md").write_text("")
     with pytest.raises(InputError) as err:
         check_output_file(tmp_path / "f.md", option="-o")
-    assert (
-        str(err.value)
-        == f"-o {tmp_path / 'f.md'}: exists; glm51 does not write over it (remove it)"
+    assert str(err.value) == (
+        f"-o {tmp_path / 'f.md'}: exists and glm51 did not write it; glm51 does not write "
+        "over it: choose another -o, or remove it yourself"
     )
     check_output_file(tmp_path / "f.md", option="-o", replace=True)
     (tmp_path / "d").mkdir()
-    with pytest.raises(InputError, match="exists; glm51 does not write over it"):
+    with pytest.raises(InputError, match="exists and is not a file; glm51 will not replace it"):
         check_output_file(tmp_path / "d", option="-o", replace=True)
     with pytest.raises(InputError) as err:
         check_output_file(tmp_path / "no" / "x.md", option="-o")
@@ -329,4 +346,153 @@ def test_check_output_file(tmp_path):
         check_output_file(tmp_path / "link.md", option="-o", replace=True)
     assert str(err.value) == (
         f"-o {tmp_path / 'link.md'}: is a symbolic link; glm51 writes only plain files"
+    )
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_an_output_at_any_depth_inside_an_input_is_refused(tmp_path, depth):
+    model = tmp_path / "model"
+    model.mkdir()
+    out = model.joinpath(*["sub"] * depth)
+    with pytest.raises(InputError, match=f"^--output {out} is inside --model {model}:"):
+        check_output_folder(
+            out, overwrite=False, option="--output", command="quantize", inputs={"--model": model}
+        )
+    from glm51.outputs import check_output_file
+
+    out.mkdir(parents=True)
+    with pytest.raises(InputError, match="is inside CHECKPOINT"):
+        check_output_file(out / "r.json", option="--report", inputs={"CHECKPOINT": model})
+
+
+def test_a_single_file_is_replaced_only_where_glm51_wrote_it(tmp_path):
+    from glm51.outputs import check_output_file, write_text
+
+    reports = claim_output_folder(tmp_path / "reports", option="--out", command="bench")
+    write_text(reports / "bench.md", "old")
+    check_output_file(reports / "bench.md", option="--out")  # glm51's reports folder
+    record = tmp_path / "publish.json"
+    record.write_text(json.dumps({"kind": "publish", "glm51_version": "1.0"}))
+    check_output_file(record, option="--report")  # one of glm51's records
+    theirs = tmp_path / "config.json"
+    theirs.write_text(json.dumps({"model_type": "glm_moe_dsa"}))
+    with pytest.raises(InputError, match="exists and glm51 did not write it"):
+        check_output_file(theirs, option="--report")
+
+
+def test_nothing_lands_inside_a_checkpoint_glm51_wrote(tmp_path):
+    from glm51.outputs import check_output_file
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    mark(ckpt, "quantize")
+    for where in (ckpt / "reports", ckpt / "a" / "b"):
+        with pytest.raises(InputError) as err:
+            claim_output_folder(where, option="--out", command="bench")
+        assert str(err.value) == (
+            f"--out {where}: is inside {ckpt}, a checkpoint glm51 wrote; glm51 writes nothing "
+            "into it that is not its own: choose another path"
+        )
+        assert not where.exists()
+    with pytest.raises(InputError, match="is a checkpoint folder glm51 wrote, not a reports"):
+        claim_output_folder(ckpt, option="--out", command="smoke")
+    with pytest.raises(InputError, match="a checkpoint glm51 wrote"):
+        check_output_file(ckpt / "bench.md", option="-o")
+    # A release run folder holds the checkpoint and the reports side by side.
+    run = claim_output_folder(tmp_path / "run", option="--run-dir", command="release")
+    check_output_folder(run / "checkpoint", overwrite=False, option="--output", command="quantize")
+    claim_output_folder(run / "bench", option="--out", command="bench")
+
+
+def test_a_marker_of_an_older_glm51_is_read_by_its_command(tmp_path):
+    from glm51.outputs import marker_kind
+
+    (tmp_path / MARKER).write_text(json.dumps({"written_by": "glm51 tiny-model"}))
+    assert marker_kind(tmp_path) == "checkpoint"
+    (tmp_path / MARKER).write_text("not json")
+    assert marker_kind(tmp_path) == "unknown"
+    assert marker_kind(tmp_path / "none") is None
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_files_and_folders_follow_the_umask(tmp_path, umask):
+    import os
+
+    from glm51.outputs import copy_file, write_text
+
+    old = os.umask(umask)
+    try:
+        tmp = staging_folder(tmp_path / "out", "quantize")
+        write_text(tmp / "config.json", "{}")
+        copy_file(tmp / "config.json", tmp / "copy.json")
+        private = tmp / "lib"  # what a library made with 0700/0600 (mkdtemp, save_file)
+        private.mkdir(mode=0o700)
+        (private / "shard").write_bytes(b"x")
+        os.chmod(private / "shard", 0o600)
+        out = publish_folder(tmp, tmp_path / "out")
+    finally:
+        os.umask(old)
+    want = 0o666 & ~umask
+    for path in (out / "config.json", out / "copy.json", out / "lib" / "shard", out / MARKER):
+        assert path.stat().st_mode & 0o777 == want, path
+    assert (out / "lib").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_a_write_the_machine_refuses_is_typed_and_names_the_path(tmp_path):
+    import errno
+    import subprocess
+    import sys
+
+    from glm51.errors import InfraError
+    from glm51.outputs import os_errors, write_bytes
+
+    # Python ignores SIGXFSZ: past `ulimit -f` a write fails with EFBIG, a full disk's cousin.
+    code = (
+        "import resource, sys; from pathlib import Path; "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); "
+        "from glm51.outputs import write_bytes; from glm51.errors import Glm51Error\n"
+        "try:\n write_bytes(Path(sys.argv[1]), b'x' * 100000)\n"
+        "except Glm51Error as e:\n print(type(e).__name__, e.exit_code, e)"
+    )
+    target = tmp_path / "big.bin"
+    done = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True)
+    assert done.stdout.startswith(f"InfraError 6 {target}: File too large: a file-size limit")
+    assert not target.exists() and not list(tmp_path.iterdir())  # no half file, no temp file
+    with pytest.raises(InfraError, match=r"^/x/y: No space left on device: the disk is full"):
+        with os_errors(tmp_path):
+            raise OSError(errno.ENOSPC, "No space left on device", "/x/y")
+    with pytest.raises(InputError, match=rf"^{tmp_path}/ro/f: permission denied"):
+        with os_errors(tmp_path / "ro" / "f"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    assert write_bytes(tmp_path / "ok", b"1").read_bytes() == b"1"
+
+
+def test_safetensors_own_error_for_a_full_disk_is_typed(tmp_path, monkeypatch):
+    from glm51.errors import InfraError
+    from glm51.outputs import os_errors
+
+    class SafetensorError(Exception):
+        pass
+
+    with pytest.raises(InfraError, match="the disk is full"):
+        with os_errors(tmp_path / "s.safetensors"):
+            raise SafetensorError(
+                "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                'message: "No space left on device" })'
+            )
+
+
+def test_the_free_space_check_says_needed_against_free(tmp_path):
+    import shutil
+
+    from glm51.errors import InfraError
+    from glm51.outputs import check_free_space
+
+    free = shutil.disk_usage(tmp_path).free
+    check_free_space(tmp_path / "new" / "deeper", 1, what="x", option="--output")
+    with pytest.raises(InfraError) as err:
+        check_free_space(tmp_path / "out", free * 2, what="the checkpoint", option="--output")
+    assert str(err.value).startswith(
+        f"--output {tmp_path / 'out'}: the checkpoint needs about {free * 2 / 1e9:.2f} GB, "
+        f"{tmp_path} has"
     )

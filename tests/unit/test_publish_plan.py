@@ -120,7 +120,7 @@ def test_describe_exactly():
         "commit 'Upload v1.0.0 weights (part 1/2)': 2 file(s), 80 B",
         "commit 'Upload v1.0.0 weights (part 2/2)': 1 file(s), 40 B",
         "commit 'v1.0.0: model card, config and tokenizer': 2 file(s), 15 B",
-        "verify the Hub's files against glm51-manifest.json",
+        "verify the Hub holds exactly the files of glm51-manifest.json and the card",
         "tag v1.0.0 on the verified commit",
     ]
 
@@ -131,7 +131,7 @@ def test_describe_when_everything_is_there_or_published():
     assert plan.nothing_to_upload and not plan.already_published
     assert plan.describe().splitlines()[-3:] == [
         "no commit: every file is already on the Hub",
-        "verify the Hub's files against glm51-manifest.json",
+        "verify the Hub holds exactly the files of glm51-manifest.json and the card",
         "tag v1.0.0 on the verified commit",
     ]
     tagged = RemoteState(True, "h" * 40, {}, {"v1.0.0": "t" * 40}, remote_of(FILES))
@@ -232,7 +232,10 @@ def test_name_messages():
 
     with pytest.raises(InputError) as info:
         check_names("noslash", "v1.0.0")
-    assert str(info.value) == "--repo 'noslash': expected OWNER/NAME"
+    assert str(info.value) == (
+        "--repo 'noslash': expected OWNER/NAME as the Hub allows them (letters, digits, "
+        "'.', '_', '-', 1-96 characters each, no '--' or '..', not ending in .git)"
+    )
     with pytest.raises(InputError) as info:
         check_names("o/r", "1.0")
     assert str(info.value) == "--version '1.0': expected vMAJOR.MINOR.PATCH (e.g. v1.0.0)"
@@ -246,3 +249,63 @@ def test_plan_fields_are_exact_values():
     assert done.weight_commits == () and done.small_commit is None
     fresh = make_plan("o/r", "v1.0.0", FILES, RemoteState(exists=False))
     assert fresh.already_published is False and fresh.create_repo is True
+
+
+@pytest.mark.parametrize(
+    "repo",
+    ["o/r--x", "o/r..x", "o/r.git", "o/-r", "o/r-", "o/" + "r" * 97, "o/r/x", "o r/x", "/r"],
+)
+def test_repo_ids_the_hub_refuses_are_refused_here(repo):
+    from glm51.publish.plan import check_names
+
+    with pytest.raises(InputError, match="^--repo "):
+        check_names(repo, "v1.0.0")
+
+
+def test_repo_ids_the_hub_takes_are_taken():
+    from glm51.publish.plan import check_names
+
+    for repo in ("o/r", "glm51-test/GLM-5.1-NVFP4", "a_b/c.d", "o/" + "r" * 96):
+        check_names(repo, "v1.0.0")
+
+
+def test_an_earlier_versions_files_are_deleted_with_the_card():
+    """v1.1.0 with other shard names: the card commit deletes v1.0.0's, never .gitattributes."""
+    old = {
+        **remote_of(FILES),
+        "model-00001-of-00009.safetensors": RemoteFile(
+            "model-00001-of-00009.safetensors", 9, "x" * 40, "y" * 64
+        ),
+        ".gitattributes": RemoteFile(".gitattributes", 3, "g" * 40),
+    }
+    plan = make_plan("o/r", "v1.1.0", FILES, RemoteState(True, "h" * 40, old))
+    assert plan.delete == ("model-00001-of-00009.safetensors",)
+    assert plan.small_commit is not None and plan.small_commit.paths == ()
+    assert "remove 1 file(s) of an earlier version" in plan.small_commit.message
+    assert not plan.nothing_to_upload
+    assert "model-00001-of-00009.safetensors  on the Hub, not in this version: to delete" in (
+        plan.describe()
+    )
+
+
+def test_the_check_before_the_tag_asks_for_exactly_the_local_files():
+    from glm51.publish.plan import mismatches
+
+    remote = {**remote_of(FILES), ".gitattributes": RemoteFile(".gitattributes", 3, "g" * 40)}
+    assert mismatches(FILES, remote) == []
+    for extra in ("model-00009-of-00009.safetensors", "tokenizer.json", "README.old.md"):
+        more = {**remote, extra: RemoteFile(extra, 1, "z" * 40)}
+        assert mismatches(FILES, more) == [f"{extra}: on the Hub, not in this version"]
+    # Every kind of file counts, not only the weights: the card, a config.
+    for name in ("README.md", "config.json"):
+        fewer = {k: v for k, v in remote.items() if k != name}
+        assert mismatches(FILES, fewer) == [f"{name}: not on the Hub"]
+
+
+def test_a_tag_holding_an_extra_file_is_not_already_published():
+    extra = RemoteFile("old.safetensors", 1, "z" * 40, "z" * 64)
+    tagged = RemoteState(
+        True, "h" * 40, {}, {"v1.0.0": "t" * 40}, {**remote_of(FILES), extra.path: extra}
+    )
+    with pytest.raises(InputError, match="old.safetensors: on the Hub, not in this version"):
+        make_plan("o/r", "v1.0.0", FILES, tagged)

@@ -16,7 +16,7 @@ from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
 from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.errors import GateFailed, InputError
 from glm51.options import RecipeOption
-from glm51.outputs import claim_output_folder
+from glm51.outputs import claim_output_folder, write_text
 from glm51.recipe import load_recipe
 from glm51.records import BenchFigure, write_record
 
@@ -24,10 +24,14 @@ err = Console(stderr=True)
 
 
 def _select(names: str | None, specs: list[FigureSpec]) -> list[FigureSpec]:
-    if not names:
+    if names is None:
         return specs
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     known = {s.name: s for s in specs}
+    if not wanted:
+        raise InputError(f"--figures {names!r}: names no figure; expected some of {sorted(known)}")
+    if len(set(wanted)) != len(wanted):
+        raise InputError(f"--figures {names!r}: names a figure twice")
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise InputError(f"--figures: unknown {unknown}; expected some of {sorted(known)}")
@@ -49,12 +53,28 @@ def bench_command(
             "c64 (default: all five)."
         ),
     ] = None,
-    warmup: Annotated[float, typer.Option(help="Seconds of each figure before the window.")] = 15.0,
-    duration: Annotated[float, typer.Option(help="Seconds each figure is measured for.")] = 30.0,
-    max_tokens: Annotated[int, typer.Option(help="Output tokens per request.")] = 1024,
-    context_32k: Annotated[int, typer.Option(help="Prompt tokens of the 32K TG figure.")] = 32768,
+    warmup: Annotated[
+        float, typer.Option(min=0, help="Seconds of each figure before the window.")
+    ] = 15.0,
+    duration: Annotated[
+        float, typer.Option(min=0.1, help="Seconds each figure is measured for.")
+    ] = 30.0,
+    max_tokens: Annotated[int, typer.Option(min=2, help="Output tokens per request.")] = 1024,
+    context_32k: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Prompt tokens of the 32K TG figure; another size than 32768 is labelled "
+            "with its size and not gated.",
+        ),
+    ] = 32768,
     context_128k: Annotated[
-        int, typer.Option(help="Prompt tokens of the 128K TG figure.")
+        int,
+        typer.Option(
+            min=1,
+            help="Prompt tokens of the 128K TG figure; another size than 131072 is labelled "
+            "with its size and not gated.",
+        ),
     ] = 131072,
     served_name: Annotated[
         str | None, typer.Option(help="Model name to ask for (default: the recipe's served_name).")
@@ -64,7 +84,8 @@ def bench_command(
         str | None, typer.Option(help="The serve profile the server runs, for the record.")
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds a stream may stay silent before it counts as dead.")
+        float,
+        typer.Option(min=0.1, help="Seconds a stream may stay silent before it counts as dead."),
     ] = 300.0,
     gate_set: Annotated[
         str,
@@ -83,8 +104,6 @@ def bench_command(
     """
     rec = load_recipe(recipe)
     specs = _select(figures, card_figures(context_32k, context_128k))
-    if warmup < 0 or duration <= 0 or max_tokens < 2:
-        raise InputError("--warmup must be >= 0, --duration > 0, --max-tokens >= 2")
     if gate_set not in ("release", "rehearsal"):
         raise InputError(f"--gates {gate_set}: expected release or rehearsal")
     gates = rec.gates if gate_set == "release" else rec.rehearsal.gates
@@ -120,7 +139,7 @@ def bench_command(
         )
     write_record(record, out_dir / "bench.json")
     table = markdown(record)
-    (out_dir / "bench.md").write_text(table)
+    write_text(out_dir / "bench.md", table)
     plot(record, out_dir / "bench.png")
     print(table)  # plain: the Markdown stays copy-pasteable (no wrapping, no markup)
     err.print(f"glm51 bench: wrote {out_dir}/bench.json, bench.md, bench.png")

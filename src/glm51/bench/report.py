@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glm51.errors import InfraError
+from glm51.outputs import os_errors, save_figure
 from glm51.records.bench import BenchFigure, BenchRecord
 
 TITLES = {
@@ -17,7 +18,7 @@ TITLES = {
 
 
 def _title(f: BenchFigure) -> str:
-    return TITLES.get(f.name, f.name)
+    return f.title(TITLES)
 
 
 def markdown(record: BenchRecord) -> str:
@@ -91,29 +92,41 @@ def plot(record: BenchRecord, path: Path) -> Path:
         (axes[0], by_conc, lambda f: f.concurrency, "concurrent streams"),
         (axes[1], by_ctx, lambda f: f.context_tokens / 1024, "context (K tokens)"),
     ):
+        ax.set_xlabel(label)
+        ax.set_ylabel("decode tokens/s")
+        ax.grid(alpha=0.3)
+        if not figs:  # an empty panel says so instead of showing a bare unit square
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         xs = [x(f) for f in figs]
-        ax.plot(xs, [f.tokens_per_s for f in figs], "o-", label="measured")
+        ys = [f.tokens_per_s for f in figs]
+        ax.plot(xs, ys, "o-", label="measured")
         gated = [(x(f), f.gate.threshold) for f in figs if f.gate is not None]
         if gated:
             ax.plot(*zip(*gated, strict=True), "r_", markersize=18, mew=2, label="gate")
         for f, xv in zip(figs, xs, strict=True):
             ax.annotate(
-                f"{f.tokens_per_s:.0f}",
+                f"{f.title(TITLES)}: {f.tokens_per_s:.3g}",
                 (xv, f.tokens_per_s),
                 textcoords="offset points",
                 xytext=(0, 6),
                 ha="center",
+                fontsize=8,
             )
-        ax.set_xlabel(label)
-        ax.set_ylabel("decode tokens/s")
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend()
+        # Sane axes for one point too: from 0, with room above the highest value or gate.
+        top = max([*ys, *(g for _, g in gated)])
+        ax.set_ylim(0, top * 1.3 if top > 0 else 1)
+        if min(xs) == max(xs):
+            ax.set_xlim(0, max(xs) * 2 if max(xs) > 0 else 1)
+        ax.legend(loc="lower right")
     axes[0].set_title("throughput vs concurrency")
     axes[1].set_title("single-stream decode vs context")
     fig.suptitle(f"glm51 bench: {record.served_model} {record.hardware}".strip())
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with os_errors(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -6,6 +6,7 @@ exported with an `input_scale` that was never measured. The gate fails on those.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from glm51.errors import GateFailed, InputError
+from glm51.outputs import os_errors, save_figure, write_bytes, write_text
 from glm51.recipe.calibration import Coverage
 
 Pair = tuple[int, int]  # (real layer index, expert index)
@@ -78,16 +80,17 @@ class ExpertCounts:
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as fh:
-            np.savez(
-                fh,
-                layers=np.array(self.layers, np.int64),
-                counts=self.counts,
-                first_seen=self.first_seen,
-                tokens=np.int64(self.tokens),
-            )
-        return path
+        with os_errors(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            layers=np.array(self.layers, np.int64),
+            counts=self.counts,
+            first_seen=self.first_seen,
+            tokens=np.int64(self.tokens),
+        )
+        return write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: Path | str) -> ExpertCounts:
@@ -349,7 +352,7 @@ def plot(report: CoverageReport, path: Path) -> Path:
     if len(counts.layers) <= 12:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    save_figure(fig, path, format="png")
     plt.close(fig)
     return path
 
@@ -357,13 +360,14 @@ def plot(report: CoverageReport, path: Path) -> Path:
 def write_reports(report: CoverageReport, out_dir: Path | str) -> dict[str, Path]:
     """coverage.json, coverage.md and coverage.png under out_dir."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with os_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": out / "coverage.json",
         "md": out / "coverage.md",
         "png": out / "coverage.png",
     }
-    paths["json"].write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-    paths["md"].write_text(render_markdown(report))
+    write_text(paths["json"], json.dumps(report.as_dict(), indent=2) + "\n")
+    write_text(paths["md"], render_markdown(report))
     plot(report, paths["png"])
     return paths

@@ -8,6 +8,7 @@ give the same digest on any machine.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -31,6 +32,7 @@ from glm51.calib.conversations import (
 from glm51.calib.manifest import Manifest, Source, load_manifest
 from glm51.checkpoint.hub_cache import require_hub
 from glm51.errors import InfraError, InputError
+from glm51.outputs import os_errors, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +102,13 @@ class CalibSet:
         import numpy as np
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with os_errors(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
         lengths = np.array([len(s) for s in self.samples], dtype=np.int64)
         ids = np.fromiter((t for s in self.samples for t in s), dtype=np.uint32)
-        with path.open("wb") as fh:
-            np.savez(fh, ids=ids, lengths=lengths, name=self.name, digest=self.digest)
-        return path
+        buf = io.BytesIO()
+        np.savez(buf, ids=ids, lengths=lengths, name=self.name, digest=self.digest)
+        return write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: Path | str) -> CalibSet:

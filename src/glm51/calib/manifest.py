@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from glm51.outputs import write_text
 from glm51.recipe.base import Strict
 from glm51.recipe.toml_model import load_toml, parse_toml
 
@@ -140,5 +141,5 @@ def record_digest(path: Path | str, digest: str) -> bool:
         new = head + line + "\n" + ("\n" if match else "") + text[at:]
     parse_manifest(new, path)  # never write a manifest that no longer parses
     if new != text:
-        path.write_text(new, encoding="utf-8")
+        write_text(path, new)
     return new != text

@@ -11,6 +11,8 @@ import json
 import random
 from pathlib import Path
 
+from glm51.outputs import os_errors, write_text
+
 WORDS = (  # noqa: SIM905 (one readable string)
     "def class return import async await lambda for while if else print list dict tool call "
     "json 函数 调用 工具 result error value index sort merge file path read write test"
@@ -38,7 +40,7 @@ def conversations(n: int, seed: int, words: int = 40) -> list[dict]:
 
 def write_jsonl(path: Path, n: int, seed: int, words: int = 40) -> Path:
     """``n`` conversations, one ``{"messages": [...]}`` per line (what --calib-file reads)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with os_errors(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(c, ensure_ascii=False) for c in conversations(n, seed, words)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, "\n".join(lines) + "\n")

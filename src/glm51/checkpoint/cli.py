@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +16,7 @@ from glm51.checkpoint import manifest as mf
 from glm51.checkpoint.verify import Report, verify
 from glm51.errors import InputError
 from glm51.options import RecipeOption
+from glm51.outputs import check_free_space
 from glm51.recipe import load_recipe
 
 out = Console()
@@ -70,7 +73,8 @@ def verify_command(
     ] = None,
     samples: Annotated[int, typer.Option(min=1, help="Experts the --source check samples.")] = 8,
     max_error: Annotated[
-        float, typer.Option(help="Largest relative L2 error the --source check accepts.")
+        float,
+        typer.Option(min=0, max=10, help="Largest relative L2 error the --source check accepts."),
     ] = 0.25,
     no_hash: Annotated[
         bool, typer.Option("--no-hash", help="Skip the manifest (structure and layout only).")
@@ -89,6 +93,14 @@ def verify_command(
     if write and no_hash:
         raise InputError("--write needs the hashes: drop --no-hash")
     loaded = load_recipe(recipe)
+    if write and checkpoint.is_dir() and not (checkpoint / mf.MANIFEST).exists():
+        if not os.access(checkpoint, os.W_OK):
+            raise InputError(
+                f"{checkpoint}: not writable by this user; --write cannot add {mf.MANIFEST}"
+            )
+        # About 256 bytes per tensor: refused now, not after hours of hashing.
+        need = (1 << 20) + 256 * _tensor_count(checkpoint)
+        check_free_space(checkpoint, need, what=f"--write's {mf.MANIFEST}", option="CHECKPOINT")
     total = (
         sum((checkpoint / n).stat().st_size for n in mf.recorded_files(checkpoint))
         if checkpoint.is_dir()
@@ -125,6 +137,14 @@ def verify_command(
         raise InputError(f"{checkpoint}: verify failed: {first}{more}")
     if not as_json:
         err.print(f"[green]verified[/] {escape(str(checkpoint))}", highlight=False)
+
+
+def _tensor_count(checkpoint: Path) -> int:
+    try:
+        index = json.loads((checkpoint / "model.safetensors.index.json").read_text())
+        return len(index.get("weight_map", {}))
+    except (OSError, ValueError, AttributeError):
+        return 0  # no readable index: verify itself names the problem
 
 
 def register(app: typer.Typer) -> None:

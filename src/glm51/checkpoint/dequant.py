@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from glm51.checkpoint.safetensors import read_header
+from glm51.outputs import copy_file, os_errors, save_tensors, write_text
 
 E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
@@ -73,10 +74,7 @@ def to_bf16(folder: Path, out: Path) -> Path:
     """The NVFP4 checkpoint with every quantized projection dequantized to BF16 and its scales
     dropped, in one shard: what a server without NVFP4 kernels (transformers on the CPU) can
     load. ``out`` must not exist yet."""
-    import shutil
-
     import torch
-    from safetensors.torch import save_file
 
     shards = weight_map(folder)
     quantized = {n.removesuffix(".weight_scale") for n in shards if n.endswith(".weight_scale")}
@@ -93,14 +91,15 @@ def to_bf16(folder: Path, out: Path) -> Path:
             tensors[name] = value.to(torch.bfloat16)
         else:
             tensors[name] = _load(folder / shard, name)
-    out.mkdir(parents=True)
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    with os_errors(out):
+        out.mkdir(parents=True)
+    save_tensors(tensors, out / "model.safetensors", {"format": "pt"})
     config = json.loads((folder / "config.json").read_text())
     config.pop("quantization_config", None)
-    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
     skipped = (*_NOT_COPIED, "config.json")
     for path in sorted(folder.iterdir()):
         plain = path.is_file() and not path.name.startswith(".")
         if plain and not path.name.endswith(".safetensors") and path.name not in skipped:
-            shutil.copyfile(path, out / path.name)
+            copy_file(path, out / path.name)
     return out

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from glm51.checkpoint.safetensors import ShardHeader
+from glm51.outputs import write_text
 from glm51.records.base import read_versioned_json
 
 MANIFEST = "glm51-manifest.json"
@@ -234,12 +234,7 @@ def build(
 
 def write(manifest: Manifest, folder: Path) -> Path:
     """Write ``folder/glm51-manifest.json`` atomically (temp file + rename)."""
-    path = folder / MANIFEST
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(manifest.model_dump_json(indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text(folder / MANIFEST, manifest.model_dump_json(indent=1) + "\n")
 
 
 def read(folder_or_file: Path) -> Manifest:

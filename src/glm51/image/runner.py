@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from glm51 import SOURCE_URL, __version__, proc
+from glm51 import __version__, proc, source_url
 from glm51.errors import CommandFailed, InfraError
 from glm51.image.build import BuildSpec, buildx_argv
 from glm51.records import ImageRecord, write_record
@@ -19,12 +19,17 @@ def git_sha(repo: Path) -> str:
     return proc.run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
 
 
-def git_source(repo: Path) -> str:
-    """The origin's URL when it is a public one, else the project's canonical URL (a clone's
-    local path says nothing to whoever inspects the image)."""
+def git_source(repo: Path) -> str | None:
+    """The origin's URL when it is a remote one (without any credentials in it), else the
+    project's own URL from its metadata, else None: no source label (a clone's local path
+    says nothing to whoever inspects the image)."""
     done = proc.run(["git", "remote", "get-url", "origin"], cwd=repo, check=False)
     url = done.stdout.strip() if done.returncode == 0 else ""
-    return url if url.startswith(("https://", "git@", "ssh://")) else SOURCE_URL
+    if url.startswith("https://"):
+        return "https://" + url.removeprefix("https://").rpartition("@")[2]
+    if url.startswith(("git@", "ssh://")):
+        return url
+    return source_url()
 
 
 def package_version(repo: Path) -> str:

@@ -85,7 +85,7 @@ def render_card(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     profile_name, launch = launch_command(recipe, profile)
-    units = {u.name: u for u in (records.quantize.calibration if records.quantize else ())}
+    passes = {p.name: p for p in recipe.quantize.passes}
     try:
         body = env.from_string(source).render(
             title=f"{recipe.model.published.split('/')[-1]}",
@@ -97,7 +97,7 @@ def render_card(
             version=version,
             image=records.image,
             qrecord=records.quantize,
-            units=units,
+            passes=passes,
             smoke=records.smoke,
             bench=records.bench,
             plot=plot,

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from glm51.options import ProfileOption, RecipeOption
-from glm51.outputs import check_output_file
+from glm51.outputs import check_output_file, write_text
 from glm51.publish.card import Records, render_card
-from glm51.publish.hub import Hub
-from glm51.publish.plan import DEFAULT_COMMIT_BYTES
+from glm51.publish.hub import DEFAULT_TIMEOUT_S, Hub, check_online
+from glm51.publish.plan import DEFAULT_COMMIT_BYTES, check_names
 from glm51.publish.run import publish
 from glm51.recipe import load_recipe
 from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord, read_record
@@ -71,6 +81,10 @@ def card_command(
 ) -> None:
     """Render the model card (README.md) from the recipe and the release run's records."""
     loaded = load_recipe(recipe)
+    if output is not None:  # before anything is read or rendered
+        inputs = {"--image-record": image_record, "--quantize-record": quantize_record}
+        inputs |= {"--smoke-record": smoke_record, "--bench-record": bench_record}
+        check_output_file(output, option="--output", inputs={**inputs, "--plot": plot})
     text = render_card(
         loaded,
         _records(image_record, quantize_record, smoke_record, bench_record),
@@ -81,8 +95,7 @@ def card_command(
     if output is None:
         typer.echo(text, nl=False)
         return
-    check_output_file(output, option="--output")
-    output.write_text(text, encoding="utf-8")
+    write_text(output, text)
     err.print(f"wrote {escape(str(output))}", highlight=False)
 
 
@@ -114,12 +127,22 @@ def publish_command(
     commit_gb: Annotated[
         float, typer.Option(min=1e-6, help="Weights per commit, in GB.")
     ] = DEFAULT_COMMIT_BYTES / 1e9,
-    endpoint: Annotated[
+    hub_endpoint: Annotated[
         str | None,
-        typer.Option(envvar="HF_ENDPOINT", help="The Hub's URL (default: huggingface.co)."),
+        typer.Option(
+            "--hub-endpoint", envvar="HF_ENDPOINT", help="The Hub's URL (default: huggingface.co)."
+        ),
     ] = None,
+    hub_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="Seconds the Hub may take to accept a connection or to answer a request.",
+        ),
+    ] = DEFAULT_TIMEOUT_S,
     report: Annotated[
-        Path | None, typer.Option(dir_okay=False, help="Write the outcome as JSON here.")
+        Path | None,
+        typer.Option(dir_okay=False, help="Write the outcome as JSON here (also with --dry-run)."),
     ] = None,
     profile: ProfileOption = None,
     recipe: RecipeOption = None,
@@ -132,6 +155,14 @@ def publish_command(
     tag is never moved. The token comes from HF_TOKEN or `hf auth login`, never from argv.
     """
     loaded = load_recipe(recipe)
+    check_names(repo, version)
+    if report is not None:  # before hours of hashing and uploading; never inside an input
+        inputs = {"CHECKPOINT": checkpoint, "--card": card, "--plot": plot}
+        inputs |= {"--image-record": image_record, "--quantize-record": quantize_record}
+        inputs |= {"--smoke-record": smoke_record, "--bench-record": bench_record}
+        check_output_file(report, option="--report", inputs=inputs)
+    check_online()
+    hub = Hub(endpoint=hub_endpoint, timeout_s=hub_timeout)  # a bad URL is refused here
     plot_name = f"assets/{plot.name}" if plot else None
     if card is not None:
         text = card.read_bytes()
@@ -147,20 +178,48 @@ def publish_command(
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if dry_run:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    hub = Hub(endpoint=endpoint)
     say = lambda m: err.print(escape(m), highlight=False, soft_wrap=True)  # noqa: E731
     how = {"extra": extra, "dry_run": dry_run, "commit_bytes": int(commit_gb * 1e9), "log": say}
-    outcome = publish(checkpoint, loaded, repo=repo, version=version, card=text, hub=hub, **how)
+    with _hashing_progress(dry_run) as progress:
+        outcome = publish(
+            checkpoint,
+            loaded,
+            repo=repo,
+            version=version,
+            card=text,
+            hub=hub,
+            progress=progress,
+            **how,
+        )
     if dry_run:
         out.print(escape(outcome.plan), highlight=False, soft_wrap=True)
     if report is not None:
-        report.write_text(outcome.to_json())
+        write_text(report, outcome.to_json())
     if outcome.status == "published":
         err.print(
             f"[green]published[/] {escape(repo)} {escape(version)} "
             f"({len(outcome.commits)} commit(s) this run)",
             highlight=False,
         )
+
+
+@contextlib.contextmanager
+def _hashing_progress(dry_run: bool) -> Iterator[Callable[[int], None]]:
+    """A bar for the local hash (hours for the full model); a dry run does not hash."""
+    if dry_run:
+        yield lambda _n: None
+        return
+    with Progress(
+        TextColumn("hashing the checkpoint"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("hash", total=None)
+        yield lambda n: bar.update(task, advance=n)
 
 
 def register(app: typer.Typer) -> None:

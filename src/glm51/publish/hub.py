@@ -1,10 +1,13 @@
 """The Hub, through huggingface_hub's HfApi (1.x and 2.x alike), behind one small adapter.
 
 Every call goes through ``_errors``, which turns the client's exceptions into glm51's typed
-errors with a one-line message: 401/403 are bad input (the token), a dropped connection or a
-5xx is an infrastructure failure that a re-run resumes. The token is handed to HfApi's
-constructor only: it never reaches an argv, a log line, an exception message or a report
-(messages are scrubbed of it all the same).
+errors with a one-line message: 401/403 are bad input (the token), offline mode and a bad
+endpoint URL are bad input, a refused connection, an unknown host, a timeout, a dropped
+connection or a 5xx are infrastructure failures, each in its own words. "Files already
+committed stay on the Hub" is said only when this run made a commit. Every request has a
+connect and read timeout (``timeout``). The token is handed to HfApi's constructor only: it
+never reaches an argv, a log line, an exception message or a report (messages are scrubbed
+of it all the same).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
-from glm51.errors import InfraError, InputError
+from glm51.errors import Glm51Error, InfraError, InputError
 from glm51.publish.plan import RemoteFile, RemoteState
 
 log = logging.getLogger(__name__)
@@ -26,15 +30,75 @@ def _hub():
     return huggingface_hub
 
 
+DEFAULT_TIMEOUT_S = 60.0
+_DNS_WORDS = (
+    "Name or service not known",
+    "nodename nor servname",
+    "name resolution",
+    "getaddrinfo",
+)
+
+
+def check_endpoint(endpoint: str | None) -> None:
+    """A Hub URL that cannot be one is bad input, refused before anything is tried."""
+    if endpoint is None:
+        return
+    url = urlparse(endpoint)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise InputError(
+            f"--hub-endpoint (HF_ENDPOINT) {endpoint!r}: expected an http(s) URL such as "
+            "https://huggingface.co"
+        )
+
+
+def check_online() -> None:
+    """HF_HUB_OFFLINE makes every Hub call fail: say so before any work, not mid-upload."""
+    if _hub().constants.HF_HUB_OFFLINE:
+        raise InputError(
+            "HF_HUB_OFFLINE is set: publish reads and writes the Hub, which offline mode "
+            "forbids; unset HF_HUB_OFFLINE (or set it to 0) to publish"
+        )
+
+
+def _timed_client_factory(timeout_s: float):
+    """huggingface_hub's own client (its hooks and redirects), with a connect and read
+    timeout: a Hub that accepts the connection and never answers fails in ``timeout_s``."""
+    import huggingface_hub.utils._http as http
+
+    def factory():
+        client = http.default_client_factory()
+        client.timeout = type(client.timeout)(timeout_s, connect=min(timeout_s, 30.0))
+        return client
+
+    return factory
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
 class Hub:
     """One repo-independent client. ``token=None``: HF_TOKEN or the huggingface_hub login."""
 
-    def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        check_endpoint(endpoint)
         hub = _hub()
+        hub.set_client_factory(_timed_client_factory(timeout_s))
         self._token = token if token is not None else hub.get_token()
         self.api = hub.HfApi(endpoint=endpoint, token=self._token or None)
         self.endpoint = self.api.endpoint
         self.version = hub.__version__
+        self.timeout_s = timeout_s
+        self.commits_made = 0  # by this run: what an interruption leaves on the Hub
 
     @property
     def has_token(self) -> bool:
@@ -72,27 +136,80 @@ class Hub:
             raise InfraError(
                 f"the Hub at {self.endpoint} answered {status} while {action}{why}"
             ) from None
-        except ValueError as exc:
-            # Raised before anything is sent: the card's metadata (validate-yaml) or a
-            # malformed answer.
-            kind = InputError if "metadata" in str(exc) else InfraError
-            raise kind(f"{action}: {self.scrub(str(exc))}") from None
-        except (OSError, RuntimeError) as exc:
-            # Dropped connections arrive as httpx errors (OSError-like), or wrapped by the
-            # LFS uploader in a RuntimeError ("Error while uploading ...").
-            cause = exc.__cause__ or exc
-            raise InfraError(
-                f"lost the connection to {self.endpoint} while {action} "
-                f"({type(cause).__name__}: {self.scrub(str(cause))[:200]}). Files already "
-                "committed stay on the Hub: re-run `glm51 publish` to finish the job."
-            ) from None
-        except Exception as exc:
-            if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11"):
-                raise InfraError(
-                    f"lost the connection to {self.endpoint} while {action} "
-                    f"({type(exc).__name__}). Re-run `glm51 publish` to finish the job."
-                ) from None
+        except Glm51Error:
             raise
+        except Exception as exc:
+            typed = self._transport_error(exc, action)
+            if typed is None:
+                raise
+            raise typed from None
+
+    def _resume_hint(self) -> str:
+        if self.commits_made:
+            return (
+                f" The {self.commits_made} commit(s) this run made stay on the Hub (untagged): "
+                "re-run `glm51 publish` to finish the job."
+            )
+        return " Nothing was committed: re-run `glm51 publish` when the Hub is reachable."
+
+    def _transport_error(self, exc: Exception, action: str) -> Exception | None:
+        """A failure below HTTP, named by what it was (the client wraps them: look down the
+        chain of causes); None when it is none of them."""
+        names = [(type(e).__name__, type(e).__module__.split(".")[0], str(e)) for e in _chain(exc)]
+        for name, _, text in names:
+            if name == "OfflineModeIsEnabled":
+                return InputError(
+                    f"HF_HUB_OFFLINE is set, so the Hub cannot be reached while {action}; "
+                    "unset it to publish"
+                )
+            if name == "HFValidationError":
+                return InputError(f"{action}: {self.scrub(text)}")
+            if "Timeout" in name or name == "TimeoutError":
+                return InfraError(
+                    f"the Hub at {self.endpoint} did not answer within {self.timeout_s:g} s "
+                    f"(--hub-timeout) while {action}.{self._resume_hint()}"
+                )
+            if any(w in text for w in _DNS_WORDS):
+                return InfraError(
+                    f"cannot resolve the Hub's host {urlparse(self.endpoint).hostname!r} while "
+                    f"{action} (DNS: {self.scrub(text)[:120]}).{self._resume_hint()}"
+                )
+            if name == "ConnectionRefusedError" or "Connection refused" in text:
+                return InfraError(
+                    f"the Hub at {self.endpoint} refused the connection while {action} "
+                    f"(nothing listens there).{self._resume_hint()}"
+                )
+        for name, _module, text in names:
+            if name == "ValueError" and "metadata" in text:
+                return InputError(f"{action}: {self.scrub(text)}")  # the card's metadata
+        for name, module, text in names:
+            transport = module in ("httpx", "httpx2", "httpcore", "h11", "ssl")
+            if transport or name in ("ConnectionError", "ConnectionResetError", "RuntimeError"):
+                # Dropped connections arrive as httpx errors, or wrapped by the LFS uploader
+                # in a RuntimeError ("Error while uploading ...").
+                return InfraError(
+                    f"lost the connection to {self.endpoint} while {action} "
+                    f"({name}: {self.scrub(text)[:200]}).{self._resume_hint()}"
+                )
+        if isinstance(exc, ValueError):
+            return InfraError(f"{action}: {self.scrub(str(exc))}")  # a malformed answer
+        return None
+
+    def validate_card(self, card: bytes) -> None:
+        """The Hub's own check of the card's metadata (validate-yaml), before anything is
+        created or uploaded: a card it rejects is bad input, found in seconds."""
+        hub = _hub()
+        with self._errors("checking the card's metadata with the Hub"):
+            response = hub.utils.get_session().post(
+                f"{self.endpoint}/api/validate-yaml",
+                json={"repoType": "model", "content": card.decode("utf-8", "replace")},
+                headers={"Accept": "text/plain"},
+            )
+            if response.status_code == 400:
+                raise InputError(
+                    "the card's metadata: the Hub rejects it: " + self.scrub(response.text)[:500]
+                )
+            hub.utils.hf_raise_for_status(response)
 
     # ---------------------------------------------------------------- reading
     def _files(self, repo: str, revision: str) -> dict[str, RemoteFile]:
@@ -147,24 +264,33 @@ class Hub:
                 commit_message=message,
                 repo_type="model",
             )
+        self.commits_made += 1
         return info.oid
 
     def commit_files(
-        self, repo: str, files: dict[str, bytes | Path], message: str, parent: str | None
+        self,
+        repo: str,
+        files: dict[str, bytes | Path],
+        message: str,
+        parent: str | None,
+        delete: tuple[str, ...] = (),
     ) -> str:
-        """One commit of small files (the card among them); ``parent`` makes it atomic
-        against a concurrent push."""
+        """One commit of small files (the card among them) that also deletes ``delete``;
+        ``parent`` makes it atomic against a concurrent push."""
         hub = _hub()
-        ops = [
+        ops: list = [
             hub.CommitOperationAdd(
                 path_in_repo=path, path_or_fileobj=str(src) if isinstance(src, Path) else src
             )
             for path, src in sorted(files.items())
         ]
-        with self._errors(f"committing the card and {len(files) - 1} small file(s) to {repo}"):
+        ops += [hub.CommitOperationDelete(path_in_repo=path) for path in delete]
+        what = f"{len(files)} file(s)" + (f" and deleting {len(delete)}" if delete else "")
+        with self._errors(f"committing {what} to {repo}"):
             info = self.api.create_commit(
                 repo, ops, commit_message=message, repo_type="model", parent_commit=parent
             )
+        self.commits_made += 1
         return info.oid
 
     def tag(self, repo: str, version: str, revision: str, message: str) -> bool:

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from glm51.checkpoint import manifest as mf
 from glm51.errors import InputError
-from glm51.outputs import claim_output_folder
+from glm51.outputs import (
+    MARKER,
+    check_free_space,
+    claim_output_folder,
+    copy_file,
+    os_errors,
+    write_text,
+)
 from glm51.publish.plan import CARD, check_names
 
 
@@ -54,24 +60,39 @@ def publish_to_folder(
         raise InputError(
             f"{tag}: version {version} is already tagged with other files; a tag is never moved"
         )
-    (target / CARD).write_text(card, encoding="utf-8")
-    shutil.copyfile(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
-    for name, path in (extra or {}).items():  # the card's plot
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target / name)
-    for name in files:
-        src, dst = checkpoint / name, target / name
+    todo = [
+        name
+        for name in files
         if not (
-            dst.is_file()
-            and dst.stat().st_size == src.stat().st_size
+            (dst := target / name).is_file()
+            and dst.stat().st_size == files[name].size
             and _sha256(dst) == expected[name]
-        ):
-            shutil.copyfile(src, dst)
+        )
+    ]
+    check_free_space(
+        target, sum(files[n].size for n in todo), what="copying the checkpoint", option="--to"
+    )
+    write_text(target / CARD, card)
+    copy_file(checkpoint / mf.MANIFEST, target / mf.MANIFEST)
+    for name, path in (extra or {}).items():  # the card's plot
+        with os_errors(target / name):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+        copy_file(path, target / name)
+    for name in todo:
+        copy_file(checkpoint / name, target / name)
+    # The folder holds exactly this version's files: an earlier version's (other shard
+    # names) go; the folder is glm51's own (claimed above), its tags stay.
+    for path in sorted(target.rglob("*")):
+        name = path.relative_to(target).as_posix()
+        keep = name in expected or name == MARKER or name.split("/")[0] == "tags"
+        if path.is_file() and not keep:
+            path.unlink()
     wrong = [name for name, digest in expected.items() if _sha256(target / name) != digest]
     if wrong:
         raise InputError(
             f"{target}: copies differ from the manifest: {', '.join(wrong)}; not tagged"
         )
-    tag.parent.mkdir(exist_ok=True)
-    tag.write_text(json.dumps(expected, indent=2) + "\n")
+    with os_errors(tag):
+        tag.parent.mkdir(exist_ok=True)
+    write_text(tag, json.dumps(expected, indent=2) + "\n")
     return tag

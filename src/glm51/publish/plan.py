@@ -21,9 +21,14 @@ from dataclasses import dataclass, field
 from glm51.errors import InputError
 
 VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+# The Hub's rules (huggingface_hub's validate_repo_id): OWNER/NAME of [\w.-], 1-96 characters
+# each, starting and ending with a letter or digit, no "--" or "..", not ending in ".git".
+_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+REPO_ID = re.compile(rf"^{_PART}/{_PART}$")
 DEFAULT_COMMIT_BYTES = 50 * 10**9
 CARD = "README.md"
+# Files the Hub itself writes into every repo: never deleted, never asked of the manifest.
+HUB_OWNED = frozenset({".gitattributes"})
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -82,10 +87,11 @@ class Plan:
     small_commit: Commit | None
     present: tuple[str, ...]  # already on the Hub, identical
     already_published: bool  # the tag exists and holds exactly these files
+    delete: tuple[str, ...] = ()  # on the branch, not this version's: deleted with the card
 
     @property
     def nothing_to_upload(self) -> bool:
-        return not self.weight_commits and self.small_commit is None
+        return not self.weight_commits and self.small_commit is None and not self.delete
 
     def describe(self) -> str:
         """The plan as text: files, sizes, commits, the tag."""
@@ -95,14 +101,17 @@ class Plan:
         for f in sorted(self.files, key=lambda f: f.path):
             mark = "on the Hub" if f.path in self.present else "to upload"
             lines.append(f"  {f.path}  {_size(f.size)}  sha256 {f.sha256[:12]}  {mark}")
+        for path in self.delete:
+            lines.append(f"  {path}  on the Hub, not in this version: to delete")
         if self.already_published:
             lines.append(f"tag {self.version} already holds exactly these files: nothing to do")
             return "\n".join(lines)
         for c in (*self.weight_commits, *([self.small_commit] if self.small_commit else [])):
-            lines.append(f"commit {c.message!r}: {len(c.paths)} file(s), {_size(c.size)}")
+            gone = f", {len(self.delete)} deleted" if c is self.small_commit and self.delete else ""
+            lines.append(f"commit {c.message!r}: {len(c.paths)} file(s), {_size(c.size)}{gone}")
         if self.nothing_to_upload:
             lines.append("no commit: every file is already on the Hub")
-        lines.append("verify the Hub's files against glm51-manifest.json")
+        lines.append("verify the Hub holds exactly the files of glm51-manifest.json and the card")
         lines.append(f"tag {self.version} on the verified commit")
         return "\n".join(lines)
 
@@ -116,14 +125,19 @@ def _size(n: int) -> str:
 
 
 def check_names(repo: str, version: str) -> None:
-    if not REPO_ID.match(repo):
-        raise InputError(f"--repo {repo!r}: expected OWNER/NAME")
+    if not REPO_ID.match(repo) or ".." in repo or "--" in repo or repo.endswith(".git"):
+        raise InputError(
+            f"--repo {repo!r}: expected OWNER/NAME as the Hub allows them (letters, digits, "
+            "'.', '_', '-', 1-96 characters each, no '--' or '..', not ending in .git)"
+        )
     if not VERSION.match(version):
         raise InputError(f"--version {version!r}: expected vMAJOR.MINOR.PATCH (e.g. v1.0.0)")
 
 
 def mismatches(local: tuple[LocalFile, ...], remote: Mapping[str, RemoteFile]) -> list[str]:
-    """The local files the remote listing lacks or holds with other contents."""
+    """How the remote listing differs from exactly the local files: a file it lacks or holds
+    with other contents, and a file it holds that is not one of them (the Hub's own
+    .gitattributes aside)."""
     out = []
     for f in local:
         r = remote.get(f.path)
@@ -135,6 +149,11 @@ def mismatches(local: tuple[LocalFile, ...], remote: Mapping[str, RemoteFile]) -
             out.append(
                 f"{f.path}: the Hub has {r.size} bytes, {have}; local {f.size} bytes, {want}"
             )
+    names = {f.path for f in local}
+    out += [
+        f"{path}: on the Hub, not in this version"
+        for path in sorted(set(remote) - names - HUB_OWNED)
+    ]
     return out
 
 
@@ -163,6 +182,8 @@ def make_plan(
     present = tuple(
         sorted(f.path for f in files if (r := remote.files.get(f.path)) and r.matches(f))
     )
+    names = {f.path for f in files}
+    delete = tuple(sorted(set(remote.files) - names - HUB_OWNED))
     todo = [f for f in sorted(files, key=lambda f: f.path) if f.path not in present]
     weights = [f for f in todo if f.weights]
     batches: list[list[LocalFile]] = []
@@ -179,15 +200,26 @@ def make_plan(
         for i, batch in enumerate(batches, 1)
     )
     small = [f for f in todo if not f.weights]
+    # The card commit also deletes what an earlier version left (other shard names), so the
+    # branch, and the tag on it, hold exactly this version's files.
     small_commit = (
         Commit(
-            f"{version}: model card, config and tokenizer",
+            f"{version}: model card, config and tokenizer"
+            + (f"; remove {len(delete)} file(s) of an earlier version" if delete else ""),
             tuple(f.path for f in small),
             sum(f.size for f in small),
         )
-        if small
+        if small or delete
         else None
     )
     return Plan(
-        repo, version, files, not remote.exists, weight_commits, small_commit, present, False
+        repo,
+        version,
+        files,
+        not remote.exists,
+        weight_commits,
+        small_commit,
+        present,
+        False,
+        delete,
     )

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from glm51 import __version__
 from glm51.checkpoint import manifest as mf
 from glm51.checkpoint.verify import verify
 from glm51.errors import InfraError, InputError
@@ -36,6 +37,9 @@ class Outcome:
     commits: list[str] = field(default_factory=list)  # made by this run
     tagged_commit: str | None = None
     huggingface_hub: str = ""
+    deleted: list[str] = field(default_factory=list)  # an earlier version's files, removed
+    written_by: str = "glm51 publish"
+    glm51_version: str = __version__
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -91,6 +95,11 @@ def publish(
     if clash:
         raise InputError(f"{', '.join(clash)}: both in {folder} and added by publish")
 
+    # 0. The card, with the Hub's own metadata check: seconds, before hours of hashing and
+    # uploading, so a card the Hub rejects never leaves a half-populated repo.
+    log("checking the card's metadata with the Hub")
+    hub.validate_card(card)
+
     # 1. The local folder, fully (a dry run skips the hashing: it must stay cheap).
     log(
         f"verifying {folder}"
@@ -137,12 +146,20 @@ def publish(
                 sources[path] = extra[path]
             else:
                 sources[path] = folder / path
-        log(f"{plan.small_commit.message}: {', '.join(plan.small_commit.paths)}")
+        gone = f"; deleting {', '.join(plan.delete)}" if plan.delete else ""
+        log(f"{plan.small_commit.message}: {', '.join(plan.small_commit.paths)}{gone}")
         outcome.commits.append(
-            hub.commit_files(repo, sources, plan.small_commit.message, parent=hub.head(repo))
+            hub.commit_files(
+                repo,
+                sources,
+                plan.small_commit.message,
+                parent=hub.head(repo),
+                delete=plan.delete,
+            )
         )
+        outcome.deleted = list(plan.delete)
 
-    # 4. Verify what the Hub holds now against the local manifest; 5. only then tag it.
+    # 4. Verify that the Hub holds exactly the local files now; 5. only then tag it.
     head = hub.head(repo)
     remote = hub.files_at(repo, head)
     wrong = mismatches(files, remote)

@@ -17,6 +17,7 @@ from pathlib import Path
 from glm51.calib.coverage import ExpertCounts
 from glm51.calib.coverage import merge as merge_counts
 from glm51.errors import InputError
+from glm51.outputs import os_errors, save_tensors
 
 FORMAT = "glm51-calib-artifact/1"
 _COUNTS = ("__layers__", "__counts__", "__first_seen__")
@@ -34,7 +35,6 @@ class Artifact:
     def save(self, path: Path | str) -> Path:
         import numpy as np
         import torch
-        from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +52,9 @@ class Artifact:
             {k: v for k, v in (("device", self.device), ("device_name", self.device_name)) if v}
         )
         tmp = path.with_name(f".{path.name}.tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        save_tensors(tensors, tmp, meta)
+        with os_errors(path):
+            os.replace(tmp, path)
         return path
 
     @classmethod

@@ -118,7 +118,9 @@ def quantize(
 def tiny_model(
     out: Annotated[Path, typer.Argument(help="Folder to write (created).")],
     layers: Annotated[int, typer.Option("--layers", min=2, help="Decoder layers.")] = 3,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the random weights.")
+    ] = 0,
     calib_out: Annotated[
         Path | None,
         typer.Option(

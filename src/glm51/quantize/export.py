@@ -22,7 +22,15 @@ from glm51.checkpoint.folder import Checkpoint
 from glm51.checkpoint.layout import mtp_layers
 from glm51.checkpoint.safetensors import read_header
 from glm51.errors import GateFailed, InputError
-from glm51.outputs import check_output_folder, publish_folder, staging_folder
+from glm51.outputs import (
+    check_output_folder,
+    copy_file,
+    os_errors,
+    publish_folder,
+    save_tensors,
+    staging_folder,
+    write_text,
+)
 from glm51.quantize.calibrate import Resident
 from glm51.quantize.layers import load_into, release
 from glm51.quantize.nvfp4 import correctly_rounded_scales
@@ -115,7 +123,7 @@ def _export_bounded(
     import modelopt.torch.quantization as mtq
     import torch
     from modelopt.torch.export import export_hf_checkpoint
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     n = int(ckpt.config["num_hidden_layers"])
     quant_config = None
@@ -136,26 +144,24 @@ def _export_bounded(
         for f in sorted(part.glob("*.safetensors")):
             tensors.update(load_file(str(f)))
         layer = {real + k.removeprefix(mine): v for k, v in tensors.items() if k.startswith(mine)}
-        save_file(layer, str(tmp / f"layer-{i:05d}.safetensors"), metadata={"format": "pt"})
+        save_tensors(layer, tmp / f"layer-{i:05d}.safetensors", {"format": "pt"})
         shutil.rmtree(part)
         del model, tensors, layer
         release()
         progress("export", i + 1, n)
     # Embeddings, final norm, lm_head: not quantized, copied through.
     rest = ckpt.read(k for k in ckpt.weight_map if not k.startswith("model.layers."))
-    save_file(rest, str(tmp / "model-rest.safetensors"), metadata={"format": "pt"})
+    save_tensors(rest, tmp / "model-rest.safetensors", {"format": "pt"})
     if quant_config is None:
         raise InputError(f"{ckpt.dir}: no decoder layer has routed experts to quantize")
     _write_config(tmp, ckpt, quant_config)
 
 
 def _copy_mtp(ckpt: Checkpoint, tmp: Path) -> dict:
-    from safetensors.torch import save_file
-
     names = [k for i in mtp_layers(ckpt.config) for k in ckpt.keys(f"model.layers.{i}.")]
     tensors = ckpt.read(names)  # BF16, untouched: transformers drops these on load
     if tensors:
-        save_file(tensors, str(tmp / "model-mtp.safetensors"), metadata={"format": "pt"})
+        save_tensors(tensors, tmp / "model-mtp.safetensors", {"format": "pt"})
     return tensors
 
 
@@ -174,14 +180,14 @@ def _rename_shards_and_index(tmp: Path) -> None:
             weight_map[key] = new
             total += info.end - info.begin
     index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-    (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    write_text(tmp / "model.safetensors.index.json", json.dumps(index, indent=2) + "\n")
 
 
 def _write_config(tmp: Path, ckpt: Checkpoint, quant_config: dict) -> None:
     """The source config (not the in-memory one) plus the exporter's quantization_config."""
     config = dict(ckpt.config)
     config["quantization_config"] = quant_config
-    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_text(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _write_quant_configs(
@@ -197,7 +203,7 @@ def _write_quant_configs(
     qc["ignore"] = excludes
     qc["kv_cache_quant_algo"] = None
     config["quantization_config"] = dict(sorted(qc.items()))
-    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_text(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
     hf = {
         "producer": qc.get("producer", {"name": "modelopt"}),
         "quantization": {
@@ -209,7 +215,7 @@ def _write_quant_configs(
     }
     if provenance:
         hf["glm51"] = provenance
-    (tmp / "hf_quant_config.json").write_text(json.dumps(hf, indent=4) + "\n")
+    write_text(tmp / "hf_quant_config.json", json.dumps(hf, indent=4) + "\n")
 
 
 def export(
@@ -233,28 +239,33 @@ def export(
     ckpt = Checkpoint(model_dir)
     output = Path(output)
     check_output_folder(
-        output, overwrite=overwrite, option="--output", inputs={"--model": ckpt.dir}
+        output,
+        overwrite=overwrite,
+        option="--output",
+        command="quantize",
+        inputs={"--model": ckpt.dir},
     )
     tmp = staging_folder(output, "quantize")
     try:
-        with correctly_rounded_scales():  # the same weight bytes on every device
+        with os_errors(tmp), correctly_rounded_scales():  # the same weight bytes on every device
             if bounded:
                 _export_bounded(ckpt, amax, recipe, tmp, device, progress)
             else:
                 _export_resident(ckpt, amax, qcfg, tmp, device, resident)
-        if not bounded:
-            exported = json.loads((tmp / "config.json").read_text())
-            _write_config(tmp, ckpt, exported["quantization_config"])
-        _copy_mtp(ckpt, tmp)
-        (tmp / "model.safetensors.index.json").unlink(missing_ok=True)
-        _rename_shards_and_index(tmp)
-        _write_quant_configs(tmp, ckpt, recipe.keep_bf16, provenance)
-        for name in SIDE_FILES:
-            if (ckpt.dir / name).is_file():
-                shutil.copyfile(ckpt.dir / name, tmp / name)
-        # glm51-manifest.json: what `glm51 verify` and `glm51 publish` check the folder against.
-        headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
-        manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
+            if not bounded:
+                exported = json.loads((tmp / "config.json").read_text())
+                _write_config(tmp, ckpt, exported["quantization_config"])
+            _copy_mtp(ckpt, tmp)
+            (tmp / "model.safetensors.index.json").unlink(missing_ok=True)
+            _rename_shards_and_index(tmp)
+            _write_quant_configs(tmp, ckpt, recipe.keep_bf16, provenance)
+            for name in SIDE_FILES:
+                if (ckpt.dir / name).is_file():
+                    copy_file(ckpt.dir / name, tmp / name)
+            # glm51-manifest.json: what `glm51 verify` and `glm51 publish` check the folder
+            # against.
+            headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
+            manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -89,7 +89,11 @@ def quantize(
         raise InputError("no calibration passes")
     # Before hours of calibration, not after.
     check_output_folder(
-        Path(output), overwrite=overwrite, option="--output", inputs={"--model": Path(model_dir)}
+        Path(output),
+        overwrite=overwrite,
+        option="--output",
+        command="quantize",
+        inputs={"--model": Path(model_dir)},
     )
     work_dir = Path(work_dir)
     ckpt = Checkpoint(model_dir)

@@ -13,7 +13,7 @@ from glm51.calib.tokenizer import from_folder
 from glm51.checkpoint.folder import load_model_config
 from glm51.checkpoint.integrity import require_intact
 from glm51.errors import InputError
-from glm51.outputs import check_no_overlap, check_output_folder
+from glm51.outputs import check_free_space, check_no_overlap, check_output_folder
 from glm51.quantize import estimate as est
 from glm51.quantize import library_output
 from glm51.quantize.device import check_device
@@ -64,6 +64,7 @@ def check_request(req: Request) -> None:
         req.output,
         overwrite=req.overwrite,
         option="--output",
+        command="quantize",
         inputs={**inputs, "--work-dir": req.work_dir},
     )
     check_no_overlap(req.work_dir, inputs, "--work-dir")
@@ -102,7 +103,16 @@ def quantize(
 ) -> Outcome:
     check_request(req)
     units = split(build_passes(req, recipe), req.calibration.chunks)
-    log(estimate_of(req, units).render())
+    estimate = estimate_of(req, units)
+    log(estimate.render())
+    # The export is staged beside --output and swapped in whole: the old one (if any) stays
+    # until then, so the new one needs its whole size free, checked before calibration.
+    check_free_space(
+        req.output.parent,
+        estimate.output_bytes,
+        what="the NVFP4 checkpoint (the estimate above)",
+        option="--output",
+    )
     log(f"mode: {'bounded memory' if req.bounded else 'resident'} on {req.device}")
     with library_output.captured() as printed:
         outcome = run_pipeline(

@@ -13,7 +13,14 @@ import shutil
 import string
 from pathlib import Path
 
-from glm51.outputs import check_output_folder, publish_folder, staging_folder
+from glm51.outputs import (
+    check_output_folder,
+    os_errors,
+    publish_folder,
+    save_tensors,
+    staging_folder,
+    write_text,
+)
 
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -148,10 +155,11 @@ def build_tiny_model(
     init_dtype "bfloat16" builds the random weights in BF16 directly (half the memory of a
     multi-GB model; other bytes than the default FP32 build)."""
     out = Path(out)
-    check_output_folder(out, overwrite=overwrite, option="OUT")
+    check_output_folder(out, overwrite=overwrite, option="OUT", command="tiny-model")
     tmp = staging_folder(out, "tiny-model")
     try:
-        _write_tiny_model(tmp, num_layers, hidden, experts, seed, overrides, init_dtype)
+        with os_errors(tmp):
+            _write_tiny_model(tmp, num_layers, hidden, experts, seed, overrides, init_dtype)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -170,7 +178,7 @@ def _write_tiny_model(
     import tempfile
 
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
     from transformers import GenerationConfig, GlmMoeDsaConfig, GlmMoeDsaForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -201,12 +209,12 @@ def _write_tiny_model(
     for name, tensor in _mtp_extras(hidden, gen, torch.bfloat16).items():
         tensors[mtp + name] = tensor
     tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in sorted(tensors.items())}
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_tensors(tensors, out / "model.safetensors", {"format": "pt"})
 
     config = GlmMoeDsaConfig(**cfg_dict)
     config.architectures = ["GlmMoeDsaForCausalLM"]
     config.dtype = torch.bfloat16
-    (out / "config.json").write_text(config.to_json_string(use_diff=False))
+    write_text(out / "config.json", config.to_json_string(use_diff=False))
     GenerationConfig(eos_token_id=[0], pad_token_id=0, do_sample=False).save_pretrained(out)
     build_tokenizer().save_pretrained(out)
     _strip_volatile(out)
@@ -218,4 +226,4 @@ def _strip_volatile(out: Path) -> None:
         path = out / name
         data = json.loads(path.read_text())
         data.pop("transformers_version", None)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -12,6 +10,7 @@ from typing import ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from glm51.errors import InputError
+from glm51.outputs import os_errors, write_text
 
 R = TypeVar("R", bound="Record")
 
@@ -51,12 +50,9 @@ class ToolVersions(BaseModel):
 def write_record(record: Record, path: Path | str) -> Path:
     """Write atomically (temp file + rename), so a reader never sees half a record."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(record.to_json())
-    os.replace(tmp, path)
-    return path
+    with os_errors(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text(path, record.to_json())
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -71,6 +67,8 @@ def read_versioned_json(
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no {what}{missing_hint}") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; the {what} cannot be read") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a JSON {what} ({exc})") from None
     if not isinstance(data, dict) or data.get("kind") != kind:

@@ -10,6 +10,14 @@ from glm51.records.base import Record
 
 # The model card's rows, in the card's order.
 FIGURES = ("short_tg", "tg_32k", "tg_128k", "c32", "c64")
+# The prompt sizes the card's long-context figures (and their gates) are defined at.
+CARD_CONTEXT = {"tg_32k": 32768, "tg_128k": 131072}
+
+
+def at_card_size(name: str, context_tokens: int) -> bool:
+    """Whether a figure was measured at the size its card row and gate are defined for."""
+    nominal = CARD_CONTEXT.get(name)
+    return nominal is None or context_tokens == nominal
 
 
 class GateResult(BaseModel):
@@ -32,6 +40,12 @@ class BenchFigure(BaseModel):
     accept_length: float | None = None
     requests: int = 0  # requests whose output fell (partly) inside the window
     gate: GateResult | None = None
+
+    def title(self, names: dict[str, str]) -> str:
+        """The figure's name, or, measured at another size than the card's, that size."""
+        if at_card_size(self.name, self.context_tokens):
+            return names.get(self.name, self.name)
+        return f"TG at a {self.context_tokens}-token prompt"
 
 
 class BenchRecord(Record):

@@ -29,6 +29,35 @@ def recipe_digest(recipe: Recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
 
 
+def _check_options(
+    rehearsal: bool,
+    only: list[str] | None,
+    checkpoint: Path | None,
+    seed: int | None,
+    samples: int | None,
+) -> None:
+    """The options that contradict each other, refused before the run folder is touched."""
+    if only is not None and not only:
+        raise InputError(f"--steps: names no step; expected some of {', '.join(production.STEPS)}")
+    if rehearsal:
+        if checkpoint is not None:
+            raise InputError(
+                "--checkpoint: not used with --rehearsal (it builds and quantizes the tiny model)"
+            )
+        return
+    unknown = sorted(set(only or ()) - set(production.STEPS))
+    if unknown:
+        raise InputError(f"--steps: unknown {unknown}; expected some of {list(production.STEPS)}")
+    for option, value in (("--seed", seed), ("--samples", samples)):
+        if value is not None:
+            raise InputError(f"{option}: only for --rehearsal (a release uses --checkpoint)")
+    if checkpoint is None and set(only or production.STEPS) - {"image"}:
+        raise InputError(
+            "--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release "
+            "(needed by every step but image)"
+        )
+
+
 def release_command(
     version: Annotated[str, typer.Option(help="The release version, vX.Y.Z.")] = "v0.0.0",
     rehearsal_mode: Annotated[
@@ -60,8 +89,14 @@ def release_command(
             "(default: out/release/VERSION, or out/release/rehearsal-VERSION)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Rehearsal: seed of the tiny model.")] = 0,
-    samples: Annotated[int, typer.Option(min=1, help="Rehearsal: calibration conversations.")] = 16,
+    seed: Annotated[
+        int | None,
+        typer.Option(min=0, max=2**32 - 1, help="Rehearsal: seed of the tiny model [default: 0]."),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rehearsal: calibration conversations [default: 16]."),
+    ] = None,
     recipe: RecipeOption = None,
 ) -> None:
     """Run the release steps in order; skip those whose records are still valid.
@@ -71,6 +106,8 @@ def release_command(
     """
     loaded = load_recipe(recipe)
     check_names(loaded.model.published, version)
+    only = [s.strip() for s in steps.split(",") if s.strip()] if steps is not None else None
+    _check_options(rehearsal_mode, only, checkpoint, seed, samples)
     name = ("rehearsal-" if rehearsal_mode else "") + version
     folder = run_dir or Path("out") / "release" / name
     claim_output_folder(
@@ -92,7 +129,12 @@ def release_command(
             f"{folder}: this release began with another recipe (sha256 {recorded}); a release "
             "runs on one recipe: use another --run-dir, or the recipe it began with"
         )
-    options = {"version": version, "seed": seed, "samples": samples, "checkpoint": checkpoint}
+    options = {
+        "version": version,
+        "seed": 0 if seed is None else seed,
+        "samples": 16 if samples is None else samples,
+        "checkpoint": checkpoint,
+    }
     context = Context(folder, options, log=lambda m: err.print(escape(m), highlight=False))
     if rehearsal_mode:
         from glm51.release import rehearsal  # numpy, torch, transformers, ModelOpt
@@ -100,7 +142,6 @@ def release_command(
         chain = rehearsal.steps(loaded)
     else:
         chain = production.steps(loaded)
-    only = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
     run_steps(chain, context, manifest, only=only, log=context.log)
     if rehearsal_mode:
         for what, path in rehearsal.where(folder).items():

@@ -21,6 +21,7 @@ from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import GateFailed, InfraError, InputError, PreflightError
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
+from glm51.outputs import write_text
 from glm51.publish.card import Records, render_card
 from glm51.publish.hub import Hub
 from glm51.publish.run import publish
@@ -101,7 +102,7 @@ def step_image(recipe: Recipe):
 def step_verify(recipe: Recipe):
     def run(context: Context) -> Outcome:
         report = verify(_checkpoint(context), recipe)
-        context.path(VERIFY).write_text(report.to_json())
+        write_text(context.path(VERIFY), report.to_json())
         if not report.ok:
             raise InputError(f"{_checkpoint(context)}: verify failed: {report.problems[0]}")
         return Outcome(VERIFY, "checkpoint verified")
@@ -204,7 +205,7 @@ def _records(context: Context) -> Records:
 def step_card(recipe: Recipe):
     def run(context: Context) -> Outcome:
         text = render_card(recipe, _records(context), version=context.options["version"])
-        context.path(CARD).write_text(text, encoding="utf-8")
+        write_text(context.path(CARD), text)
         return Outcome(CARD, "card rendered from the records")
 
     return run
@@ -225,7 +226,7 @@ def step_publish(recipe: Recipe):
             hub=Hub(),
             log=context.log,
         )
-        context.path(PUBLISHED).write_text(outcome.to_json())
+        write_text(context.path(PUBLISHED), outcome.to_json())
         return Outcome(PUBLISHED, f"{recipe.model.published} {outcome.status}")
 
     return run
@@ -272,7 +273,7 @@ def step_tag(recipe: Recipe):
         for tag in moving:  # kept apart: these move with every release
             proc.run([*imagetools, "create", "--tag", tag, source])
         tags = {"immutable": fixed, "moving": moving, "digest": record.digest}
-        context.path(TAGS).write_text(json.dumps(tags, indent=2) + "\n")
+        write_text(context.path(TAGS), json.dumps(tags, indent=2) + "\n")
         return Outcome(TAGS, f"tagged {fixed}")
 
     return run
@@ -298,7 +299,7 @@ def step_notes(recipe: Recipe):
             for f in bench.figures:
                 gate = f"{f.gate.threshold:g}" if f.gate else "-"
                 lines.append(f"| {f.name} | {f.tokens_per_s:.1f} | {gate} |")
-        context.path(NOTES).write_text("\n".join(lines) + "\n")
+        write_text(context.path(NOTES), "\n".join(lines) + "\n")
         return Outcome(NOTES, f"{NOTES} written")
 
     return run

@@ -16,7 +16,7 @@ from glm51.checkpoint.dequant import to_bf16
 from glm51.checkpoint.verify import verify
 from glm51.endpoint.health import wait_ready
 from glm51.errors import GateFailed, InfraError, InputError
-from glm51.outputs import is_marked
+from glm51.outputs import copy_file, is_marked, write_text
 from glm51.publish.card import Records, render_card
 from glm51.publish.local import publish_to_folder
 from glm51.quantize import stage
@@ -50,7 +50,7 @@ def _quantize(recipe: Recipe):
             overwrite=True,
         )
         outcome = stage.quantize(request, recipe, log=context.log)
-        shutil.copyfile(outcome.record_path, context.path(QUANTIZE_RECORD))
+        copy_file(outcome.record_path, context.path(QUANTIZE_RECORD))
         return Outcome(QUANTIZE_RECORD, f"{outcome.output}")
 
     return run
@@ -59,7 +59,7 @@ def _quantize(recipe: Recipe):
 def _verify(recipe: Recipe):
     def run(context: Context) -> Outcome:
         report = verify(context.path(CHECKPOINT), recipe)
-        context.path(VERIFY_REPORT).write_text(report.to_json())
+        write_text(context.path(VERIFY_REPORT), report.to_json())
         if not report.ok:
             raise InputError(f"{context.path(CHECKPOINT)}: verify failed: {report.problems[0]}")
         return Outcome(VERIFY_REPORT, "checkpoint verified (manifest, layout)")
@@ -78,7 +78,7 @@ def _served_copy(recipe: Recipe):
             shutil.rmtree(repo)
         to_bf16(context.path(CHECKPOINT), repo / "snapshots" / CACHE_REVISION)
         (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text(CACHE_REVISION)
+        write_text(repo / "refs" / "main", CACHE_REVISION)
         return Outcome(None, f"BF16 copy for serving in {context.path(SERVED_CACHE)}")
 
     return run
@@ -172,7 +172,10 @@ def _card(recipe: Recipe):
         text = render_card(recipe, records, version=context.options["version"], plot=PLOT)
         card = context.path(CARD)
         card.parent.mkdir(exist_ok=True)
-        card.write_text(text, encoding="utf-8")
+        write_text(card, text)
+        # The card links its plot relative to itself: put it there, so the link resolves.
+        (card.parent / PLOT).parent.mkdir(parents=True, exist_ok=True)
+        copy_file(context.path("bench") / "bench.png", card.parent / PLOT)
         return Outcome(CARD, f"{card}")
 
     return run

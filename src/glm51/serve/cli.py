@@ -31,7 +31,8 @@ def serve(
     profile: ProfileOption = None,
     host: Annotated[str | None, typer.Option(help="Override the profile's host.")] = None,
     port: Annotated[
-        int | None, typer.Option(envvar=env.PORT, help="Override the profile's port.")
+        int | None,
+        typer.Option(envvar=env.PORT, min=1, max=65535, help="Override the profile's port."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Print the environment and command, shell-quoted, and exit.")
@@ -43,7 +44,7 @@ def serve(
         bool, typer.Option(help="Poll /health and report when the server is up.")
     ] = False,
     ready_timeout: Annotated[
-        float, typer.Option(help="Seconds --wait-ready waits for /health.")
+        float, typer.Option(min=0.1, help="Seconds --wait-ready waits for /health.")
     ] = 1800.0,
     recipe: RecipeOption = None,
 ) -> None:

@@ -15,7 +15,7 @@ from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.endpoint.launch import launched
 from glm51.errors import GateFailed, InfraError, InputError
 from glm51.options import ProfileOption, RecipeOption
-from glm51.outputs import claim_output_folder
+from glm51.outputs import claim_output_folder, write_text
 from glm51.recipe import load_recipe
 from glm51.records import SmokeCheck, SmokeRecord, write_record
 from glm51.smoke.checks import Context, all_checks
@@ -31,14 +31,17 @@ STATUS = {
 
 
 def _ints(text: str | None) -> tuple[int, ...] | None:
-    if not text:
+    if text is None:
         return None
     try:
-        return tuple(int(x) for x in text.replace("_", "").split(","))
+        sizes = tuple(int(x) for x in text.replace("_", "").split(","))
     except ValueError:
         raise InputError(
             f"--needle-tokens: expected comma-separated integers, got {text!r}"
         ) from None
+    if not sizes or min(sizes) < 1:
+        raise InputError(f"--needle-tokens {text!r}: expected sizes of at least 1 token")
+    return sizes
 
 
 def smoke(
@@ -70,14 +73,15 @@ def smoke(
         typer.Option(help="Context sizes for the needle, comma-separated (default: the recipe's)."),
     ] = None,
     max_tokens: Annotated[
-        int, typer.Option(help="Tokens allowed for long answers (and a cap on every answer).")
+        int,
+        typer.Option(min=1, help="Tokens allowed for long answers (and a cap on every answer)."),
     ] = 1024,
     gsm8k_items: Annotated[
-        int | None, typer.Option(help="GSM8K items to ask (default: the recipe's).")
+        int | None, typer.Option(min=1, help="GSM8K items to ask (default: the recipe's).")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds one request may take.")] = 600.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds one request may take.")] = 600.0,
     ready_timeout: Annotated[
-        float, typer.Option(help="With --launch: seconds to wait for /health.")
+        float, typer.Option(min=0.1, help="With --launch: seconds to wait for /health.")
     ] = 1800.0,
     profile: ProfileOption = None,
     recipe: RecipeOption = None,
@@ -96,6 +100,7 @@ def smoke(
         raise InputError("give --endpoint URL, or --launch to start `glm51 serve` here")
     if serve_args and not launch:
         raise InputError("arguments after -- are for `glm51 serve` and need --launch")
+    needles = _ints(needle_tokens) or rec.smoke.needle_tokens
     if endpoint is not None:
         base_url(endpoint)  # bad input (exit 3), not a server that failed
     claim_output_folder(out_dir, option="--out", command="smoke")  # before any request
@@ -116,7 +121,7 @@ def smoke(
             endpoint=Endpoint(url, served_name or rec.model.served_name, http),
             served_name=served_name or rec.model.served_name,
             floors=rec.smoke,
-            needle_tokens=_ints(needle_tokens) or rec.smoke.needle_tokens,
+            needle_tokens=needles,
             max_tokens=max_tokens,
             gsm8k_items=gsm8k_items,
         )
@@ -143,7 +148,7 @@ def _report(record: SmokeRecord, out_dir: Path) -> None:
         )
     out.print(table)
     write_record(record, out_dir / "smoke.json")
-    (out_dir / "smoke.xml").write_text(junit_xml(record))
+    write_text(out_dir / "smoke.xml", junit_xml(record))
     err.print(f"glm51 smoke: wrote {out_dir / 'smoke.json'} and {out_dir / 'smoke.xml'}")
     failed = [c.name for c in record.checks if c.status == "failed"]
     skipped = [c for c in record.checks if c.status == "skipped"]

@@ -458,12 +458,12 @@ def test_a_write_the_machine_refuses_is_typed_and_names_the_path(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True)
     assert done.stdout.startswith(f"InfraError 6 {target}: File too large: a file-size limit")
     assert not target.exists() and not list(tmp_path.iterdir())  # no half file, no temp file
-    with pytest.raises(InfraError, match=r"^/x/y: No space left on device: the disk is full"):
-        with os_errors(tmp_path):
-            raise OSError(errno.ENOSPC, "No space left on device", "/x/y")
-    with pytest.raises(InputError, match=rf"^{tmp_path}/ro/f: permission denied"):
-        with os_errors(tmp_path / "ro" / "f"):
-            raise PermissionError(errno.EACCES, "Permission denied")
+    full = pytest.raises(InfraError, match=r"^/x/y: No space left on device: the disk is full")
+    with full, os_errors(tmp_path):
+        raise OSError(errno.ENOSPC, "No space left on device", "/x/y")
+    denied = pytest.raises(InputError, match=rf"^{tmp_path}/ro/f: permission denied to uid")
+    with denied, os_errors(tmp_path / "ro" / "f"):
+        raise PermissionError(errno.EACCES, "Permission denied")
     assert write_bytes(tmp_path / "ok", b"1").read_bytes() == b"1"
 
 
@@ -474,12 +474,11 @@ def test_safetensors_own_error_for_a_full_disk_is_typed(tmp_path, monkeypatch):
     class SafetensorError(Exception):
         pass
 
-    with pytest.raises(InfraError, match="the disk is full"):
-        with os_errors(tmp_path / "s.safetensors"):
-            raise SafetensorError(
-                "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
-                'message: "No space left on device" })'
-            )
+    with pytest.raises(InfraError, match="the disk is full"), os_errors(tmp_path / "s.st"):
+        raise SafetensorError(
+            "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+            'message: "No space left on device" })'
+        )
 
 
 def test_the_free_space_check_says_needed_against_free(tmp_path):

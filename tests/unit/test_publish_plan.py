@@ -258,7 +258,7 @@ def test_plan_fields_are_exact_values():
 def test_repo_ids_the_hub_refuses_are_refused_here(repo):
     from glm51.publish.plan import check_names
 
-    with pytest.raises(InputError, match="^--repo "):
+    with pytest.raises(InputError, match=r"^--repo "):
         check_names(repo, "v1.0.0")
 
 
@@ -307,5 +307,5 @@ def test_a_tag_holding_an_extra_file_is_not_already_published():
     tagged = RemoteState(
         True, "h" * 40, {}, {"v1.0.0": "t" * 40}, {**remote_of(FILES), extra.path: extra}
     )
-    with pytest.raises(InputError, match="old.safetensors: on the Hub, not in this version"):
+    with pytest.raises(InputError, match=r"old\.safetensors: on the Hub, not in this version"):
         make_plan("o/r", "v1.0.0", FILES, tagged)

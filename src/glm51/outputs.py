@@ -206,10 +206,16 @@ def publish_folder(tmp: Path, output: Path) -> Path:
 
 
 def claim_output_folder(
-    folder: Path, *, option: str, command: str, inputs: Mapping[str, Path | None] | None = None
+    folder: Path,
+    *,
+    option: str,
+    command: str,
+    inputs: Mapping[str, Path | None] | None = None,
+    create: bool = True,
 ) -> Path:
     """A folder glm51 writes files into (records, reports), run after run: a new or empty one
-    is created and marked; an existing one must carry glm51's marker of the same kind."""
+    is created and marked; an existing one must carry glm51's marker of the same kind.
+    ``create=False`` checks only (before the work), so a refusal later leaves nothing."""
     check_no_overlap(folder, inputs or {}, option)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise InputError(f"{option} {folder}: exists and is not a folder")
@@ -221,6 +227,8 @@ def claim_output_folder(
                 "choose an empty or new folder"
             )
         _check_kind(folder, command, option)
+    if not create:
+        return folder
     with os_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
     if not is_marked(folder):

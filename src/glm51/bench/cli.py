@@ -108,7 +108,8 @@ def bench_command(
         raise InputError(f"--gates {gate_set}: expected release or rehearsal")
     gates = rec.gates if gate_set == "release" else rec.rehearsal.gates
     endpoint = base_url(endpoint)  # bad input (exit 3) before anything is measured
-    claim_output_folder(out_dir, option="--out", command="bench")  # before minutes of measuring
+    # Checked before minutes of measuring; made when there is something to write.
+    claim_output_folder(out_dir, option="--out", command="bench", create=False)
     settings = Settings(
         warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout
     )
@@ -137,6 +138,7 @@ def bench_command(
             on_start=on_start,
             on_done=on_done,
         )
+    claim_output_folder(out_dir, option="--out", command="bench")
     write_record(record, out_dir / "bench.json")
     table = markdown(record)
     write_text(out_dir / "bench.md", table)

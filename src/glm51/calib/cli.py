@@ -59,9 +59,10 @@ def build(
         raise InputError(
             f"--out {out}: expected a .npz file name (the set is written as NumPy .npz)"
         )
-    check_output_file(out, option="--out")  # never over an existing file (a manifest, data)
-    if data_dir is not None and data_dir.resolve() in out.resolve().parents:
-        raise InputError(f"--out {out} is inside --data-dir {data_dir}: write it elsewhere")
+    # Never over a file glm51 did not write (a manifest, data), never inside an input.
+    check_output_file(
+        out, option="--out", inputs={"--data-dir": data_dir, "--tokenizer": tokenizer}
+    )
     manifest = load_manifest(manifest_path)
     calib = build_pass(manifest_path, _tokenizer(tokenizer, loaded), data_dir=data_dir)
     calib.save(out)

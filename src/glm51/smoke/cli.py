@@ -103,7 +103,9 @@ def smoke(
     needles = _ints(needle_tokens) or rec.smoke.needle_tokens
     if endpoint is not None:
         base_url(endpoint)  # bad input (exit 3), not a server that failed
-    claim_output_folder(out_dir, option="--out", command="smoke")  # before any request
+    claim_output_folder(
+        out_dir, option="--out", command="smoke", create=False
+    )  # before any request
     if endpoint is None:
         _, prof = rec.profile(profile)
         host = "127.0.0.1" if prof.server.host in ("0.0.0.0", "", "::") else prof.server.host
@@ -147,6 +149,7 @@ def _report(record: SmokeRecord, out_dir: Path) -> None:
             escape(c.message),
         )
     out.print(table)
+    claim_output_folder(out_dir, option="--out", command="smoke")
     write_record(record, out_dir / "smoke.json")
     write_text(out_dir / "smoke.xml", junit_xml(record))
     err.print(f"glm51 smoke: wrote {out_dir / 'smoke.json'} and {out_dir / 'smoke.xml'}")

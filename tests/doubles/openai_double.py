@@ -39,6 +39,7 @@ FAULTS = (
     "die-mid-stream",  # the server dies a few chunks into a stream
     "health-503",  # /health answers 503
     "repetition",  # long answers loop
+    "one-parallel-call",  # asked about several cities, calls the tool for the first only
 )
 VOCAB = 154880
 CITIES = ("Paris", "Tokyo", "Berlin", "Lima", "Oslo")
@@ -141,6 +142,8 @@ class Behaviour:
             cities = [c for c in CITIES if c in text]
             if cities or choice == "required" or isinstance(choice, dict):
                 name = tools[0]["function"]["name"]
+                if "one-parallel-call" in self.config.faults:
+                    cities = cities[:1]
                 calls = [{"name": name, "arguments": {"city": c}} for c in cities or ["Paris"]]
                 return Reply(tool_calls=calls, finish="tool_calls")
         if tools and choice == "none":

@@ -171,6 +171,12 @@ CASES = [
         lambda t: [f"--out {t / 'bf16' / 'deeper' / 'c.npz'} is inside --data-dir"],
         setup=lambda t: (t / "bf16" / "deeper").mkdir(),
     ),
+    Case(
+        "tiny-model-calib-out-over-a-file-glm51-did-not-write",
+        lambda t, url: ["tiny-model", str(t / "new"), "--calib-out", str(t / "calib.jsonl")],
+        3,
+        lambda t: [f"--calib-out {t / 'calib.jsonl'}: exists and glm51 did not write it"],
+    ),
     # -- 2. what the network refuses ----------------------------------------------------------
     Case(
         "publish-connection-refused",
@@ -196,6 +202,12 @@ CASES = [
         lambda t, url: _publish(t, "--dry-run", "--hub-endpoint", "hub.example.com"),
         3,
         lambda t: ["--hub-endpoint (HF_ENDPOINT) 'hub.example.com': expected an http(s) URL"],
+    ),
+    Case(
+        "publish-old-endpoint-spelling-warns-and-works",
+        lambda t, url: _publish(t, "--dry-run", "--endpoint", "http://127.0.0.1:9"),
+        6,
+        lambda t: ["--endpoint is deprecated", "use --hub-endpoint", "127.0.0.1:9 refused"],
     ),
     Case(
         "publish-repo-id-the-hub-refuses",

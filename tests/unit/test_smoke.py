@@ -75,6 +75,7 @@ def test_all_green_against_the_double(tmp_path):
         ("accept-length-1", "glm.accept-length", "accept length 1.00 < floor 2.0"),
         ("health-503", "protocol.health", "/health answered HTTP 503"),
         ("repetition", "glm.repetition", "the long answer loops"),
+        ("one-parallel-call", "glm.tools.parallel", "expected 2 tool call(s), got 1"),
     ],
 )
 def test_each_fault_turns_exactly_its_check_red(tmp_path, fault, red, says):
@@ -140,6 +141,9 @@ def test_gsm8k_data_and_answer_parsing():
     assert all("####" in i["answer"] for i in items)
     assert gsm8k_answer("so 3 + 4 = 7.\n#### 1,234") == "1234"
     assert gsm8k_answer("The answer is 42.") == "42"
+    # The final number, not the first: worked answers carry their intermediate steps.
+    assert gsm8k_answer("She had 3 apples, bought 4 more: 3 + 4 = 7. The answer is 7.") == "7"
+    assert gsm8k_answer("12 eggs a day for 7 days is 84; minus 20 leaves 64") == "64"
     assert gsm8k_answer("no number") is None
 
 

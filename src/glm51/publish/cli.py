@@ -133,6 +133,10 @@ def publish_command(
             "--hub-endpoint", envvar="HF_ENDPOINT", help="The Hub's URL (default: huggingface.co)."
         ),
     ] = None,
+    old_endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", hidden=True, help="Deprecated spelling of --hub-endpoint."),
+    ] = None,
     hub_timeout: Annotated[
         float,
         typer.Option(
@@ -154,6 +158,12 @@ def publish_command(
     then creates the tag. Re-running after an interruption finishes the job; an existing
     tag is never moved. The token comes from HF_TOKEN or `hf auth login`, never from argv.
     """
+    if old_endpoint is not None:  # one meaning per flag: --endpoint is a server elsewhere
+        err.print(
+            "glm51 publish: --endpoint is deprecated and will be removed; use --hub-endpoint",
+            highlight=False,
+        )
+        hub_endpoint = hub_endpoint if hub_endpoint is not None else old_endpoint
     loaded = load_recipe(recipe)
     check_names(repo, version)
     if report is not None:  # before hours of hashing and uploading; never inside an input

@@ -16,6 +16,7 @@ from glm51.calib.manifest import load_manifest
 from glm51.calib.rehearsal_data import write_jsonl
 from glm51.checkpoint.folder import load_model_config
 from glm51.options import RecipeOption
+from glm51.outputs import check_output_file
 from glm51.recipe import load_recipe
 
 # soft_wrap: a log (not a terminal) keeps whole lines instead of hard breaks at 80 columns.
@@ -139,6 +140,8 @@ def tiny_model(
     """A tiny random glm_moe_dsa checkpoint (same class and layout as GLM-5.1)."""
     from glm51.quantize.tiny import build_tiny_model  # torch, transformers
 
+    if calib_out is not None:  # before the model is built: never over someone's file
+        check_output_file(calib_out, option="--calib-out", inputs={"OUT": out})
     _quiet_libraries()
     build_tiny_model(out, num_layers=layers, seed=seed, overwrite=overwrite)
     typer.echo(f"{out}: tiny glm_moe_dsa model ({layers} layers + 1 MTP layer)")

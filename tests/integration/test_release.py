@@ -81,6 +81,17 @@ def test_killed_midway_it_resumes_without_redoing_finished_steps(tmp_path):
     assert printed["checkpoint"] == str(run_dir / "checkpoint")
     tag = run_dir / "hub" / "lukealonso" / "GLM-5.1-NVFP4" / "tags" / "v1.0.0"
     assert set(json.loads(tag.read_text())) >= {"README.md", "glm51-manifest.json", "config.json"}
+    # The card's plot link resolves where the card is written, and in the published copy.
+    card = (run_dir / "card" / "README.md").read_text()
+    assert "![Throughput](assets/bench.png)" in card
+    for where in (run_dir / "card", tag.parents[1]):
+        assert (where / "assets" / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The calibration table is what ran (the rehearsal's `local` pass), not the recipe's plan.
+    assert "| local | not one of the recipe's passes |" in card
+    # Everything it wrote is readable by another user (the image runs as uid 1000).
+    for path in run_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert path.stat().st_mode & 0o004, path
 
     again = _release(run_dir)
     assert again.returncode == 0

@@ -431,27 +431,14 @@ def test_a_checkpoint_quantized_by_root_is_readable_and_verifiable_by_another_ui
         shutil.rmtree(shared)
 
 
+def _bench(server: str, out: Path, figures: str, context_32k: str, *extra: str):
+    argv = ["bench", "--endpoint", server, "--out", str(out), "--figures", figures]
+    return _glm51([*argv, "--context-32k", context_32k, "--max-tokens", "16", *extra])
+
+
 def test_a_figure_measured_at_another_size_is_labelled_so_and_not_gated(work, server):
     out = work / "bench"
-    done = _glm51(
-        [
-            "bench",
-            "--endpoint",
-            server,
-            "--out",
-            str(out),
-            "--figures",
-            "tg_32k",
-            "--context-32k",
-            "2000",
-            "--warmup",
-            "0.2",
-            "--duration",
-            "0.5",
-            "--max-tokens",
-            "16",
-        ]
-    )
+    done = _bench(server, out, "tg_32k", "2000", "--warmup", "0.2", "--duration", "0.5")
     assert done.returncode == 0, done.stderr
     md = (out / "bench.md").read_text()
     assert "| | TG at a 2000-token prompt |" in md and "32K" not in md
@@ -467,23 +454,7 @@ def test_a_figure_measured_at_another_size_is_labelled_so_and_not_gated(work, se
 
 def test_a_size_below_the_template_is_refused_before_any_figure_is_measured(work, server):
     out = work / "bench"
-    done = _glm51(
-        [
-            "bench",
-            "--endpoint",
-            server,
-            "--out",
-            str(out),
-            "--figures",
-            "short_tg,tg_32k",
-            "--context-32k",
-            "5",
-            "--warmup",
-            "5",
-            "--duration",
-            "30",
-        ]
-    )
+    done = _bench(server, out, "short_tg,tg_32k", "5", "--warmup", "5", "--duration", "30")
     assert done.returncode == 3, done.stderr
     assert "Short TG:" not in done.stderr  # no figure was measured, none thrown away
     assert not (out / "bench.json").exists()

@@ -308,17 +308,13 @@ def test_a_read_only_token_is_bad_input_not_an_outage(hub, folder, recipe, card)
     assert hub.token not in message
 
 
+def _dry_run(folder, recipe, card, hub: Hub):
+    return publish(folder, recipe, repo=REPO, version="v1.0.0", card=card, hub=hub, dry_run=True)
+
+
 def test_a_refused_connection_says_so_and_that_nothing_was_committed(folder, recipe, card):
     with pytest.raises(InfraError) as exc:
-        publish(
-            folder,
-            recipe,
-            repo=REPO,
-            version="v1.0.0",
-            card=card,
-            hub=Hub(endpoint="http://127.0.0.1:9"),
-            dry_run=True,
-        )
+        _dry_run(folder, recipe, card, Hub(endpoint="http://127.0.0.1:9"))
     message = str(exc.value)
     assert "refused the connection" in message and "http://127.0.0.1:9" in message
     assert "Nothing was committed" in message
@@ -347,15 +343,7 @@ def test_a_hub_that_never_answers_times_out_on_glm51s_clock(folder, recipe, card
     try:
         url = f"http://127.0.0.1:{server.getsockname()[1]}"
         with pytest.raises(InfraError) as exc:
-            publish(
-                folder,
-                recipe,
-                repo=REPO,
-                version="v1.0.0",
-                card=card,
-                hub=Hub(endpoint=url, timeout_s=1),
-                dry_run=True,
-            )
+            _dry_run(folder, recipe, card, Hub(endpoint=url, timeout_s=1))
     finally:
         stop.set()
         thread.join()

@@ -22,6 +22,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -93,8 +94,10 @@ def marker_kind(folder: Path) -> str | None:
         return "unknown"
     if isinstance(data.get("kind"), str):
         return data["kind"]
-    written_by = str(data.get("written_by", "")).removeprefix("glm51 ")
-    return KIND_OF.get(written_by, "unknown")  # a marker of an older glm51: its command
+    written_by = data.get("written_by")  # a marker of an older glm51: its command
+    if isinstance(written_by, str) and written_by.startswith("glm51 "):
+        return KIND_OF.get(written_by.removeprefix("glm51 "), "unknown")
+    return "unknown"
 
 
 def is_marked(folder: Path) -> bool:
@@ -242,8 +245,11 @@ def _is_glm51_record(path: Path) -> bool:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and (
-        "glm51_version" in data or str(data.get("written_by", "")).startswith("glm51")
+    if not isinstance(data, dict):
+        return False
+    written_by = data.get("written_by")
+    return "glm51_version" in data or (
+        isinstance(written_by, str) and written_by.startswith("glm51 ")
     )
 
 
@@ -280,35 +286,52 @@ def check_output_file(
 _UMASK_LOCK = threading.Lock()
 
 
+def _umask() -> int:
+    with _UMASK_LOCK:  # os.umask can only be read by setting it
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
 def file_mode() -> int:
     """The mode a new file gets from the umask (0644 under the usual 022)."""
-    with _UMASK_LOCK:  # os.umask can only be read by setting it
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return 0o666 & ~mask
+    return 0o666 & ~_umask()
+
+
+def folder_mode() -> int:
+    """The mode a new folder gets from the umask (0755 under the usual 022)."""
+    return 0o777 & ~_umask()
 
 
 @contextlib.contextmanager
-def os_errors(path: Path) -> Iterator[None]:
-    """What the machine refuses while writing ``path`` (or the file the error names) becomes
-    a typed error naming it: OSError, and safetensors' own error, which carries the OS's
-    reason only in its text."""
+def os_errors(path: Path, *, exact: bool = False) -> Iterator[None]:
+    """What the machine refuses while writing ``path`` becomes a typed error naming it:
+    OSError, and safetensors' own error, which carries the OS's reason only in its text.
+    Writing into a folder (``exact`` False), the file the error names is more precise; a
+    single file's writer names that file, never its hidden temp file."""
     try:
         yield
     except OSError as exc:
-        raise from_os_error(exc, path=exc.filename or path) from None
+        raise from_os_error(exc, path=path if exact else exc.filename or path) from None
     except Exception as exc:
         if type(exc).__name__ != "SafetensorError":
             raise
-        code = next((c for k, c in _SAFETENSORS_ERRNO.items() if k in str(exc)), None)
+        code = _safetensors_errno(str(exc))
         if code is None:
             raise InfraError(f"{path}: safetensors could not write it ({exc})") from None
         raise from_os_error(OSError(code, os.strerror(code)), path=path) from None
 
 
+def _safetensors_errno(text: str) -> int | None:
+    number = re.search(r"os error (\d+)", text)
+    if number:
+        return int(number[1])
+    return next((c for k, c in _SAFETENSORS_ERRNO.items() if k in text), None)
+
+
 def make_readable(path: Path) -> Path:
     """A file a library created (safetensors and mkstemp use 0600) gets the umask's mode."""
-    with os_errors(path):
+    with os_errors(path, exact=True):
         os.chmod(path, file_mode())
     return path
 
@@ -316,7 +339,7 @@ def make_readable(path: Path) -> Path:
 def readable_tree(folder: Path) -> None:
     """Every file and folder under ``folder`` gets the umask's mode: what libraries wrote
     into a staging folder (ModelOpt's export, mkdtemp) as 0600/0700 included."""
-    files, dirs = file_mode(), file_mode() | ((file_mode() & 0o444) >> 2)
+    files, dirs = file_mode(), folder_mode()
     with os_errors(folder):
         for root, _subdirs, names in os.walk(folder):
             os.chmod(root, dirs)
@@ -328,7 +351,7 @@ def readable_tree(folder: Path) -> None:
 def write_bytes(path: Path, data: bytes) -> Path:
     """Write whole: a temp file beside it, then renamed over, so no reader sees half a file."""
     path = Path(path)
-    with os_errors(path):
+    with os_errors(path, exact=True):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -342,12 +365,13 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    return write_bytes(path, text.encode(encoding))
+def write_text(path: Path, text: str) -> Path:
+    """UTF-8, as every text glm51 writes (JSON, Markdown, TOML)."""
+    return write_bytes(path, text.encode())
 
 
 def copy_file(src: Path, dst: Path) -> Path:
-    with os_errors(dst):
+    with os_errors(dst):  # the error names src or dst, whichever it was
         shutil.copyfile(src, dst)
     return make_readable(dst)
 
@@ -368,13 +392,13 @@ def save_tensors(tensors: dict[str, Any], path: Path, metadata: dict[str, str]) 
     """safetensors' save_file, with the umask's mode and typed errors for the machine's."""
     from safetensors.torch import save_file
 
-    with os_errors(path):
+    with os_errors(path, exact=True):
         save_file(tensors, str(path), metadata=metadata)
     return make_readable(path)
 
 
 def save_figure(fig: Any, path: Path, **kwargs: Any) -> Path:
-    with os_errors(path):
+    with os_errors(path, exact=True):
         fig.savefig(path, **kwargs)
     return make_readable(path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -495,3 +496,200 @@ def test_the_free_space_check_says_needed_against_free(tmp_path):
         f"--output {tmp_path / 'out'}: the checkpoint needs about {free * 2 / 1e9:.2f} GB, "
         f"{tmp_path} has"
     )
+
+
+@pytest.mark.parametrize(
+    ("need", "says"),
+    [(2_000_000, "2.00 MB"), (9_999_999, "10.00 MB"), (10_000_000, "0.01 GB"), (12e9, "12.00 GB")],
+)
+def test_the_free_space_message_exactly(tmp_path, monkeypatch, need, says):
+    import shutil
+
+    from glm51.errors import InfraError
+    from glm51.outputs import check_free_space
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr("glm51.outputs.shutil.disk_usage", lambda p: usage._replace(free=1_500_000))
+    with pytest.raises(InfraError) as err:
+        check_free_space(tmp_path / "x", int(need), what="the checkpoint", option="--output")
+    assert str(err.value) == (
+        f"--output {tmp_path / 'x'}: the checkpoint needs about {says}, {tmp_path} has "
+        "1.50 MB free; free some space or choose another disk"
+    )
+    check_free_space(tmp_path, 1_500_000, what="x", option="--output")  # exactly enough
+
+
+def test_which_json_files_are_glm51s_records(tmp_path):
+    from glm51.outputs import check_output_file
+
+    cases = {
+        "record.json": ({"kind": "bench", "glm51_version": "1.2.3"}, True),
+        "outcome.json": ({"written_by": "glm51 publish"}, True),
+        "other-tool.json": ({"written_by": "mytool 2.0"}, False),
+        "near.json": ({"written_by": "glm51x"}, False),
+        "list.json": ([{"glm51_version": "1"}], False),
+        "config.json": ({"model_type": "glm_moe_dsa"}, False),
+    }
+    for name, (data, ours) in cases.items():
+        (tmp_path / name).write_text(json.dumps(data))
+        if ours:
+            check_output_file(tmp_path / name, option="--report")
+        else:
+            with pytest.raises(InputError, match="exists and glm51 did not write it"):
+                check_output_file(tmp_path / name, option="--report")
+
+
+def test_a_marker_says_its_kind_or_unknown(tmp_path):
+    from glm51.outputs import marker_kind
+
+    for text, kind in [
+        ('{"kind": "reports"}', "reports"),
+        ('{"written_by": "glm51 bench"}', "reports"),
+        ('{"written_by": "glm51 release"}', "release run"),
+        ('{"written_by": "glm51 something-new"}', "unknown"),
+        ('{"written_by": "quantize"}', "unknown"),
+        ('{"written_by": 3}', "unknown"),
+        ("{}", "unknown"),
+        ("[1]", "unknown"),
+    ]:
+        (tmp_path / MARKER).write_text(text)
+        assert marker_kind(tmp_path) == kind, text
+    (tmp_path / MARKER).write_text("{}")
+    with pytest.raises(InputError) as err:
+        check_output_folder(tmp_path, overwrite=True, option="--output", command="quantize")
+    assert str(err.value) == (
+        f"--output {tmp_path}: is a unknown folder glm51 wrote, not a checkpoint folder; "
+        "glm51 quantize will not write into it: choose another --output"
+    )
+
+
+def test_every_refusal_names_its_option(tmp_path):
+    from glm51.outputs import check_output_file
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    mark(ckpt, "quantize")
+    refusals = [
+        lambda: check_output_file(ckpt / "r.json", option="--report"),
+        lambda: check_output_file(tmp_path / "r.json", option="--report", inputs={"IN": tmp_path}),
+        lambda: check_output_folder(
+            ckpt / "x", overwrite=False, option="--report", command="bench"
+        ),
+        lambda: claim_output_folder(ckpt, option="--report", command="bench"),
+    ]
+    for refuse in refusals:
+        with pytest.raises(InputError, match=r"^--report "):
+            refuse()
+
+
+def test_what_the_machine_refuses_names_the_path_it_was_writing(tmp_path):
+    from glm51.outputs import copy_file, make_readable, write_bytes
+
+    (tmp_path / "file").write_text("")
+    src = tmp_path / "src"
+    src.write_text("x")
+    cases = [
+        (
+            lambda: claim_output_folder(tmp_path / "file" / "sub", option="--out", command="bench"),
+            tmp_path / "file" / "sub",
+        ),
+        (lambda: copy_file(src, tmp_path / "nowhere" / "dst"), tmp_path / "nowhere" / "dst"),
+        (lambda: make_readable(tmp_path / "gone"), tmp_path / "gone"),
+        (lambda: write_bytes(tmp_path / "nowhere" / "f", b""), tmp_path / "nowhere" / "f"),
+        (lambda: staging_folder(tmp_path / "file" / "out", "quantize"), tmp_path / "file"),
+    ]
+    for call, path in cases:
+        with pytest.raises(InputError) as err:
+            call()
+        assert str(err.value).startswith(f"{path}"), str(err.value)
+
+
+def test_a_failed_write_leaves_no_temp_file_and_the_old_file(tmp_path, monkeypatch):
+    import glm51.outputs as outputs
+    from glm51.errors import InfraError
+
+    target = tmp_path / "r.json"
+    target.write_text("old")
+    made = []
+    real = outputs.tempfile.mkstemp
+
+    def spy(**kw):
+        made.append(kw)
+        return real(**kw)
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", spy)
+    monkeypatch.setattr(outputs.os, "replace", refuse)
+    with pytest.raises(InfraError, match=rf"^{target}: No space left on device: the disk is full"):
+        outputs.write_bytes(target, b"new")
+    assert made == [{"prefix": ".r.json.", "dir": tmp_path}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+    assert target.read_text() == "old"
+
+
+def test_write_text_is_utf8(tmp_path):
+    from glm51.outputs import write_text
+
+    assert write_text(tmp_path / "t.md", "Größe → 5\n").read_bytes() == "Größe → 5\n".encode()
+
+
+def test_a_link_in_the_staged_folder_is_not_followed(tmp_path):
+    """The tree is made readable, but a link is never chmod-ed (that would change its target)."""
+    import os
+
+    outside = tmp_path / "theirs.txt"
+    outside.write_text("private")
+    outside.chmod(0o600)
+    tmp = staging_folder(tmp_path / "out", "quantize")
+    (tmp / "sub").mkdir()
+    (tmp / "sub" / "link").symlink_to(outside)
+    (tmp / "sub" / "own").write_text("")
+    os.chmod(tmp / "sub" / "own", 0o600)
+    out = publish_folder(tmp, tmp_path / "out")
+    assert outside.stat().st_mode & 0o777 == 0o600
+    from glm51.outputs import file_mode
+
+    assert (out / "sub" / "own").stat().st_mode & 0o777 == file_mode()
+
+
+def test_tensors_and_figures_are_written_readable_and_their_faults_typed(tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    from glm51.errors import InfraError
+    from glm51.outputs import save_figure, save_tensors
+
+    old = os.umask(0o022)
+    try:
+        shard = save_tensors({"w": torch.zeros(2)}, tmp_path / "s.safetensors", {"format": "pt"})
+
+        class Figure:
+            def savefig(self, path, **kw):
+                assert kw == {"dpi": 50}
+                Path(path).write_bytes(b"png")
+                os.chmod(path, 0o600)
+
+        plot = save_figure(Figure(), tmp_path / "p.png", dpi=50)
+    finally:
+        os.umask(old)
+    for path in (shard, plot):
+        assert path.stat().st_mode & 0o777 == 0o644
+    from safetensors.torch import load_file
+
+    assert load_file(str(shard))["w"].tolist() == [0.0, 0.0]
+    from safetensors import safe_open
+
+    with safe_open(str(shard), "pt") as f:
+        assert f.metadata() == {"format": "pt"}  # what transformers looks for
+
+    class Refusing:
+        def savefig(self, path, **kw):
+            raise OSError(27, "File too large")
+
+    with pytest.raises(InfraError, match=rf"^{tmp_path / 'q.png'}: File too large"):
+        save_figure(Refusing(), tmp_path / "q.png")
+    with pytest.raises(InputError, match="does not exist"):
+        save_tensors({"w": torch.zeros(1)}, tmp_path / "no" / "s.safetensors", {})

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from glm51.errors import CommandFailed, InfraError
+from glm51.errors import CommandFailed, InfraError, InputError
 
 log = logging.getLogger("glm51.proc")
 
@@ -30,6 +30,13 @@ class Result:
 
 def _merged_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
     return None if env is None else {**os.environ, **env}
+
+
+def _not_runnable(program: str, exc: PermissionError) -> InputError:
+    return InputError(
+        f"{program}: permission denied running it ({exc.filename or program}): this user "
+        "may not execute it or read a folder on PATH before it; fix the permissions or PATH"
+    )
 
 
 def run(
@@ -50,6 +57,8 @@ def run(
         done = subprocess.run(argv, capture_output=capture, text=True, check=False, **where)
     except FileNotFoundError as exc:
         raise InfraError(f"{argv[0]}: command not found ({exc.strerror})") from exc
+    except PermissionError as exc:  # a PATH entry or the program this user may not run
+        raise _not_runnable(argv[0], exc) from None
     except subprocess.TimeoutExpired as exc:
         raise InfraError(f"timed out after {timeout}s: {shlex.join(argv)}") from exc
     result = Result(tuple(argv), done.returncode, done.stdout or "", done.stderr or "")
@@ -74,6 +83,8 @@ def spawn(
         return subprocess.Popen(argv, env=_merged_env(env), cwd=cwd, **streams)
     except FileNotFoundError as exc:
         raise InfraError(f"{argv[0]}: command not found ({exc.strerror})") from exc
+    except PermissionError as exc:
+        raise _not_runnable(argv[0], exc) from None
 
 
 def forward_signals(child: subprocess.Popen[bytes]) -> None:

@@ -1,6 +1,7 @@
 """The subprocess chokepoint logs the quoted argv and types its failures."""
 
 import logging
+import os
 import sys
 
 import pytest
@@ -43,3 +44,17 @@ def test_missing_tool_is_an_infra_error():
 def test_timeout_is_an_infra_error():
     with pytest.raises(InfraError, match="timed out"):
         proc.run([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2)
+
+
+def test_a_program_this_user_may_not_run_is_bad_input_naming_it(tmp_path, monkeypatch):
+    from glm51.errors import InputError
+
+    program = tmp_path / "tool"
+    program.write_text("#!/bin/sh\necho hi\n")
+    program.chmod(0o644)  # not executable, even for root
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    for call in (proc.run, proc.spawn):
+        with pytest.raises(InputError) as err:
+            call(["tool"])
+        assert str(err.value).startswith("tool: permission denied running it")
+        assert "PATH" in str(err.value)

@@ -241,6 +241,18 @@ CASES = [
         lambda t: ["--context-32k 5: a prompt of 5 tokens is shorter than the template"],
     ),
     Case(
+        "card-version-not-a-version",
+        lambda t, url: ["card", "--version", "1.0"],
+        3,
+        lambda t: ["--version '1.0': expected vMAJOR.MINOR.PATCH"],
+    ),
+    Case(
+        "publish-hub-timeout-zero",
+        lambda t, url: _publish(t, "--dry-run", "--hub-timeout", "0"),
+        2,
+        lambda t: ["Invalid value for '--hub-timeout'"],
+    ),
+    Case(
         "smoke-needle-zero",
         lambda t, url: ["smoke", "--endpoint", url, "--out", str(t / "s"), "--needle-tokens", "0"],
         3,

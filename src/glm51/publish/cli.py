@@ -21,11 +21,12 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from glm51.errors import InputError
 from glm51.options import ProfileOption, RecipeOption
 from glm51.outputs import check_output_file, write_text
 from glm51.publish.card import Records, render_card
 from glm51.publish.hub import DEFAULT_TIMEOUT_S, Hub, check_online
-from glm51.publish.plan import DEFAULT_COMMIT_BYTES, check_names
+from glm51.publish.plan import DEFAULT_COMMIT_BYTES, VERSION, check_names
 from glm51.publish.run import publish
 from glm51.recipe import load_recipe
 from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord, read_record
@@ -81,6 +82,8 @@ def card_command(
 ) -> None:
     """Render the model card (README.md) from the recipe and the release run's records."""
     loaded = load_recipe(recipe)
+    if version is not None and not VERSION.match(version):
+        raise InputError(f"--version {version!r}: expected vMAJOR.MINOR.PATCH (e.g. v1.0.0)")
     if output is not None:  # before anything is read or rendered
         inputs = {"--image-record": image_record, "--quantize-record": quantize_record}
         inputs |= {"--smoke-record": smoke_record, "--bench-record": bench_record}

@@ -547,3 +547,40 @@ def test_record_and_checkpoint_say_where_the_scales_were_measured(runs):
     assert hf["calibration"] == [{"device": "cpu", "device_name": None}]
     assert hf["export"] == {"device": "cpu", "device_name": None}
     assert hf["tools"]["torch"] == torch.__version__ and hf["tools"]["modelopt"]
+
+
+def test_quantize_reads_each_source_shard_header_once(tiny_model, tmp_path, monkeypatch):
+    """The request is checked once (not by the CLI and again by the stage): for a sharded
+    source, as the real one is stored, every shard's header is read exactly once."""
+    import collections
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import glm51.checkpoint.folder as folder
+    import glm51.checkpoint.integrity as integrity
+    from glm51.calib.rehearsal_data import write_jsonl
+    from glm51.checkpoint.safetensors import read_header
+    from glm51.cli import app
+
+    source = tmp_path / "bf16"
+    shutil.copytree(tiny_model, source)
+    names = sorted(read_header(source / "model.safetensors").tensors)
+    shard = "model-00001-of-00001.safetensors"
+    (source / "model.safetensors").rename(source / shard)
+    index = {"metadata": {}, "weight_map": dict.fromkeys(names, shard)}
+    (source / "model.safetensors.index.json").write_text(json.dumps(index))
+    write_jsonl(tmp_path / "calib.jsonl", 4, 0)
+
+    reads: collections.Counter[str] = collections.Counter()
+
+    def counted(path, *args, **kwargs):
+        reads[str(path)] += 1
+        return read_header(path, *args, **kwargs)
+
+    for module in (integrity, folder):
+        monkeypatch.setattr(module, "read_header", counted)
+    argv = ["quantize", "--model", str(source), "--output", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*argv, "--calib-file", str(tmp_path / "calib.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert {p: n for p, n in reads.items() if p.startswith(str(source))} == {str(source / shard): 1}

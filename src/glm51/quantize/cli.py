@@ -88,8 +88,7 @@ def quantize(
     calibration = stage.Calibration(tuple(calib_file or ()), data_dir, chunks, max_length)
     work_dir = work_dir or stage.Request.default_work_dir(output)
     request = stage.Request(model, output, work_dir, calibration, bounded_memory, device, overwrite)
-    stage.check_request(request)  # seconds, before the libraries load the model
-    _quiet_libraries()
+    _quiet_libraries()  # stage.quantize checks the request once, before anything heavy
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
     ) as bar:

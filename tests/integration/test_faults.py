@@ -210,6 +210,12 @@ CASES = [
         lambda t: ["--endpoint is deprecated", "use --hub-endpoint", "127.0.0.1:9 refused"],
     ),
     Case(
+        "verify-old-samples-spelling-warns-and-works",
+        lambda t, url: ["verify", str(t / "nvfp4"), "--samples", "2"],
+        0,
+        lambda t: ["--samples is deprecated", "use --experts", "verified"],
+    ),
+    Case(
         "publish-repo-id-the-hub-refuses",
         lambda t, url: ["publish", str(t / "nvfp4"), "--repo", "o/r..x", "--version", "v1.0.0"],
         3,

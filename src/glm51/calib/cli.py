@@ -45,7 +45,7 @@ def _tokenizer(spec: str | None, recipe: Recipe):
     return load_tokenizer(spec, recipe.model.source, recipe.model.source_revision)
 
 
-def build(
+def build_command(
     pass_name: Annotated[str, typer.Argument(metavar="PASS", help="A recipe pass name.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Write the set here (.npz).")],
     data_dir: DataDirOption = None,
@@ -77,7 +77,7 @@ def build(
     )
 
 
-def record(
+def record_command(
     passes: Annotated[
         list[str] | None,
         typer.Argument(metavar="[PASS]...", help="Passes to record (default: all)."),
@@ -98,6 +98,6 @@ def record(
 
 
 def register(app: typer.Typer) -> None:
-    group.command("build")(build)
-    group.command("record")(record)
+    group.command("build")(build_command)
+    group.command("record")(record_command)
     app.add_typer(group, name="calib")

@@ -71,7 +71,13 @@ def verify_command(
             help="The BF16 checkpoint: dequantize a sample of experts and compare (needs torch).",
         ),
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Experts the --source check samples.")] = 8,
+    experts: Annotated[
+        int, typer.Option("--experts", min=1, help="Experts the --source check samples.")
+    ] = 8,
+    old_samples: Annotated[
+        int | None,
+        typer.Option("--samples", min=1, hidden=True, help="Deprecated spelling of --experts."),
+    ] = None,
     max_error: Annotated[
         float,
         typer.Option(min=0, max=10, help="Largest relative L2 error the --source check accepts."),
@@ -90,6 +96,9 @@ def verify_command(
     Nothing is modified, except the manifest that --write adds. Exit codes: 0 passed, 3 a
     check failed (each failure names the shard or tensor and what was expected).
     """
+    if old_samples is not None:  # one meaning per flag: --samples counts conversations elsewhere
+        err.print("glm51 verify: --samples is deprecated and will be removed; use --experts")
+        experts = old_samples
     if write and no_hash:
         raise InputError("--write needs the hashes: drop --no-hash")
     loaded = load_recipe(recipe)
@@ -122,7 +131,7 @@ def verify_command(
             write=write,
             hash_contents=not no_hash,
             source=source,
-            samples=samples,
+            samples=experts,
             max_rel_error=max_error,
             threads=threads,
             progress=lambda n: bar.advance(task, n),

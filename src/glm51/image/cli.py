@@ -31,7 +31,7 @@ ImageOption = Annotated[
 ]
 
 
-def build_cmd(
+def build_command(
     recipe: RecipeOption = None,
     repo: RepoOption = Path("."),
     image: ImageOption = None,
@@ -109,7 +109,7 @@ def build_cmd(
     )
 
 
-def tags_cmd(
+def tags_command(
     version: Annotated[str, typer.Option(help="glm51 version")],
     sha: Annotated[str, typer.Option(help="git commit")],
     slim: Annotated[bool, typer.Option("--slim", help="The slim CI target's tags.")] = False,
@@ -121,7 +121,7 @@ def tags_cmd(
         typer.echo(tag)
 
 
-def update_pins_cmd(
+def update_pins_command(
     recipe: RecipeOption = None, repo: RepoOption = Path("."), image: ImageOption = None
 ) -> None:
     """Re-resolve the image locks (PyPI, with uv), and where reachable the fork's git lock
@@ -133,7 +133,7 @@ def update_pins_cmd(
         typer.echo(f"NOT refreshed: {what}", err=True)
 
 
-def selfcheck_cmd(recipe: RecipeOption = None) -> None:
+def selfcheck_command(recipe: RecipeOption = None) -> None:
     """Build-time check (Dockerfile.cu130): advertised profiles parse with installed SGLang."""
     build_name = os.environ.get("GLM51_SGLANG_BUILD", "upstream")
     if find_spec("sglang") is None:
@@ -153,8 +153,8 @@ def selfcheck_cmd(recipe: RecipeOption = None) -> None:
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Build the serving image (Dockerfile.cu130).", no_args_is_help=True)
-    group.command("build")(build_cmd)
-    group.command("tags")(tags_cmd)
-    group.command("update-pins")(update_pins_cmd)
-    group.command("selfcheck", hidden=True)(selfcheck_cmd)
+    group.command("build")(build_command)
+    group.command("tags")(tags_command)
+    group.command("update-pins")(update_pins_command)
+    group.command("selfcheck", hidden=True)(selfcheck_command)
     app.add_typer(group, name="image")

@@ -32,7 +32,7 @@ GROUPS = {
 STYLE = {"error": "bold red", "warning": "yellow", "ok": "green"}
 
 
-def doctor(
+def doctor_command(
     extra: Annotated[
         list[str] | None,
         typer.Argument(
@@ -126,7 +126,8 @@ def print_table(
 
 def register(app: typer.Typer) -> None:
     app.command(
+        "doctor",
         context_settings={"allow_interspersed_args": False},
         epilog="Exit codes: 0 no errors (warnings allowed), 3 bad input, 4 preflight errors. "
         "Flags after `--` are checked as `glm51 serve` would pass them to sglang.",
-    )(doctor)
+    )(doctor_command)

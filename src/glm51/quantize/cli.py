@@ -32,7 +32,7 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
-def quantize(
+def quantize_command(
     model: Annotated[
         Path, typer.Option("--model", help="The BF16 checkpoint folder.", file_okay=False)
     ],
@@ -115,7 +115,7 @@ def quantize(
     typer.echo(f"record: {outcome.record_path}")
 
 
-def tiny_model(
+def tiny_model_command(
     out: Annotated[Path, typer.Argument(help="Folder to write (created).")],
     layers: Annotated[int, typer.Option("--layers", min=2, help="Decoder layers.")] = 3,
     seed: Annotated[
@@ -149,7 +149,7 @@ def tiny_model(
         typer.echo(f"{calib_out}: {calib_samples} synthetic conversations")
 
 
-def estimate(
+def estimate_command(
     model: Annotated[
         Path,
         typer.Option(help="Checkpoint folder (config.json, safetensors index).", exists=True),
@@ -179,6 +179,6 @@ def estimate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("quantize")(quantize)
-    app.command("tiny-model")(tiny_model)
-    calib_cli.group.command("estimate")(estimate)
+    app.command("quantize")(quantize_command)
+    app.command("tiny-model")(tiny_model_command)
+    calib_cli.group.command("estimate")(estimate_command)

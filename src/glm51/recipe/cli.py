@@ -13,7 +13,7 @@ from glm51.recipe.docs import render_schema_markdown
 from glm51.recipe.load import load_recipe
 
 
-def validate(recipe: RecipeOption = None) -> None:
+def validate_command(recipe: RecipeOption = None) -> None:
     """Parse the recipe and check every cross-reference; exit 3 when it is invalid."""
     loaded = load_recipe(recipe)
     typer.echo(
@@ -22,12 +22,12 @@ def validate(recipe: RecipeOption = None) -> None:
     )
 
 
-def show(recipe: RecipeOption = None) -> None:
+def show_command(recipe: RecipeOption = None) -> None:
     """Print the resolved recipe as JSON (defaults filled in)."""
     typer.echo(load_recipe(recipe).model_dump_json(indent=2))
 
 
-def schema(
+def schema_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(
         help="Inspect the release recipe (release/glm51.toml).", no_args_is_help=True
     )
-    group.command("validate")(validate)
-    group.command("show")(show)
-    group.command("schema")(schema)
+    group.command("validate")(validate_command)
+    group.command("show")(show_command)
+    group.command("schema")(schema_command)
     app.add_typer(group, name="recipe")

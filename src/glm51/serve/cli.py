@@ -18,7 +18,7 @@ from glm51.recipe import load_recipe
 from glm51.serve import launch
 
 
-def serve(
+def serve_command(
     extra: Annotated[
         list[str] | None,
         typer.Argument(
@@ -35,13 +35,16 @@ def serve(
         typer.Option(envvar=env.PORT, min=1, max=65535, help="Override the profile's port."),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Print the environment and command, shell-quoted, and exit.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the environment and command, shell-quoted, and exit."
+        ),
     ] = False,
     skip_preflight: Annotated[
-        bool, typer.Option(help="Start sglang without the preflight checks.")
+        bool, typer.Option("--skip-preflight", help="Start sglang without the preflight checks.")
     ] = False,
     wait_ready: Annotated[
-        bool, typer.Option(help="Poll /health and report when the server is up.")
+        bool, typer.Option("--wait-ready", help="Poll /health and report when the server is up.")
     ] = False,
     ready_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds --wait-ready waits for /health.")
@@ -60,7 +63,8 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     app.command(
+        "serve",
         context_settings={"allow_interspersed_args": False},
         epilog="Everything after `--` goes to sglang unchanged, e.g. "
         "`glm51 serve --model /models/GLM-5.1-NVFP4 -- --log-level debug`.",
-    )(serve)
+    )(serve_command)

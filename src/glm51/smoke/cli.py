@@ -44,7 +44,7 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     return sizes
 
 
-def smoke(
+def smoke_command(
     serve_args: Annotated[
         list[str] | None,
         typer.Argument(
@@ -55,7 +55,10 @@ def smoke(
         str | None, typer.Option(help="Base URL of the server, e.g. http://127.0.0.1:30000.")
     ] = None,
     launch: Annotated[
-        bool, typer.Option(help="Start `glm51 serve` here, wait for /health, stop it at the end.")
+        bool,
+        typer.Option(
+            "--launch", help="Start `glm51 serve` here, wait for /health, stop it at the end."
+        ),
     ] = False,
     out_dir: Annotated[
         Path,
@@ -166,6 +169,7 @@ def _report(record: SmokeRecord, out_dir: Path) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command(
+        "smoke",
         context_settings={"allow_interspersed_args": False},
         epilog="`glm51 smoke --launch -- --model /models/GLM-5.1-NVFP4` serves, smokes, stops.",
-    )(smoke)
+    )(smoke_command)

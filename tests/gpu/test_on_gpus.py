@@ -131,7 +131,7 @@ def test_quantize_on_cuda_has_the_cpus_weight_bytes(cpu_and_cuda):
 def test_the_independent_reference_matches_the_export_of_each_device(cpu_and_cuda, device):
     import json
 
-    from tests.integration.nvfp4_reference import check_export
+    from tests.support.nvfp4_reference import check_export
 
     model, runs = cpu_and_cuda
     n = json.loads((model / "config.json").read_text())["num_hidden_layers"]

@@ -1,15 +1,17 @@
-"""Session fixtures: the tiny model is built once and quantized once per mode and plan."""
+"""Session fixtures: the tiny model is built once and quantized once per mode and plan; the
+image under test and its labels (skipped, with the reason, without an engine or the image)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from glm51 import proc
 from glm51.calib.rehearsal_data import write_jsonl
-
-__all__ = ["write_jsonl"]
+from tests.support.docker import IMAGE, image_missing
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,17 @@ def runs(tiny_model, tokenizer, tmp_path_factory, recipe) -> Runs:
         joint=run("joint", {"joint": [joint]}, work="w3"),
         bounded=run("bounded", chunked, work="w4", bounded=True),
     )
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    why = image_missing()
+    if why:
+        pytest.skip(why)
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def labels(image: str) -> dict[str, str]:
+    out = proc.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image])
+    return json.loads(out.stdout)

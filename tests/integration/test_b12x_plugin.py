@@ -11,8 +11,8 @@ import re
 import pytest
 
 from glm51 import proc
-from tests.integration.test_image import CA_BUNDLE, REPO, docker_run, image, labels  # noqa: F401
 from tests.support.checkpoint import build as build_checkpoint
+from tests.support.docker import CA_BUNDLE, REPO, docker_run
 
 PLUGIN = REPO / "plugins" / "glm51-sglang-b12x"
 PROFILE = "rtx-pro-6000-x8-b12x"
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def upstream_image(image, labels):  # noqa: F811
+def upstream_image(image, labels):
     if (
         labels.get("org.glm51.stack") != "full"
         or labels.get("org.glm51.sglang.build") != "upstream"

@@ -478,22 +478,9 @@ def test_a_size_below_the_template_is_refused_before_any_figure_is_measured(work
     assert not (out / "bench.json").exists()
 
 
-def _docker_image() -> str | None:
-    image = os.environ.get("GLM51_TEST_IMAGE", "glm51:ci")
-    if shutil.which("docker") is None:
-        return None
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        return None
-    inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-    return image if inspect.returncode == 0 else None
-
-
 @pytest.mark.docker
-def test_the_images_user_verifies_a_checkpoint_quantized_by_root(tiny):
+def test_the_images_user_verifies_a_checkpoint_quantized_by_root(tiny, image):
     """The production case: the runner quantizes as root, the image (uid 1000) reads it."""
-    image = _docker_image()
-    if image is None:
-        pytest.skip("no Docker engine with the glm51:ci image (ci/prepare.sh builds it)")
     done = subprocess.run(
         [
             "docker",

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,42 +18,9 @@ from glm51 import proc
 from glm51.image import locks
 from glm51.image.build import buildx_argv, plan
 from tests.support.checkpoint import build as build_checkpoint
-
-REPO = Path(__file__).resolve().parents[2]
-IMAGE = os.environ.get("GLM51_TEST_IMAGE", "glm51:ci")
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+from tests.support.docker import CA_BUNDLE, REPO, docker_run
 
 pytestmark = pytest.mark.docker
-
-
-def _engine_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return proc.run(["docker", "info"], check=False, timeout=30).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    if not _engine_answers():
-        pytest.skip("no Docker engine answers (start one with ci/docker-engine.sh)")
-    if proc.run(["docker", "image", "inspect", IMAGE], check=False).returncode != 0:
-        pytest.skip(f"image {IMAGE} not built (run ci/prepare.sh or set GLM51_TEST_IMAGE)")
-    return IMAGE
-
-
-def docker_run(
-    image: str, *args: str, mounts: tuple[str, ...] = (), check: bool = True, user: str = ""
-):
-    volumes = [a for m in mounts for a in ("-v", m)]
-    as_user = ["--user", user] if user else []
-    argv = ["docker", "run", "--rm", "--network", "host", *as_user, *volumes, image, *args]
-    return proc.run(argv, check=check, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def labels(image: str) -> dict[str, str]:
-    out = proc.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image])
-    return json.loads(out.stdout)
 
 
 def test_version_in_container(image, labels):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.integration import nvfp4_reference as ref
+from tests.support import nvfp4_reference as ref
 
 pytestmark = pytest.mark.slow
 
@@ -324,7 +324,7 @@ def _cli(*argv: str):
 
 
 def test_cli_end_to_end_and_exit_codes(runs, tmp_path):
-    from tests.integration.conftest import write_jsonl
+    from glm51.calib.rehearsal_data import write_jsonl
 
     data = write_jsonl(tmp_path / "calib.jsonl", 4, 7)
     out = tmp_path / "out"

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from glm51.cli import app
 from tests.support import checkpoint as ckpt
 from tests.support.fakes import fake_env
-from tests.unit.test_serve_command import MODEL_CARD_FLAGS
+from tests.support.flags import MODEL_CARD_FLAGS
 
 GLM51 = [
     sys.executable,

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 def export(tiny_model, tokenizer, tmp_path_factory, recipe) -> Path:
     """One resident quantization (the conftest's `runs` makes five; one is enough here)."""
     from glm51.calib.data import from_jsonl
+    from glm51.calib.rehearsal_data import write_jsonl
     from glm51.quantize.pipeline import quantize
-    from tests.integration.conftest import write_jsonl
 
     tmp = tmp_path_factory.mktemp("verify")
     calib = from_jsonl(write_jsonl(tmp / "c.jsonl", 4, 1), tokenizer, max_length=256, name="c")

@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from glm51.checkpoint.safetensors import read_header
+
 BYTES = {"BF16": 2, "F32": 4, "F8_E4M3": 1, "U8": 1}
 
 
@@ -323,3 +325,42 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- editing a built checkpoint
+EXPERT = "model.layers.1.mlp.experts.0.gate_proj"  # a routed expert's NVFP4 projection
+
+
+def shard_of(folder: Path, tensor: str) -> str:
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    return index["weight_map"][tensor]
+
+
+def tensor_offset(folder: Path, tensor: str) -> tuple[Path, int, int]:
+    path = folder / shard_of(folder, tensor)
+    header = read_header(path)
+    info = header.tensors[tensor]
+    base = 8 + header.header_len
+    return path, base + info.begin, base + info.end
+
+
+def drop_tensor(folder: Path, tensor: str) -> None:
+    """Rewrite the tensor's shard without it, and the index without its entry."""
+    path = folder / shard_of(folder, tensor)
+    header = read_header(path)
+    raw = path.read_bytes()
+    base = 8 + header.header_len
+    entries = {n: (i.dtype, i.shape) for n, i in header.tensors.items() if n != tensor}
+    data = {n: raw[base + i.begin : base + i.end] for n, i in header.tensors.items()}
+    write_safetensors(path, entries)
+    # write_safetensors lays tensors out sorted by name: put the original bytes back.
+    new = read_header(path)
+    nbase = 8 + new.header_len
+    with path.open("r+b") as fh:
+        for name, info in new.tensors.items():
+            fh.seek(nbase + info.begin)
+            fh.write(data[name])
+    index_file = folder / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+    del index["weight_map"][tensor]
+    index_file.write_text(json.dumps(index))

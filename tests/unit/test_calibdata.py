@@ -21,7 +21,7 @@ from glm51.calib.data import (
 from glm51.calib.manifest import Filters, Source, load_manifest, parse_manifest, record_digest
 from glm51.errors import InputError
 from tests.conftest import REPO
-from tests.unit.calib_helpers import chat, make_tokenizer, write_jsonl
+from tests.support.calib_helpers import chat, make_tokenizer, write_jsonl
 
 pytest.importorskip("transformers")
 

@@ -89,3 +89,27 @@ def test_help_does_not_import_torch_or_the_heavy_libraries():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def test_no_test_module_imports_another_test_folders_module():
+    """Helpers live in tests/support (and fixtures in conftest.py files); a test module never
+    imports another test module, a conftest, or a module of tests/unit or tests/integration."""
+
+    tests = Path(__file__).resolve().parents[1]
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                if (
+                    parts[0] == "tests"
+                    and len(parts) > 2
+                    and parts[1] in ("unit", "integration", "gpu")
+                ):
+                    found.append(f"{path.relative_to(tests)}: {name}")
+    assert found == []

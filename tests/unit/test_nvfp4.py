@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("modelopt")
 
 from glm51.quantize import nvfp4  # noqa: E402
-from tests.integration import nvfp4_reference as ref  # noqa: E402
+from tests.support import nvfp4_reference as ref  # noqa: E402
 from tests.support.cuda_division import reciprocal_scalar_division  # noqa: E402
 
 # The H200's pair for this amax (issue 9): the CPU's exact quotient, CUDA's reciprocal one.

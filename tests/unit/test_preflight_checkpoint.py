@@ -11,11 +11,6 @@ from glm51.preflight.findings import Severity
 from tests.support import checkpoint as ckpt
 
 
-@pytest.fixture
-def profile(recipe):
-    return recipe.profile("rtx-pro-6000-x8")[1]
-
-
 def run(path, recipe, profile):
     found, facts = checkpoint.check(path, recipe, profile)
     return {f.check: f for f in found}, facts

@@ -12,11 +12,6 @@ from tests.support import checkpoint as ckpt
 INDEX = "model.safetensors.index.json"
 
 
-@pytest.fixture
-def profile(recipe):
-    return recipe.profile("rtx-pro-6000-x8")[1]
-
-
 def run(path, recipe, profile):
     found, facts = checkpoint.check(path, recipe, profile)
     return {f.check: f for f in found}, facts

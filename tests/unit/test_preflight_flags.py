@@ -23,11 +23,6 @@ QUANTIZED = CheckpointFacts(
 )
 
 
-@pytest.fixture
-def profile(recipe):
-    return recipe.profile("rtx-pro-6000-x8")[1]
-
-
 def ids(found):
     return {f.check: f for f in found}
 

@@ -99,11 +99,6 @@ def with_hardware(profile, **changes):
     return profile.model_copy(update={"hardware": profile.hardware.model_copy(update=changes)})
 
 
-@pytest.fixture
-def profile(recipe):
-    return recipe.profile("rtx-pro-6000-x8")[1]
-
-
 @pytest.mark.parametrize(
     ("driver", "minimum", "old"),
     [

@@ -11,11 +11,6 @@ from glm51.sglang.flags import (
 )
 
 
-@pytest.fixture
-def profile(recipe):
-    return recipe.profile("rtx-pro-6000-x8")[1]
-
-
 def with_server(profile, **changes):
     return profile.model_copy(update={"server": profile.server.model_copy(update=changes)})
 

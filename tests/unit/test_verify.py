@@ -19,8 +19,7 @@ from glm51.checkpoint.verify import excluded_by, verify
 from glm51.cli import app
 from glm51.errors import InputError
 from tests.support import checkpoint as ck
-
-EXPERT = "model.layers.1.mlp.experts.0.gate_proj"
+from tests.support.checkpoint import EXPERT, drop_tensor, tensor_offset
 
 
 @pytest.fixture
@@ -30,41 +29,6 @@ def good(tmp_path: Path) -> Path:
 
 def snapshot(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
-def shard_of(folder: Path, tensor: str) -> str:
-    index = json.loads((folder / "model.safetensors.index.json").read_text())
-    return index["weight_map"][tensor]
-
-
-def tensor_offset(folder: Path, tensor: str) -> tuple[Path, int, int]:
-    path = folder / shard_of(folder, tensor)
-    header = read_header(path)
-    info = header.tensors[tensor]
-    base = 8 + header.header_len
-    return path, base + info.begin, base + info.end
-
-
-def drop_tensor(folder: Path, tensor: str) -> None:
-    """Rewrite the tensor's shard without it, and the index without its entry."""
-    path = folder / shard_of(folder, tensor)
-    header = read_header(path)
-    raw = path.read_bytes()
-    base = 8 + header.header_len
-    entries = {n: (i.dtype, i.shape) for n, i in header.tensors.items() if n != tensor}
-    data = {n: raw[base + i.begin : base + i.end] for n, i in header.tensors.items()}
-    ck.write_safetensors(path, entries)
-    # write_safetensors lays tensors out sorted by name: put the original bytes back.
-    new = read_header(path)
-    nbase = 8 + new.header_len
-    with path.open("r+b") as fh:
-        for name, info in new.tensors.items():
-            fh.seek(nbase + info.begin)
-            fh.write(data[name])
-    index_file = folder / "model.safetensors.index.json"
-    index = json.loads(index_file.read_text())
-    del index["weight_map"][tensor]
-    index_file.write_text(json.dumps(index))
 
 
 def checks(report) -> set[str]:

@@ -22,7 +22,7 @@ from glm51.checkpoint.verify import (
     verify,
 )
 from tests.support import checkpoint as ck
-from tests.unit.test_verify import EXPERT, drop_tensor, shard_of, tensor_offset
+from tests.support.checkpoint import EXPERT, drop_tensor, shard_of, tensor_offset
 
 INDEX = "model.safetensors.index.json"
 

@@ -1,6 +1,7 @@
 """Sessions: lint, tests (default), publish_hub, rehearsal, image, update_pins, bench_quantize,
-bench_accuracy, mutants, docs. `nox -l` lists them all. Glue only: each session installs and
-calls glm51 or pytest; the pins it installs live in pyproject.toml's [dependency-groups]."""
+bench_accuracy, bench_cli, mutants, docs. `nox -l` lists them all. Glue only: each session
+installs and calls glm51 or pytest; the pins it installs live in pyproject.toml's
+[dependency-groups]."""
 
 from __future__ import annotations
 
@@ -56,6 +57,14 @@ def mutants(session: nox.Session) -> None:
     _torch(session)
     session.install("-e", ".[dev,quantize,publish,bench]", *_group("mutants"))
     session.run("python", "tests/support/mutants.py", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench_cli(session: nox.Session) -> None:
+    """How long `glm51 --help` takes to start, next to `python -c pass` in the same run:
+    `nox -s bench_cli -- [--runs 15]`."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/cli_startup.py", *session.posargs)
 
 
 @nox.session(python=PY)

@@ -61,7 +61,7 @@ def child(model: str, mode: str, out: str, samples: int, length: int) -> None:
 
     from glm51.calib.data import CalibSet
     from glm51.quantize.pipeline import quantize
-    from glm51.recipe import load_recipe
+    from glm51.recipe.load import load_recipe
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -99,7 +99,7 @@ def glm51_child(model: str, out: str, device: str, samples: int, length: int) ->
     from glm51.calib.data import CalibSet
     from glm51.quantize import calibrate, export
     from glm51.quantize.pipeline import quantize
-    from glm51.recipe import load_recipe
+    from glm51.recipe.load import load_recipe
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -207,7 +207,7 @@ def recipe_tokens() -> tuple[int, int, str]:
     every pass at its manifest's max_tokens."""
     from glm51.calib.manifest import load_manifest
     from glm51.quantize.estimate import CalibShape
-    from glm51.recipe import load_recipe
+    from glm51.recipe.load import load_recipe
 
     recipe = load_recipe()
     shapes = [

@@ -17,6 +17,6 @@ def recipe_text(recipe_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def recipe(recipe_path: Path):
-    from glm51.recipe import load_recipe
+    from glm51.recipe.load import load_recipe
 
     return load_recipe(recipe_path)

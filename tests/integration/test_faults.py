@@ -365,7 +365,7 @@ def test_a_full_disk_before_quantize_is_refused_against_the_estimate(work, monke
 
     from glm51.errors import InfraError
     from glm51.quantize import stage
-    from glm51.recipe import load_recipe
+    from glm51.recipe.load import load_recipe
 
     usage = sh.disk_usage(work)
     monkeypatch.setattr("glm51.outputs.shutil.disk_usage", lambda p: usage._replace(free=1000))

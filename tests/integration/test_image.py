@@ -123,7 +123,7 @@ def test_no_layer_or_history_holds_the_ca_bundle_or_a_build_secret(image, tmp_pa
     secret = tmp_path / "bundle.pem"
     # A PEM reader ignores text between certificates: the bundle still works for pip/apt.
     secret.write_text(CA_BUNDLE.read_text() + f"\n{marker}\n")
-    from glm51.recipe import load_recipe
+    from glm51.recipe.load import load_recipe
 
     tag = f"glm51-secret-test:{secrets.token_hex(4)}"
     spec = plan(

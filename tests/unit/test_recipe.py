@@ -6,8 +6,8 @@ import pydantic
 import pytest
 
 from glm51.errors import InputError
-from glm51.recipe import parse_recipe
 from glm51.recipe.docs import render_schema_markdown
+from glm51.recipe.load import parse_recipe
 from tests.conftest import REPO
 
 UPSTREAM_IMAGE_PROFILES = 'upstream = ["rtx-pro-6000-x8-upstream", "rtx-pro-6000-x8-b12x"]'
@@ -112,7 +112,7 @@ def test_recipe_reference_in_docs_is_current():
 )
 def test_image_section_cross_checks(recipe_text, edit, expected):
     from glm51.errors import InputError
-    from glm51.recipe import parse_recipe
+    from glm51.recipe.load import parse_recipe
 
     old, new = edit
     assert old in recipe_text
@@ -262,7 +262,7 @@ def test_a_dict_value_is_not_echoed(recipe_text):
 
 
 def test_load_toml_names_an_unreadable_file(tmp_path):
-    from glm51.recipe import load_recipe
+    from glm51.recipe.load import load_recipe
 
     with pytest.raises(InputError) as info:
         load_recipe(tmp_path / "missing.toml")

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from glm51.bench import measure
-from glm51.bench.report import TITLES, markdown, plot
-from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
-from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.errors import GateFailed, InputError
 from glm51.options import RecipeOption
 from glm51.outputs import claim_output_folder, write_text
-from glm51.recipe import load_recipe
-from glm51.records import BenchFigure, write_record
+
+if TYPE_CHECKING:
+    from glm51.bench.run import FigureSpec
+    from glm51.records import BenchFigure
 
 err = Console(stderr=True)
 
@@ -102,6 +100,13 @@ def bench_command(
     Writes OUT/bench.json (a typed record), OUT/bench.md (the card's table) and OUT/bench.png.
     Exit 5 when a figure misses its gate, 6 when the server fails or dies.
     """
+    from glm51.bench import measure
+    from glm51.bench.report import TITLES, markdown, plot
+    from glm51.bench.run import Session, Settings, bench, card_figures
+    from glm51.endpoint.client import Endpoint, base_url, sync_client
+    from glm51.recipe.load import load_recipe
+    from glm51.records import write_record
+
     rec = load_recipe(recipe)
     specs = _select(figures, card_figures(context_32k, context_128k))
     if gate_set not in ("release", "rehearsal"):

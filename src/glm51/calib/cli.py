@@ -6,17 +6,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from glm51.calib.data import build_pass
-from glm51.calib.manifest import load_manifest, record_digest
-from glm51.calib.tokenizer import load_tokenizer
 from glm51.errors import InputError
 from glm51.options import RecipeOption
 from glm51.outputs import check_output_file
-from glm51.recipe import Recipe, load_recipe
+
+if TYPE_CHECKING:
+    from glm51.recipe.schema import Recipe
 
 DataDirOption = Annotated[
     Path | None,
@@ -42,6 +41,8 @@ group = typer.Typer(
 
 
 def _tokenizer(spec: str | None, recipe: Recipe):
+    from glm51.calib.tokenizer import load_tokenizer
+
     return load_tokenizer(spec, recipe.model.source, recipe.model.source_revision)
 
 
@@ -53,6 +54,10 @@ def build_command(
     recipe: RecipeOption = None,
 ) -> None:
     """Build one pass and check it against the manifest's recorded sha256 (exit 3)."""
+    from glm51.calib.data import build_pass
+    from glm51.calib.manifest import load_manifest
+    from glm51.recipe.load import load_recipe
+
     loaded = load_recipe(recipe)
     manifest_path = loaded.pass_manifest(pass_name)
     if out.suffix != ".npz":
@@ -87,6 +92,10 @@ def record_command(
     recipe: RecipeOption = None,
 ) -> None:
     """Build passes and write the sha256 of their token ids into their manifests."""
+    from glm51.calib.data import build_pass
+    from glm51.calib.manifest import record_digest
+    from glm51.recipe.load import load_recipe
+
     loaded = load_recipe(recipe)
     names = passes or [p.name for p in loaded.quantize.passes]
     manifests = [loaded.pass_manifest(name) for name in names]  # unknown names fail first

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from glm51.checkpoint import manifest as mf
-from glm51.checkpoint.verify import Report, verify
+from glm51.checkpoint.names import MANIFEST
 from glm51.errors import InputError
 from glm51.options import RecipeOption
 from glm51.outputs import check_free_space
-from glm51.recipe import load_recipe
+
+if TYPE_CHECKING:
+    from glm51.checkpoint.verify import Report
 
 out = Console()
 err = Console(stderr=True)
@@ -59,7 +60,7 @@ def verify_command(
         bool,
         typer.Option(
             "--write",
-            help=f"Record {mf.MANIFEST} when every check passes (never replaces one that exists).",
+            help=f"Record {MANIFEST} when every check passes (never replaces one that exists).",
         ),
     ] = False,
     source: Annotated[
@@ -96,20 +97,24 @@ def verify_command(
     Nothing is modified, except the manifest that --write adds. Exit codes: 0 passed, 3 a
     check failed (each failure names the shard or tensor and what was expected).
     """
+    from glm51.checkpoint import manifest as mf
+    from glm51.checkpoint.verify import verify
+    from glm51.recipe.load import load_recipe
+
     if old_samples is not None:  # one meaning per flag: --samples counts conversations elsewhere
         err.print("glm51 verify: --samples is deprecated and will be removed; use --experts")
         experts = old_samples
     if write and no_hash:
         raise InputError("--write needs the hashes: drop --no-hash")
     loaded = load_recipe(recipe)
-    if write and checkpoint.is_dir() and not (checkpoint / mf.MANIFEST).exists():
+    if write and checkpoint.is_dir() and not (checkpoint / MANIFEST).exists():
         if not os.access(checkpoint, os.W_OK):
             raise InputError(
-                f"{checkpoint}: not writable by this user; --write cannot add {mf.MANIFEST}"
+                f"{checkpoint}: not writable by this user; --write cannot add {MANIFEST}"
             )
         # About 256 bytes per tensor: refused now, not after hours of hashing.
         need = (1 << 20) + 256 * _tensor_count(checkpoint)
-        check_free_space(checkpoint, need, what=f"--write's {mf.MANIFEST}", option="CHECKPOINT")
+        check_free_space(checkpoint, need, what=f"--write's {MANIFEST}", option="CHECKPOINT")
     total = (
         sum((checkpoint / n).stat().st_size for n in mf.recorded_files(checkpoint))
         if checkpoint.is_dir()

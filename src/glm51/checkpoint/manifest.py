@@ -28,11 +28,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from glm51.checkpoint.names import MANIFEST
 from glm51.checkpoint.safetensors import ShardHeader
 from glm51.outputs import write_text
 from glm51.records.base import read_versioned_json
 
-MANIFEST = "glm51-manifest.json"
 SCHEMA_VERSION = 1
 BLOCK = 8 * 1024 * 1024  # read size: large enough that Python's overhead vanishes
 # Files never recorded: the manifest itself, and what a publish adds next to the weights.

@@ -35,7 +35,7 @@ from glm51.checkpoint import dequant
 from glm51.checkpoint import manifest as mf
 from glm51.checkpoint.safetensors import ShardError, ShardHeader, read_header
 from glm51.errors import InputError
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 
 INDEX = "model.safetensors.index.json"
 HF_QUANT = "hf_quant_config.json"

@@ -10,7 +10,7 @@ from typing import Literal
 from glm51.errors import InputError
 from glm51.image import locks
 from glm51.image.tags import docker_version, image_tags, short_sha
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 
 Stack = Literal["full", "slim"]
 TARGET = "final"

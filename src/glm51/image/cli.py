@@ -13,12 +13,8 @@ import typer
 
 from glm51 import env
 from glm51.errors import PreflightError
-from glm51.image import build, locks, pins, runner
-from glm51.image.selfcheck import run_selfcheck, sglang_parser
-from glm51.image.tags import image_tags
 from glm51.options import RecipeOption
 from glm51.outputs import claim_output_folder
-from glm51.recipe import load_recipe
 
 RepoOption = Annotated[
     Path,
@@ -76,6 +72,9 @@ def build_command(
     ] = False,
 ) -> None:
     """Build the image with `docker buildx build` and record it in OUT/image.json."""
+    from glm51.image import build, locks, runner
+    from glm51.recipe.load import load_recipe
+
     loaded = load_recipe(recipe)
     repo = repo.resolve()
     if not dry_run:
@@ -117,6 +116,9 @@ def tags_command(
     recipe: RecipeOption = None,
 ) -> None:
     """Print the tags an image of this version and commit gets."""
+    from glm51.image.tags import image_tags
+    from glm51.recipe.load import load_recipe
+
     for tag in image_tags(load_recipe(recipe).image(image)[1], version=version, sha=sha, slim=slim):
         typer.echo(tag)
 
@@ -126,6 +128,9 @@ def update_pins_command(
 ) -> None:
     """Re-resolve the image locks (PyPI, with uv), and where reachable the fork's git lock
     (GitHub) and the base image digest (a registry); says what it could not refresh."""
+    from glm51.image import pins
+    from glm51.recipe.load import load_recipe
+
     report = pins.update_pins(load_recipe(recipe), repo.resolve(), image_name=image)
     for what in report.refreshed:
         typer.echo(f"refreshed: {what}")
@@ -135,6 +140,9 @@ def update_pins_command(
 
 def selfcheck_command(recipe: RecipeOption = None) -> None:
     """Build-time check (Dockerfile.cu130): advertised profiles parse with installed SGLang."""
+    from glm51.image.selfcheck import run_selfcheck, sglang_parser
+    from glm51.recipe.load import load_recipe
+
     build_name = os.environ.get("GLM51_SGLANG_BUILD", "upstream")
     if find_spec("sglang") is None:
         if os.environ.get("GLM51_STACK") == "slim":

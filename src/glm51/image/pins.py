@@ -18,8 +18,8 @@ from pathlib import Path
 from glm51 import proc
 from glm51.errors import Glm51Error, InputError
 from glm51.image import locks
-from glm51.recipe import Recipe
 from glm51.recipe.images import ImageRecipe
+from glm51.recipe.schema import Recipe
 
 PLATFORM = "x86_64-manylinux_2_36"  # glibc of bookworm (2.36) <= Ubuntu 24.04 (2.39)
 INDEX_URL = "https://pypi.org/simple"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from glm51.preflight import sglang_support
 from glm51.preflight.findings import Severity
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 from glm51.sglang import help as sglang_help
 from glm51.sglang.command import render
 

@@ -13,7 +13,7 @@ from glm51.checkpoint.integrity import check_shards, listed
 from glm51.checkpoint.quant_config import CheckpointFacts, QuantConfig, read_quant_config
 from glm51.errors import InputError
 from glm51.preflight.findings import Finding, Severity
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 from glm51.recipe.serving import Profile
 
 # Routed expert weights of the quantized layers: packed E2M1 pairs in uint8.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from glm51.checkpoint.hub_cache import resolve_model
 from glm51.errors import InputError, PreflightError
 from glm51.options import (
     ModelIdOption,
@@ -19,9 +18,9 @@ from glm51.options import (
     RecipeOption,
     RevisionOption,
 )
-from glm51.preflight.findings import Report
-from glm51.preflight.run import check
-from glm51.recipe import load_recipe
+
+if TYPE_CHECKING:
+    from glm51.preflight.findings import Report
 
 GROUPS = {
     "gpu": "GPUs (nvidia-smi)",
@@ -64,6 +63,10 @@ def doctor_command(
 
     The same checks `glm51 serve` runs before it starts SGLang; nothing is started.
     """
+    from glm51.checkpoint.hub_cache import resolve_model
+    from glm51.preflight.run import check
+    from glm51.recipe.load import load_recipe
+
     unknown = sorted(set(only or ()) - set(GROUPS))
     if unknown:
         raise InputError(f"--only {', '.join(unknown)}: expected one of {list(GROUPS)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from glm51.preflight import checkpoint, flags, gpus, sglang_support
 from glm51.preflight.findings import Report, Severity
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 from glm51.sglang import help as sglang_help
 
 MISSING_FIX = "pass --model PATH (a checkpoint folder) or --model-id REPO in the Hub cache"

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glm51.errors import InputError
-from glm51.recipe import Recipe, default_recipe_path
+from glm51.recipe.load import default_recipe_path
+from glm51.recipe.schema import Recipe
 from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord
 from glm51.sglang.command import render
 

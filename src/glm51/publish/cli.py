@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,12 +24,11 @@ from rich.progress import (
 from glm51.errors import InputError
 from glm51.options import ProfileOption, RecipeOption
 from glm51.outputs import check_output_file, write_text
-from glm51.publish.card import Records, render_card
 from glm51.publish.hub import DEFAULT_TIMEOUT_S, Hub, check_online
 from glm51.publish.plan import DEFAULT_COMMIT_BYTES, VERSION, check_names
-from glm51.publish.run import publish
-from glm51.recipe import load_recipe
-from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord, read_record
+
+if TYPE_CHECKING:
+    from glm51.publish.card import Records
 
 out = Console()
 err = Console(stderr=True)
@@ -58,6 +57,9 @@ PlotOption = Annotated[
 
 
 def _records(image, quantize, smoke, bench) -> Records:
+    from glm51.publish.card import Records
+    from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord, read_record
+
     return Records(
         image=read_record(image, ImageRecord) if image else None,
         quantize=read_record(quantize, QuantizeRecord) if quantize else None,
@@ -81,6 +83,9 @@ def card_command(
     recipe: RecipeOption = None,
 ) -> None:
     """Render the model card (README.md) from the recipe and the release run's records."""
+    from glm51.publish.card import render_card
+    from glm51.recipe.load import load_recipe
+
     loaded = load_recipe(recipe)
     if version is not None and not VERSION.match(version):
         raise InputError(f"--version {version!r}: expected vMAJOR.MINOR.PATCH (e.g. v1.0.0)")
@@ -161,6 +166,10 @@ def publish_command(
     then creates the tag. Re-running after an interruption finishes the job; an existing
     tag is never moved. The token comes from HF_TOKEN or `hf auth login`, never from argv.
     """
+    from glm51.publish.card import render_card
+    from glm51.publish.run import publish
+    from glm51.recipe.load import load_recipe
+
     if old_endpoint is not None:  # one meaning per flag: --endpoint is a server elsewhere
         err.print(
             "glm51 publish: --endpoint is deprecated and will be removed; use --hub-endpoint",

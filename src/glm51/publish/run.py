@@ -23,7 +23,7 @@ from glm51.publish.plan import (
     make_plan,
     mismatches,
 )
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 
 Log = Callable[[str], None]
 

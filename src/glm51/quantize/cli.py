@@ -11,13 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from glm51.calib import cli as calib_cli
-from glm51.calib.data import CalibSet
-from glm51.calib.manifest import load_manifest
-from glm51.calib.rehearsal_data import write_jsonl
-from glm51.checkpoint.folder import load_model_config
 from glm51.options import RecipeOption
 from glm51.outputs import check_output_file
-from glm51.recipe import load_recipe
 
 # soft_wrap: a log (not a terminal) keeps whole lines instead of hard breaks at 80 columns.
 console = Console(stderr=True, soft_wrap=True)
@@ -83,6 +78,7 @@ def quantize_command(
     Exit 3 bad input, 5 coverage or scale gate failed, 6 infrastructure.
     """
     from glm51.quantize import stage  # torch, transformers, ModelOpt
+    from glm51.recipe.load import load_recipe
 
     loaded = load_recipe(recipe)
     calibration = stage.Calibration(tuple(calib_file or ()), data_dir, chunks, max_length)
@@ -137,6 +133,7 @@ def tiny_model_command(
     ] = False,
 ) -> None:
     """A tiny random glm_moe_dsa checkpoint (same class and layout as GLM-5.1)."""
+    from glm51.calib.rehearsal_data import write_jsonl
     from glm51.quantize.tiny import build_tiny_model  # torch, transformers
 
     if calib_out is not None:  # before the model is built: never over someone's file
@@ -164,7 +161,11 @@ def estimate_command(
     recipe: RecipeOption = None,
 ) -> None:
     """Estimated disk, host and GPU memory of `glm51 quantize`, resident and bounded."""
+    from glm51.calib.data import CalibSet
+    from glm51.calib.manifest import load_manifest
+    from glm51.checkpoint.folder import load_model_config
     from glm51.quantize import estimate as est
+    from glm51.recipe.load import load_recipe
 
     loaded = load_recipe(recipe)
     config, index = load_model_config(model)

@@ -19,7 +19,7 @@ from glm51.quantize import library_output
 from glm51.quantize.device import check_device
 from glm51.quantize.pipeline import Log, Outcome, Progress, split
 from glm51.quantize.pipeline import quantize as run_pipeline
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 
 
 @dataclass(frozen=True)

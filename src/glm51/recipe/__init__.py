@@ -1,6 +1,6 @@
-"""The release recipe (release/glm51.toml), parsed once into frozen, typed objects."""
+"""The release recipe (release/glm51.toml), parsed once into frozen, typed objects.
 
-from glm51.recipe.load import default_recipe_path, load_recipe, parse_recipe
-from glm51.recipe.schema import Recipe
-
-__all__ = ["Recipe", "default_recipe_path", "load_recipe", "parse_recipe"]
+`glm51.recipe.load` finds and parses it (`load_recipe`), `glm51.recipe.schema` holds the
+types (`Recipe`). This package's own import is empty, so a command's module can name it
+without building the pydantic schema (`glm51 --help` stays fast).
+"""

@@ -9,12 +9,12 @@ import typer
 
 from glm51.options import RecipeOption
 from glm51.outputs import check_output_file
-from glm51.recipe.docs import render_schema_markdown
-from glm51.recipe.load import load_recipe
 
 
 def validate_command(recipe: RecipeOption = None) -> None:
     """Parse the recipe and check every cross-reference; exit 3 when it is invalid."""
+    from glm51.recipe.load import load_recipe
+
     loaded = load_recipe(recipe)
     typer.echo(
         f"{loaded.source}: ok "
@@ -24,6 +24,8 @@ def validate_command(recipe: RecipeOption = None) -> None:
 
 def show_command(recipe: RecipeOption = None) -> None:
     """Print the resolved recipe as JSON (defaults filled in)."""
+    from glm51.recipe.load import load_recipe
+
     typer.echo(load_recipe(recipe).model_dump_json(indent=2))
 
 
@@ -33,6 +35,8 @@ def schema_command(
     ] = None,
 ) -> None:
     """Generate the recipe reference (docs/recipe.md) from the typed models."""
+    from glm51.recipe.docs import render_schema_markdown
+
     text = render_schema_markdown()
     if output:
         check_output_file(output, option="--output", replace=True)  # a generated doc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import platform
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,11 +16,10 @@ from glm51.errors import InputError
 from glm51.options import RecipeOption
 from glm51.outputs import claim_output_folder
 from glm51.publish.plan import check_names
-from glm51.recipe import Recipe, load_recipe
-from glm51.records import ToolVersions
-from glm51.records.release import RunManifest
-from glm51.release import production
-from glm51.release.runner import Context, load_manifest, run_steps
+from glm51.release.names import STEPS
+
+if TYPE_CHECKING:
+    from glm51.recipe.schema import Recipe
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -38,20 +37,20 @@ def _check_options(
 ) -> None:
     """The options that contradict each other, refused before the run folder is touched."""
     if only is not None and not only:
-        raise InputError(f"--steps: names no step; expected some of {', '.join(production.STEPS)}")
+        raise InputError(f"--steps: names no step; expected some of {', '.join(STEPS)}")
     if rehearsal:
         if checkpoint is not None:
             raise InputError(
                 "--checkpoint: not used with --rehearsal (it builds and quantizes the tiny model)"
             )
         return
-    unknown = sorted(set(only or ()) - set(production.STEPS))
+    unknown = sorted(set(only or ()) - set(STEPS))
     if unknown:
-        raise InputError(f"--steps: unknown {unknown}; expected some of {list(production.STEPS)}")
+        raise InputError(f"--steps: unknown {unknown}; expected some of {list(STEPS)}")
     for option, value in (("--seed", seed), ("--samples", samples)):
         if value is not None:
             raise InputError(f"{option}: only for --rehearsal (a release uses --checkpoint)")
-    if checkpoint is None and set(only or production.STEPS) - {"image"}:
+    if checkpoint is None and set(only or STEPS) - {"image"}:
         raise InputError(
             "--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release "
             "(needed by every step but image)"
@@ -71,7 +70,7 @@ def release_command(
         str | None,
         typer.Option(
             help="Run only these steps (comma-separated; the earlier ones must be done in "
-            f"--run-dir): {', '.join(production.STEPS)}. Default: all."
+            f"--run-dir): {', '.join(STEPS)}. Default: all."
         ),
     ] = None,
     checkpoint: Annotated[
@@ -104,6 +103,12 @@ def release_command(
     Exit codes: 0 released, 3 bad input, 4 preflight, 5 a gate failed (nothing published or
     tagged), 6 infrastructure.
     """
+    from glm51.recipe.load import load_recipe
+    from glm51.records import ToolVersions
+    from glm51.records.release import RunManifest
+    from glm51.release import production
+    from glm51.release.runner import Context, load_manifest, run_steps
+
     loaded = load_recipe(recipe)
     check_names(loaded.model.published, version)
     only = [s.strip() for s in steps.split(",") if s.strip()] if steps is not None else None

@@ -25,13 +25,13 @@ from glm51.outputs import write_text
 from glm51.publish.card import Records, render_card
 from glm51.publish.hub import Hub
 from glm51.publish.run import publish
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 from glm51.records import BenchRecord, ImageRecord, SmokeRecord, read_record
+from glm51.release.names import STEPS
 from glm51.release.runner import Context, Outcome, Step
 
 IMAGE, VERIFY, SMOKE, BENCH = "image.json", "verify.json", "smoke/smoke.json", "bench/bench.json"
 CARD, PUBLISHED, TAGS, NOTES = "README.md", "publish.json", "tags.json", "release-notes.md"
-STEPS = ("image", "verify", "gates", "card", "publish", "tag", "notes")
 GLM51 = [
     sys.executable,
     "-c",

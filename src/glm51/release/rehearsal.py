@@ -21,7 +21,7 @@ from glm51.publish.card import Records, render_card
 from glm51.publish.local import publish_to_folder
 from glm51.quantize import stage
 from glm51.quantize.tiny import build_tiny_model
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 from glm51.records import BenchRecord, QuantizeRecord, SmokeRecord, read_record
 from glm51.release.runner import Context, Outcome, Step
 

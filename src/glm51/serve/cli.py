@@ -14,8 +14,6 @@ from glm51.options import (
     RecipeOption,
     RevisionOption,
 )
-from glm51.recipe import load_recipe
-from glm51.serve import launch
 
 
 def serve_command(
@@ -52,6 +50,9 @@ def serve_command(
     recipe: RecipeOption = None,
 ) -> None:
     """Run SGLang with a recipe profile (the validated launch configuration)."""
+    from glm51.recipe.load import load_recipe
+    from glm51.serve import launch
+
     loaded = load_recipe(recipe)
     options = launch.Options(
         host, port, dry_run, skip_preflight, ready_timeout if wait_ready else None

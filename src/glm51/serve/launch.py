@@ -18,7 +18,7 @@ from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InputError, PreflightError
 from glm51.preflight.findings import Report, Severity
 from glm51.preflight.run import MISSING_FIX, check
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 from glm51.sglang.command import render
 from glm51.sglang.help import install_hint
 

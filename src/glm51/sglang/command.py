@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from glm51.recipe import Recipe
+from glm51.recipe.schema import Recipe
 from glm51.recipe.serving import Profile
 from glm51.sglang.flags import server_flags
 

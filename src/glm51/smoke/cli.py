@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from glm51.endpoint.client import Endpoint, base_url, sync_client
-from glm51.endpoint.launch import launched
 from glm51.errors import GateFailed, InfraError, InputError
 from glm51.options import ProfileOption, RecipeOption
 from glm51.outputs import claim_output_folder, write_text
-from glm51.recipe import load_recipe
-from glm51.records import SmokeCheck, SmokeRecord, write_record
-from glm51.smoke.checks import Context, all_checks
-from glm51.smoke.run import junit_xml, run_checks
+
+if TYPE_CHECKING:
+    from glm51.records import SmokeCheck, SmokeRecord
 
 out = Console()
 err = Console(stderr=True)
@@ -94,6 +91,12 @@ def smoke_command(
     Writes a table, OUT/smoke.json (a typed record) and OUT/smoke.xml (JUnit). Exit 5 when a
     check fails, 6 when the server cannot be reached or dies.
     """
+    from glm51.endpoint.client import Endpoint, base_url, sync_client
+    from glm51.endpoint.launch import launched
+    from glm51.recipe.load import load_recipe
+    from glm51.smoke.checks import Context, all_checks
+    from glm51.smoke.run import run_checks
+
     rec = load_recipe(recipe)
     tiers = tuple(tier or ("protocol", "glm"))
     bad = set(tiers) - {"protocol", "glm"}
@@ -140,6 +143,9 @@ def _progress(check: SmokeCheck) -> None:
 
 
 def _report(record: SmokeRecord, out_dir: Path) -> None:
+    from glm51.records import write_record
+    from glm51.smoke.run import junit_xml
+
     table = Table(title=f"glm51 smoke: {record.endpoint}", show_lines=False)
     for col in ("check", "status", "value", "floor", "what it saw"):
         table.add_column(col, overflow="fold")

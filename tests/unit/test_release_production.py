@@ -12,6 +12,7 @@ from glm51.errors import GateFailed, InfraError, InputError, PreflightError
 from glm51.records import ImageRecord, write_record
 from glm51.records.release import RunManifest
 from glm51.release import production
+from glm51.release.request import ReleaseRequest
 from glm51.release.runner import Context, run_steps
 
 DIGEST = "sha256:" + "ab" * 32
@@ -33,8 +34,7 @@ def context(tmp_path):
     )
     write_record(record, tmp_path / production.IMAGE)
     (tmp_path / "ckpt").mkdir()
-    options = {"version": "v1.2.3", "checkpoint": tmp_path / "ckpt"}
-    return Context(tmp_path, options)
+    return Context(tmp_path, ReleaseRequest(version="v1.2.3", checkpoint=tmp_path / "ckpt"))
 
 
 def _fake_proc(monkeypatch, answers):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
 from glm51.errors import GateFailed, InfraError, InputError
 from glm51.records import read_record
 from glm51.records.release import RunManifest
+from glm51.release.request import ReleaseRequest
 from glm51.release.runner import (
     RUN_MANIFEST,
     Context,
@@ -251,14 +253,44 @@ def test_a_steps_inputs_are_read_from_the_context(tmp_path):
     seen = []
 
     def inputs(context):
-        seen.append(context.options["model"])
-        return {"model": context.options["model"]}
+        seen.append(context.request.checkpoint)
+        return {"model": str(context.request.checkpoint)}
 
-    context = Context(tmp_path, options={"model": "/m"})
+    context = Context(tmp_path, ReleaseRequest(checkpoint=Path("/m")))
     done = run_steps(
         [Step("a", lambda c: Outcome(None), inputs)],
         context,
         RunManifest(version="v", rehearsal=True),
     )
-    assert seen == ["/m"]
+    assert seen == [Path("/m")]
     assert done.steps[0].key == step_key("a", {"model": "/m"}, "")
+
+
+@pytest.mark.parametrize(
+    ("request_", "words"),
+    [
+        (
+            ReleaseRequest(rehearsal=True, checkpoint=Path("c")),
+            "--checkpoint: not used with --rehearsal",
+        ),
+        (ReleaseRequest(steps=()), "--steps: names no step"),
+        (
+            ReleaseRequest(checkpoint=Path("c"), steps=("verify", "gatez")),
+            "--steps: unknown ['gatez']",
+        ),
+        (ReleaseRequest(), "--checkpoint PATH (or GLM51_CHECKPOINT)"),
+        (ReleaseRequest(steps=("verify",)), "needed by every step but image"),
+    ],
+)
+def test_a_release_request_that_contradicts_itself_is_refused(request_, words):
+    with pytest.raises(InputError) as err:
+        request_.check()
+    assert words in str(err.value)
+
+
+def test_a_consistent_release_request_passes():
+    ReleaseRequest(steps=("image",)).check()  # the image needs no checkpoint
+    ReleaseRequest(checkpoint=Path("c")).check()
+    ReleaseRequest(rehearsal=True, steps=("tiny-model",)).check()  # the rehearsal's own steps
+    with pytest.raises(TypeError):
+        ReleaseRequest("v1.0.0")  # keyword-only: no option is passed by position

@@ -17,6 +17,7 @@ from glm51.options import RecipeOption
 from glm51.outputs import claim_output_folder
 from glm51.publish.plan import check_names
 from glm51.release.names import STEPS
+from glm51.release.request import ReleaseRequest
 
 if TYPE_CHECKING:
     from glm51.recipe.schema import Recipe
@@ -26,35 +27,6 @@ err = Console(stderr=True, soft_wrap=True)
 
 def recipe_digest(recipe: Recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
-
-
-def _check_options(
-    rehearsal: bool,
-    only: list[str] | None,
-    checkpoint: Path | None,
-    seed: int | None,
-    samples: int | None,
-) -> None:
-    """The options that contradict each other, refused before the run folder is touched."""
-    if only is not None and not only:
-        raise InputError(f"--steps: names no step; expected some of {', '.join(STEPS)}")
-    if rehearsal:
-        if checkpoint is not None:
-            raise InputError(
-                "--checkpoint: not used with --rehearsal (it builds and quantizes the tiny model)"
-            )
-        return
-    unknown = sorted(set(only or ()) - set(STEPS))
-    if unknown:
-        raise InputError(f"--steps: unknown {unknown}; expected some of {list(STEPS)}")
-    for option, value in (("--seed", seed), ("--samples", samples)):
-        if value is not None:
-            raise InputError(f"{option}: only for --rehearsal (a release uses --checkpoint)")
-    if checkpoint is None and set(only or STEPS) - {"image"}:
-        raise InputError(
-            "--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release "
-            "(needed by every step but image)"
-        )
 
 
 def release_command(
@@ -111,8 +83,21 @@ def release_command(
 
     loaded = load_recipe(recipe)
     check_names(loaded.model.published, version)
-    only = [s.strip() for s in steps.split(",") if s.strip()] if steps is not None else None
-    _check_options(rehearsal_mode, only, checkpoint, seed, samples)
+    only = tuple(s.strip() for s in steps.split(",") if s.strip()) if steps is not None else None
+    if not rehearsal_mode:
+        for option, value in (("--seed", seed), ("--samples", samples)):
+            if value is not None:
+                raise InputError(f"{option}: only for --rehearsal (a release uses --checkpoint)")
+    request = ReleaseRequest(
+        version=version,
+        rehearsal=rehearsal_mode,
+        checkpoint=checkpoint,
+        seed=0 if seed is None else seed,
+        samples=16 if samples is None else samples,
+        repo=Path.cwd(),
+        steps=only,
+    )
+    request.check()  # before the run folder is touched
     name = ("rehearsal-" if rehearsal_mode else "") + version
     folder = run_dir or Path("out") / "release" / name
     claim_output_folder(
@@ -134,20 +119,14 @@ def release_command(
             f"{folder}: this release began with another recipe (sha256 {recorded}); a release "
             "runs on one recipe: use another --run-dir, or the recipe it began with"
         )
-    options = {
-        "version": version,
-        "seed": 0 if seed is None else seed,
-        "samples": 16 if samples is None else samples,
-        "checkpoint": checkpoint,
-    }
-    context = Context(folder, options, log=lambda m: err.print(escape(m), highlight=False))
+    context = Context(folder, request, log=lambda m: err.print(escape(m), highlight=False))
     if rehearsal_mode:
         from glm51.release import rehearsal  # numpy, torch, transformers, ModelOpt
 
         chain = rehearsal.steps(loaded)
     else:
         chain = production.steps(loaded)
-    run_steps(chain, context, manifest, only=only, log=context.log)
+    run_steps(chain, context, manifest, only=request.steps, log=context.log)
     if rehearsal_mode:
         for what, path in rehearsal.where(folder).items():
             typer.echo(f"{what}: {path}")

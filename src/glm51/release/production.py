@@ -42,7 +42,7 @@ _CHILD_ERRORS = {3: InputError, 4: PreflightError, 5: GateFailed}
 
 
 def _checkpoint(context: Context) -> Path:
-    path = context.options.get("checkpoint")
+    path = context.request.checkpoint
     if not path:
         raise InputError("--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release")
     return Path(path)
@@ -77,11 +77,11 @@ def _run_glm51(args: list[str], what: str) -> None:
 
 def step_image(recipe: Recipe):
     def run(context: Context) -> Outcome:
-        repo = Path(context.options.get("repo", ".")).resolve()
+        repo = context.request.repo.resolve()
         spec = image_build.plan(
             recipe,
             repo,
-            version=context.options["version"].removeprefix("v"),
+            version=context.request.version.removeprefix("v"),
             sha=image_runner.git_sha(repo),
             created=image_runner.created_now(),
             source=image_runner.git_source(repo),
@@ -157,7 +157,7 @@ def _container_running(name: str) -> bool:
 def step_gates(recipe: Recipe):
     def run(context: Context) -> Outcome:
         image = pinned_ref(_image(context))
-        name = f"glm51-gates-{context.options['version']}"
+        name = f"glm51-gates-{context.request.version}"
         port = recipe.profiles[recipe.gates.profile].server.port
         endpoint = f"http://127.0.0.1:{port}"
         if _answers(health_url("127.0.0.1", port)):  # the gates must measure the pushed image
@@ -204,7 +204,7 @@ def _records(context: Context) -> Records:
 
 def step_card(recipe: Recipe):
     def run(context: Context) -> Outcome:
-        text = render_card(recipe, _records(context), version=context.options["version"])
+        text = render_card(recipe, _records(context), version=context.request.version)
         write_text(context.path(CARD), text)
         return Outcome(CARD, "card rendered from the records")
 
@@ -214,14 +214,12 @@ def step_card(recipe: Recipe):
 def step_publish(recipe: Recipe):
     def run(context: Context) -> Outcome:
         record = _image(context)  # the image tag must be free before anything is uploaded
-        tag_points_to(
-            release_tags(recipe, record, context.options["version"])[0], str(record.digest)
-        )
+        tag_points_to(release_tags(recipe, record, context.request.version)[0], str(record.digest))
         outcome = publish(
             _checkpoint(context),
             recipe,
             repo=recipe.model.published,
-            version=context.options["version"],
+            version=context.request.version,
             card=context.path(CARD).read_bytes(),
             hub=Hub(),
             log=context.log,
@@ -266,7 +264,7 @@ def step_tag(recipe: Recipe):
     def run(context: Context) -> Outcome:
         record = _image(context)
         source = pinned_ref(record)
-        fixed, moving = release_tags(recipe, record, context.options["version"])
+        fixed, moving = release_tags(recipe, record, context.request.version)
         imagetools = IMAGETOOLS
         if not tag_points_to(fixed, str(record.digest)):
             proc.run([*imagetools, "create", "--tag", fixed, source])
@@ -281,7 +279,7 @@ def step_tag(recipe: Recipe):
 
 def step_notes(recipe: Recipe):
     def run(context: Context) -> Outcome:
-        version = context.options["version"]
+        version = context.request.version
         record = _image(context)
         fixed, _ = release_tags(recipe, record, version)
         lines = [
@@ -316,7 +314,7 @@ def steps(recipe: Recipe) -> list[Step]:
         "notes": step_notes,
     }
     digest = hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
-    version = lambda c: {"version": c.options["version"], "recipe": digest}  # noqa: E731
+    version = lambda c: {"version": c.request.version, "recipe": digest}  # noqa: E731
     checkpoint = lambda c: {"checkpoint": _checkpoint_identity(c), **version(c)}  # noqa: E731
     inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}
     return [Step(name, made[name](recipe), inputs.get(name, version)) for name in STEPS]

@@ -34,9 +34,9 @@ HUB = "hub"
 
 
 def _tiny(context: Context) -> Outcome:
-    build_tiny_model(context.path(TINY), overwrite=True, seed=context.options["seed"])
-    write_jsonl(context.path(CALIB), context.options["samples"], context.options["seed"])
-    return Outcome(None, f"{context.path(TINY)} and {context.options['samples']} conversations")
+    build_tiny_model(context.path(TINY), overwrite=True, seed=context.request.seed)
+    write_jsonl(context.path(CALIB), context.request.samples, context.request.seed)
+    return Outcome(None, f"{context.path(TINY)} and {context.request.samples} conversations")
 
 
 def _quantize(recipe: Recipe):
@@ -169,7 +169,7 @@ def _card(recipe: Recipe):
             smoke=read_record(context.path(SMOKE_RECORD), SmokeRecord),
             bench=read_record(context.path(BENCH_RECORD), BenchRecord),
         )
-        text = render_card(recipe, records, version=context.options["version"], plot=PLOT)
+        text = render_card(recipe, records, version=context.request.version, plot=PLOT)
         card = context.path(CARD)
         card.parent.mkdir(exist_ok=True)
         write_text(card, text)
@@ -188,7 +188,7 @@ def _publish(recipe: Recipe):
             context.path(CARD).read_text(),
             context.path(HUB),
             repo=recipe.model.published,
-            version=context.options["version"],
+            version=context.request.version,
             extra={PLOT: context.path("bench") / "bench.png"},
         )
         return Outcome(str(tag.relative_to(context.run_dir)), f"published and tagged: {tag}")
@@ -202,7 +202,7 @@ def _folder_still_there(name: str):
 
 def steps(recipe: Recipe) -> list[Step]:
     rehearsal = recipe.rehearsal
-    tiny_inputs = lambda c: {"seed": c.options["seed"], "samples": c.options["samples"]}  # noqa: E731
+    tiny_inputs = lambda c: {"seed": c.request.seed, "samples": c.request.samples}  # noqa: E731
     return [
         Step("tiny-model", _tiny, tiny_inputs, _folder_still_there(TINY)),
         Step(
@@ -223,7 +223,7 @@ def steps(recipe: Recipe) -> list[Step]:
             _measure(recipe),
             lambda c: {"rehearsal": rehearsal.model_dump(mode="json")},
         ),
-        Step("card", _card(recipe), lambda c: {"version": c.options["version"]}),
+        Step("card", _card(recipe), lambda c: {"version": c.request.version}),
         Step("publish", _publish(recipe), lambda c: {"repo": recipe.model.published}),
     ]
 

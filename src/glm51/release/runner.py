@@ -21,6 +21,7 @@ from typing import Any
 from glm51.errors import Glm51Error, InputError
 from glm51.records.base import read_record, utc_now, write_record
 from glm51.records.release import RunManifest, StepEntry
+from glm51.release.request import ReleaseRequest
 
 RUN_MANIFEST = "run.json"
 Log = Callable[[str], None]
@@ -28,10 +29,11 @@ Log = Callable[[str], None]
 
 @dataclass
 class Context:
-    """What steps share: the run directory, options, and the outputs of earlier steps."""
+    """What steps share: the run directory, the release's request, and the outputs of earlier
+    steps."""
 
     run_dir: Path
-    options: Mapping[str, Any] = field(default_factory=dict)
+    request: ReleaseRequest = field(default_factory=ReleaseRequest)
     outputs: dict[str, Any] = field(default_factory=dict)  # step name -> what it returned
     log: Log = lambda _: None
 

@@ -1,0 +1,41 @@
+"""What one `glm51 release` run is asked to do: built once (from the CLI, or a test), checked
+once before the run folder is touched, and handed whole to every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from glm51.errors import InputError
+from glm51.release.names import STEPS
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseRequest:
+    version: str = "v0.0.0"
+    rehearsal: bool = False
+    checkpoint: Path | None = None  # the NVFP4 checkpoint a production release verifies
+    seed: int = 0  # rehearsal: the tiny model's seed
+    samples: int = 16  # rehearsal: calibration conversations
+    repo: Path = Path(".")  # the checkout the image step builds (its git sha and source)
+    steps: tuple[str, ...] | None = None  # run only these; None: all
+
+    def check(self) -> None:
+        """The options that contradict each other; each refusal names its option."""
+        if self.steps is not None and not self.steps:
+            raise InputError(f"--steps: names no step; expected some of {', '.join(STEPS)}")
+        if self.rehearsal:
+            if self.checkpoint is not None:
+                raise InputError(
+                    "--checkpoint: not used with --rehearsal (it builds and quantizes the tiny "
+                    "model)"
+                )
+            return
+        unknown = sorted(set(self.steps or ()) - set(STEPS))
+        if unknown:
+            raise InputError(f"--steps: unknown {unknown}; expected some of {list(STEPS)}")
+        if self.checkpoint is None and set(self.steps or STEPS) - {"image"}:
+            raise InputError(
+                "--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release "
+                "(needed by every step but image)"
+            )

@@ -10,30 +10,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from glm51.errors import GateFailed, InputError
 from glm51.options import RecipeOption
-from glm51.outputs import claim_output_folder, write_text
 
 if TYPE_CHECKING:
     from glm51.bench.run import FigureSpec
     from glm51.records import BenchFigure
 
 err = Console(stderr=True)
-
-
-def _select(names: str | None, specs: list[FigureSpec]) -> list[FigureSpec]:
-    if names is None:
-        return specs
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    known = {s.name: s for s in specs}
-    if not wanted:
-        raise InputError(f"--figures {names!r}: names no figure; expected some of {sorted(known)}")
-    if len(set(wanted)) != len(wanted):
-        raise InputError(f"--figures {names!r}: names a figure twice")
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
-        raise InputError(f"--figures: unknown {unknown}; expected some of {sorted(known)}")
-    return [known[n] for n in wanted]
 
 
 def bench_command(
@@ -100,59 +83,47 @@ def bench_command(
     Writes OUT/bench.json (a typed record), OUT/bench.md (the card's table) and OUT/bench.png.
     Exit 5 when a figure misses its gate, 6 when the server fails or dies.
     """
-    from glm51.bench import measure
-    from glm51.bench.report import TITLES, markdown, plot
-    from glm51.bench.run import Session, Settings, bench, card_figures
-    from glm51.endpoint.client import Endpoint, base_url, sync_client
+    from glm51.bench.report import TITLES, markdown
+    from glm51.bench.run import Settings
+    from glm51.bench.stage import BenchRequest, raise_for, run_bench
     from glm51.recipe.load import load_recipe
-    from glm51.records import write_record
+    from glm51.records.bench import FIGURES
 
     rec = load_recipe(recipe)
-    specs = _select(figures, card_figures(context_32k, context_128k))
-    if gate_set not in ("release", "rehearsal"):
-        raise InputError(f"--gates {gate_set}: expected release or rehearsal")
-    gates = rec.gates if gate_set == "release" else rec.rehearsal.gates
-    endpoint = base_url(endpoint)  # bad input (exit 3) before anything is measured
-    # Checked before minutes of measuring; made when there is something to write.
-    claim_output_folder(out_dir, option="--out", command="bench", create=False)
-    settings = Settings(
-        warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout
+    chosen = (
+        FIGURES if figures is None else tuple(n.strip() for n in figures.split(",") if n.strip())
     )
-    model = served_name or rec.model.served_name
-    with sync_client(timeout) as http, _progress() as progress:
-        sync = Endpoint(endpoint, model, http)
-        session = Session(sync, sync.url, model, settings)
+    request = BenchRequest(
+        endpoint=endpoint,
+        out_dir=out_dir,
+        figures=chosen,
+        settings=Settings(
+            warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout
+        ),
+        context_32k=context_32k,
+        context_128k=context_128k,
+        served_name=served_name,
+        hardware=hardware,
+        profile=profile,
+        gate_set=gate_set,  # type: ignore[arg-type]  # checked by the request
+    )
+    request.check()
+    with _progress() as progress:
+        total = warmup + duration
 
         def on_start(spec: FigureSpec) -> Callable[[float], None]:
-            total = settings.warmup_s + settings.duration_s
             task = progress.add_task(f"{TITLES.get(spec.name, spec.name):>9}", total=total)
             return lambda seconds: progress.update(task, completed=seconds)
 
         def on_done(figure: BenchFigure) -> None:
             progress.console.print(
-                f"  {TITLES.get(figure.name, figure.name)}: {figure.tokens_per_s:.1f} tok/s"
-                f"{_gate_word(figure)}"
+                f"  {figure.title(TITLES)}: {figure.tokens_per_s:.1f} tok/s{_gate_word(figure)}"
             )
 
-        record = bench(
-            session,
-            specs,
-            gates,
-            profile=profile,
-            hardware=hardware,
-            on_start=on_start,
-            on_done=on_done,
-        )
-    claim_output_folder(out_dir, option="--out", command="bench")
-    write_record(record, out_dir / "bench.json")
-    table = markdown(record)
-    write_text(out_dir / "bench.md", table)
-    plot(record, out_dir / "bench.png")
-    print(table)  # plain: the Markdown stays copy-pasteable (no wrapping, no markup)
+        record = run_bench(request, rec, on_start=on_start, on_done=on_done)
+    print(markdown(record))  # plain: the Markdown stays copy-pasteable (no wrapping, no markup)
     err.print(f"glm51 bench: wrote {out_dir}/bench.json, bench.md, bench.png")
-    missed = measure.missed(record.figures)
-    if missed:
-        raise GateFailed(f"{len(missed)} gate(s) missed: {'; '.join(missed)}")
+    raise_for(record)
 
 
 def _gate_word(f: BenchFigure) -> str:

@@ -25,7 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def _hub():
-    import huggingface_hub  # imported on use: `glm51 --help` stays light
+    # Imported on use (`glm51 --help` stays light). The submodules this adapter reads are
+    # imported by name: huggingface_hub 2.x loads them lazily, so an attribute access alone
+    # fails when nothing else imported them first.
+    import huggingface_hub
+    import huggingface_hub.constants
+    import huggingface_hub.errors
+    import huggingface_hub.utils
 
     return huggingface_hub
 

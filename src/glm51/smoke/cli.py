@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,9 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from glm51.errors import GateFailed, InfraError, InputError
+from glm51.errors import InputError
 from glm51.options import ProfileOption, RecipeOption
-from glm51.outputs import claim_output_folder, write_text
 
 if TYPE_CHECKING:
     from glm51.records import SmokeCheck, SmokeRecord
@@ -91,61 +91,48 @@ def smoke_command(
     Writes a table, OUT/smoke.json (a typed record) and OUT/smoke.xml (JUnit). Exit 5 when a
     check fails, 6 when the server cannot be reached or dies.
     """
-    from glm51.endpoint.client import Endpoint, base_url, sync_client
     from glm51.endpoint.launch import launched
     from glm51.recipe.load import load_recipe
-    from glm51.smoke.checks import Context, all_checks
-    from glm51.smoke.run import run_checks
+    from glm51.smoke.stage import SmokeRequest, raise_for, run_smoke
 
     rec = load_recipe(recipe)
-    tiers = tuple(tier or ("protocol", "glm"))
-    bad = set(tiers) - {"protocol", "glm"}
-    if bad:
-        raise InputError(f"--tier: unknown {sorted(bad)}; expected protocol or glm")
     if not launch and not endpoint:
         raise InputError("give --endpoint URL, or --launch to start `glm51 serve` here")
     if serve_args and not launch:
         raise InputError("arguments after -- are for `glm51 serve` and need --launch")
-    needles = _ints(needle_tokens) or rec.smoke.needle_tokens
-    if endpoint is not None:
-        base_url(endpoint)  # bad input (exit 3), not a server that failed
-    claim_output_folder(
-        out_dir, option="--out", command="smoke", create=False
-    )  # before any request
     if endpoint is None:
         _, prof = rec.profile(profile)
         host = "127.0.0.1" if prof.server.host in ("0.0.0.0", "", "::") else prof.server.host
         endpoint = f"http://{host}:{prof.server.port}"
+    request = SmokeRequest(
+        endpoint=endpoint,
+        out_dir=out_dir,
+        tiers=tuple(tier or ("protocol", "glm")),
+        served_name=served_name,
+        needle_tokens=_ints(needle_tokens),
+        max_tokens=max_tokens,
+        gsm8k_items=gsm8k_items,
+        timeout_s=timeout,
+    )
+    request.check()  # before a server is launched or a request sent
     args = list(serve_args or ())
     if launch and profile and "--profile" not in args:
         args = ["--profile", profile, *args]
     ctx_manager = (
-        launched(endpoint, args, ready_timeout=ready_timeout)
-        if launch
-        else nullcontext(base_url(endpoint))
+        launched(endpoint, args, ready_timeout=ready_timeout) if launch else nullcontext(endpoint)
     )
-    with ctx_manager as url, sync_client(timeout) as http:
-        ctx = Context(
-            endpoint=Endpoint(url, served_name or rec.model.served_name, http),
-            served_name=served_name or rec.model.served_name,
-            floors=rec.smoke,
-            needle_tokens=needles,
-            max_tokens=max_tokens,
-            gsm8k_items=gsm8k_items,
-        )
-        err.print(f"glm51 smoke: {url} ({ctx.served_name}), tiers {', '.join(tiers)}")
-        record = run_checks(ctx, all_checks(ctx.needle_tokens), tiers=tiers, on_done=_progress)
-    _report(record, out_dir)
+    say = lambda m: err.print(escape(m), highlight=False)  # noqa: E731
+    with ctx_manager as url:
+        record = run_smoke(replace(request, endpoint=url), rec, log=say, on_done=_progress)
+    _table(record)
+    raise_for(record)
 
 
 def _progress(check: SmokeCheck) -> None:
     err.print(f"  {STATUS[check.status]} {check.name} [dim]({check.seconds:.1f}s)[/]")
 
 
-def _report(record: SmokeRecord, out_dir: Path) -> None:
-    from glm51.records import write_record
-    from glm51.smoke.run import junit_xml
-
+def _table(record: SmokeRecord) -> None:
     table = Table(title=f"glm51 smoke: {record.endpoint}", show_lines=False)
     for col in ("check", "status", "value", "floor", "what it saw"):
         table.add_column(col, overflow="fold")
@@ -158,19 +145,6 @@ def _report(record: SmokeRecord, out_dir: Path) -> None:
             escape(c.message),
         )
     out.print(table)
-    claim_output_folder(out_dir, option="--out", command="smoke")
-    write_record(record, out_dir / "smoke.json")
-    write_text(out_dir / "smoke.xml", junit_xml(record))
-    err.print(f"glm51 smoke: wrote {out_dir / 'smoke.json'} and {out_dir / 'smoke.xml'}")
-    failed = [c.name for c in record.checks if c.status == "failed"]
-    skipped = [c for c in record.checks if c.status == "skipped"]
-    if skipped and skipped[0].message.startswith("not run: the server went away"):
-        raise InfraError(
-            f"{skipped[0].message.removeprefix('not run: ')}; {len(failed)} check(s) failed: "
-            f"{', '.join(failed)}"
-        )
-    if failed:
-        raise GateFailed(f"{len(failed)} smoke check(s) failed: {', '.join(failed)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import pytest
 from glm51.errors import GateFailed, InfraError, InputError, PreflightError
 from glm51.records import ImageRecord, write_record
 from glm51.records.release import RunManifest
-from glm51.release import production
+from glm51.release import measure, production
 from glm51.release.request import ReleaseRequest
 from glm51.release.runner import Context, run_steps
 
@@ -103,28 +103,46 @@ def test_publish_refuses_before_uploading_when_the_image_tag_is_taken(context, m
     assert uploads == []
 
 
-@pytest.mark.parametrize(("code", "error"), [(5, GateFailed), (4, PreflightError), (1, InfraError)])
-def test_gates_serve_the_pushed_digest_and_always_stop_it(
-    context, monkeypatch, recipe, code, error
+@pytest.mark.parametrize(
+    ("fails", "error"),
+    [(None, None), ("bench", GateFailed), ("smoke", GateFailed), ("smoke", InfraError)],
+)
+def test_gates_serve_the_pushed_digest_measure_in_process_and_always_stop_it(
+    context, monkeypatch, recipe, fails, error
 ):
-    def answers(argv):
-        return code if "bench" in argv else 0
-
     calls = []
 
     def run(argv, **kw):
         calls.append(list(argv))
-        return SimpleNamespace(returncode=answers(argv), stdout="", stderr="")
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    measured = []
+
+    def stage(name):
+        def call(req, rec, **kw):
+            measured.append((name, req))
+            assert rec is recipe  # the release's own recipe object, not a path re-read
+            if fails == name:
+                raise error(f"{name} failed")
+            return SimpleNamespace()
+
+        return call
 
     monkeypatch.setattr(production.proc, "run", run)
     monkeypatch.setattr(production, "_answers", lambda url: False)  # the port is free
+    monkeypatch.setattr(measure, "run_smoke", stage("smoke"))
+    monkeypatch.setattr(measure, "run_bench", stage("bench"))
+    monkeypatch.setattr(measure, "smoke_raise_for", lambda record: None)
+    monkeypatch.setattr(measure, "bench_raise_for", lambda record: None)
     waited = []
     monkeypatch.setattr(production, "wait_ready", lambda url, **kw: waited.append(url) or 1.0)
-    with pytest.raises(error) as info:
+    if error is None:
         production.step_gates(recipe)(context)
+    else:
+        with pytest.raises(error) as info:
+            production.step_gates(recipe)(context)
+        assert info.value.exit_code == error.exit_code  # the stage's own error, not a code map
     assert waited == ["http://127.0.0.1:5000/health"]  # served before any check ran
-    if code == 5:
-        assert info.value.exit_code == 5
     serve = next(c for c in calls if c[:2] == ["docker", "run"])
     assert serve[:3] == ["docker", "run", "--detach"]
     assert f"ghcr.io/lukealonso/glm51@{DIGEST}" in serve
@@ -138,11 +156,21 @@ def test_gates_serve_the_pushed_digest_and_always_stop_it(
         "/models/checkpoint",
     ]
     assert [c[:2] for c in calls[-2:]] == [["docker", "stop"], ["docker", "rm"]]  # always
-    if code:
+    if error is not None:
         assert ["docker", "logs", "--tail", "200"] in [c[:4] for c in calls]  # the cause, shown
-    children = [c for c in calls if "-c" in c]
-    assert [c[3] for c in children] == ["smoke", "bench"][: len(children)]
-    assert all("--recipe" in c for c in children)
+    # Smoke, then bench, both in this process against the served endpoint, records in the run.
+    assert [n for n, _ in measured] == ["smoke", "bench"][: 1 if fails == "smoke" else 2]
+    smoke = measured[0][1]
+    assert smoke.endpoint == "http://127.0.0.1:5000" and smoke.out_dir == context.path("smoke")
+    if fails != "smoke":
+        bench = measured[1][1]
+        assert (bench.profile, bench.gate_set) == (recipe.gates.profile, "release")
+        assert (
+            bench.hardware == "8x NVIDIA RTX PRO 6000 Blackwell Workstation Edition"
+            or bench.hardware.startswith("8x NVIDIA")
+        )
+    # The only child processes are docker's: no glm51 is started by the release.
+    assert all(c[0] == "docker" for c in calls), calls
 
 
 def test_a_step_selected_before_its_predecessors_ran_is_refused(context, recipe):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from glm51 import proc
 from glm51.checkpoint.manifest import MANIFEST
 from glm51.checkpoint.verify import verify
 from glm51.endpoint.health import health_url, wait_ready
-from glm51.errors import GateFailed, InfraError, InputError, PreflightError
+from glm51.errors import InfraError, InputError, PreflightError
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
 from glm51.outputs import write_text
@@ -27,18 +26,12 @@ from glm51.publish.hub import Hub
 from glm51.publish.run import publish
 from glm51.recipe.schema import Recipe
 from glm51.records import BenchRecord, ImageRecord, SmokeRecord, read_record
+from glm51.release.measure import BENCH, SMOKE, release_bench, smoke_and_bench
 from glm51.release.names import STEPS
 from glm51.release.runner import Context, Outcome, Step
 
-IMAGE, VERIFY, SMOKE, BENCH = "image.json", "verify.json", "smoke/smoke.json", "bench/bench.json"
+IMAGE, VERIFY = "image.json", "verify.json"
 CARD, PUBLISHED, TAGS, NOTES = "README.md", "publish.json", "tags.json", "release-notes.md"
-GLM51 = [
-    sys.executable,
-    "-c",
-    "import sys; from glm51.cli import main; sys.argv[0] = 'glm51'; main()",
-]
-# What a child glm51 exit code means here (0 ok; anything else not listed: infrastructure).
-_CHILD_ERRORS = {3: InputError, 4: PreflightError, 5: GateFailed}
 
 
 def _checkpoint(context: Context) -> Path:
@@ -66,13 +59,6 @@ def pinned_ref(record: ImageRecord) -> str:
     if not (record.pushed and record.digest):
         raise InputError(f"{record.tags[0]}: not pushed (no registry digest); run the image step")
     return f"{record.tags[0].rsplit(':', 1)[0]}@{record.digest}"
-
-
-def _run_glm51(args: list[str], what: str) -> None:
-    done = proc.run([*GLM51, *args], capture=False, check=False)
-    if done.returncode:
-        error = _CHILD_ERRORS.get(done.returncode, InfraError)
-        raise error(f"{what} exited {done.returncode} (see its output above)")
 
 
 def step_image(recipe: Recipe):
@@ -137,10 +123,6 @@ def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[
     ]
 
 
-def _recipe_args(recipe: Recipe) -> list[str]:
-    return ["--recipe", str(recipe.source)] if recipe.source is not None else []
-
-
 def _answers(url: str) -> bool:
     try:
         httpx.get(url, timeout=3)
@@ -172,14 +154,7 @@ def step_gates(recipe: Recipe):
             # Loading 450 GB and compiling the kernels takes a while; a dead container ends it.
             running = lambda: _container_running(name)  # noqa: E731
             wait_ready(health_url("127.0.0.1", port), timeout_s=3600, still_running=running)
-            smoke_out, bench_out = str(context.path(SMOKE).parent), str(context.path(BENCH).parent)
-            smoke = ["smoke", "--endpoint", endpoint, "--out", smoke_out, *_recipe_args(recipe)]
-            _run_glm51(smoke, "glm51 smoke")
-            gpus = recipe.profiles[recipe.gates.profile].hardware
-            hardware = f"{gpus.gpu_count}x NVIDIA {gpus.gpu_name}"
-            bench = ["bench", "--endpoint", endpoint, "--out", bench_out]
-            bench += ["--profile", recipe.gates.profile, "--hardware", hardware]
-            _run_glm51([*bench, *_recipe_args(recipe)], "glm51 bench")
+            smoke_and_bench(recipe, context, endpoint, bench=release_bench(recipe))
             passed = True
         finally:
             if not passed:  # the server's own account of a failure, before it is removed

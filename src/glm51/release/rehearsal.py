@@ -15,7 +15,7 @@ from glm51.calib.rehearsal_data import write_jsonl
 from glm51.checkpoint.dequant import to_bf16
 from glm51.checkpoint.verify import verify
 from glm51.endpoint.health import wait_ready
-from glm51.errors import GateFailed, InfraError, InputError
+from glm51.errors import InputError
 from glm51.outputs import copy_file, is_marked, write_text
 from glm51.publish.card import Records, render_card
 from glm51.publish.local import publish_to_folder
@@ -23,12 +23,14 @@ from glm51.quantize import stage
 from glm51.quantize.tiny import build_tiny_model
 from glm51.recipe.schema import Recipe
 from glm51.records import BenchRecord, QuantizeRecord, SmokeRecord, read_record
+from glm51.release.measure import BENCH as BENCH_RECORD
+from glm51.release.measure import SMOKE as SMOKE_RECORD
+from glm51.release.measure import rehearsal_bench, smoke_and_bench
 from glm51.release.runner import Context, Outcome, Step
 
 TINY, CALIB, CHECKPOINT = "tiny-bf16", "calib.jsonl", "checkpoint"
 SERVED_CACHE, CACHE_REVISION, SERVER_LOG = "served-hub-cache", "0" * 40, "server.log"
-SMOKE_RECORD, BENCH_RECORD, PLOT = "smoke/smoke.json", "bench/bench.json", "assets/bench.png"
-GLM51 = [sys.executable, "-c", "from glm51.cli import main; main()"]
+PLOT = "assets/bench.png"
 QUANTIZE_RECORD, VERIFY_REPORT, CARD = "quantize.json", "verify.json", "card/README.md"
 HUB = "hub"
 
@@ -95,23 +97,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _glm51(args: list[str], what: str) -> None:
-    done = proc.run([*GLM51, *args], capture=False, check=False)
-    if done.returncode:
-        error = {3: InputError, 5: GateFailed}.get(done.returncode, InfraError)
-        raise error(f"{what} exited {done.returncode} (see its output above)")
-
-
-def _bench_args(recipe: Recipe, context: Context) -> list[str]:
-    r = recipe.rehearsal
-    return [
-        *("--gates", "rehearsal", "--out", str(context.path("bench"))),
-        *("--figures", ",".join(r.figures), "--hardware", "CPU (rehearsal)"),
-        *("--warmup", str(r.warmup_s), "--duration", str(r.duration_s)),
-        *("--max-tokens", str(r.max_tokens), "--timeout", "120"),
-    ]
-
-
 def _measure(recipe: Recipe):
     """Serve the BF16 copy with `transformers serve` on the CPU, run the smoke suite's protocol
     tier and the bench (gated on [rehearsal.gates]), stop the server."""
@@ -127,28 +112,14 @@ def _measure(recipe: Recipe):
             try:
                 alive = lambda: server.poll() is None  # noqa: E731
                 wait_ready(f"{endpoint}/health", timeout_s=300, interval_s=0.5, still_running=alive)
-                named = ["--endpoint", endpoint, "--served-name", rehearsal.served_name]
-                if recipe.source is not None:
-                    named += ["--recipe", str(recipe.source)]
-                smoke = ["smoke", *named, "--tier", "protocol", "--out", str(context.path("smoke"))]
-                _glm51(smoke, "glm51 smoke (protocol tier)")
-                bench = [
-                    "bench",
-                    *named,
-                    "--gates",
-                    "rehearsal",
-                    "--out",
-                    str(context.path("bench")),
-                ]
-                bench += ["--figures", ",".join(rehearsal.figures), "--hardware", "CPU (rehearsal)"]
-                bench += [
-                    "--warmup",
-                    str(rehearsal.warmup_s),
-                    "--duration",
-                    str(rehearsal.duration_s),
-                ]
-                bench += ["--max-tokens", str(rehearsal.max_tokens)]
-                _glm51(bench, "glm51 bench")
+                smoke_and_bench(
+                    recipe,
+                    context,
+                    endpoint,
+                    bench=rehearsal_bench(recipe),
+                    tiers=("protocol",),
+                    served_name=rehearsal.served_name,
+                )
             finally:
                 server.terminate()
                 try:

@@ -367,3 +367,53 @@ def test_an_endpoint_that_is_no_url_is_bad_input(endpoint, words):
     with pytest.raises(InputError) as exc:
         check_endpoint(endpoint)
     assert words in str(exc.value)
+
+
+def _raised_through(hub_client, exc: BaseException, action: str = "reading o/r"):
+    """What the adapter makes of ``exc`` raised inside one of its calls."""
+    with hub_client._errors(action):
+        raise exc
+
+
+def _chained(outer: BaseException, cause: BaseException) -> BaseException:
+    outer.__cause__ = cause
+    return outer
+
+
+def _transport(name: str) -> type[Exception]:
+    return type(name, (Exception,), {"__module__": "httpx"})
+
+
+def test_what_the_uploader_wraps_is_named_by_its_cause(tmp_path):
+    import errno
+    import ssl
+    from types import SimpleNamespace
+
+    import huggingface_hub.errors as hf_errors
+
+    client = Hub(endpoint="http://127.0.0.1:9", token="hf_secret_token_for_this_test")
+    wrapped = RuntimeError("Error while uploading 'model.safetensors' to the Hub.")
+    denied = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "shard"))
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'shard'}: permission denied"):
+        _raised_through(client, _chained(wrapped, denied))
+    response = SimpleNamespace(status_code=503, headers={}, request=None, json=lambda: {})
+    answered = hf_errors.HfHubHTTPError("503 Service Unavailable", response=response)
+    with pytest.raises(InfraError, match="answered 503 while reading o/r"):
+        _raised_through(client, _chained(RuntimeError("Error while uploading"), answered))
+    with pytest.raises(InfraError, match=r"lost the connection .*\(ReadError"):
+        _raised_through(client, _chained(RuntimeError("upload"), _transport("ReadError")("eof")))
+    with pytest.raises(InfraError, match=r"TLS with the Hub .* SSL_CERT_FILE"):
+        _raised_through(client, ssl.SSLCertVerificationError("certificate verify failed"))
+    timeout = _transport("ReadTimeout")("timed out")
+    with pytest.raises(InfraError, match=r"within 60 s .* may still apply it"):
+        _raised_through(client, timeout, action="committing 3 file(s) to o/r")
+    with pytest.raises(InfraError, match=r"within 60 s .* Nothing was committed"):
+        _raised_through(client, timeout, action="reading o/r")
+    # A bug stays a bug: a plain RuntimeError, a ValueError, a lock's own Timeout.
+    for bug in (
+        RuntimeError("dictionary changed size during iteration"),
+        ValueError("invalid literal for int() with base 10: 'x'"),
+        type("Timeout", (Exception,), {"__module__": "filelock"})("lock"),
+    ):
+        with pytest.raises(type(bug)):
+            _raised_through(client, bug)

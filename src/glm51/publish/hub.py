@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from glm51.errors import Glm51Error, InfraError, InputError
+from glm51.errors import Glm51Error, InfraError, InputError, from_os_error
 from glm51.publish.plan import RemoteFile, RemoteState
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ def _hub():
 
 
 DEFAULT_TIMEOUT_S = 60.0
+_TIMEOUTS = frozenset(
+    {"ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException"}
+) | {"TimeoutError", "timeout"}
+_TRANSPORT = ("httpx", "httpx2", "httpcore", "httpcore2", "h11")
 _DNS_WORDS = (
     "Name or service not known",
     "nodename nor servname",
@@ -49,12 +54,27 @@ def check_endpoint(endpoint: str | None) -> None:
     """A Hub URL that cannot be one is bad input, refused before anything is tried."""
     if endpoint is None:
         return
-    url = urlparse(endpoint)
-    if url.scheme not in ("http", "https") or not url.hostname:
+    problem = None
+    try:
+        url = urlparse(endpoint)
+        url.port  # noqa: B018  # raises for a port that is no number or out of range
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if url.scheme not in ("http", "https") or not url.hostname:
+            problem = "no http(s) scheme and host"
+        elif url.username or url.password:
+            problem = "credentials in the URL (the token comes from HF_TOKEN)"
+    if problem:
         raise InputError(
-            f"--hub-endpoint (HF_ENDPOINT) {endpoint!r}: expected an http(s) URL such as "
-            "https://huggingface.co"
+            f"--hub-endpoint (HF_ENDPOINT) {_no_userinfo(endpoint)!r}: expected an http(s) URL "
+            f"such as https://huggingface.co ({problem})"
         )
+
+
+def _no_userinfo(endpoint: str) -> str:
+    scheme, sep, rest = endpoint.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else endpoint
 
 
 def check_online() -> None:
@@ -115,42 +135,41 @@ class Hub:
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        errors = _hub().errors
         try:
             yield
-        except errors.HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            server = ""
-            with contextlib.suppress(Exception):
-                server = str(exc.response.json().get("error") or "")
-            why = self.scrub(f" ({server})" if server else "")
-            if status in (401, 403):
-                raise InputError(
-                    f"the Hub at {self.endpoint} refused the credentials while {action}: "
-                    f"{status}{why}. "
-                    + (
-                        "Set HF_TOKEN to a token with write access, or run `hf auth login`."
-                        if status == 401 or not self.has_token
-                        else "The token lacks write access to this repo."
-                    )
-                ) from None
-            if status is not None and status >= 500:
-                raise InfraError(
-                    f"the Hub at {self.endpoint} answered {status} while {action}{why}; that "
-                    "step was not applied. Re-run `glm51 publish` to resume."
-                ) from None
-            raise InfraError(
-                f"the Hub at {self.endpoint} answered {status} while {action}{why}"
-            ) from None
         except Glm51Error:
             raise
         except Exception as exc:
-            typed = self._transport_error(exc, action)
+            typed = self._typed(exc, action)
             if typed is None:
-                raise
+                raise  # none of the outside world's faults: a bug, shown as one
             raise typed from None
 
-    def _resume_hint(self) -> str:
+    def _http_error(self, exc: Exception, action: str) -> Glm51Error:
+        response = getattr(exc, "response", None)
+        status = response.status_code if response is not None else None
+        server = ""
+        with contextlib.suppress(Exception):
+            server = str(response.json().get("error") or "")
+        why = self.scrub(f" ({server})" if server else "")
+        if status in (401, 403):
+            return InputError(
+                f"the Hub at {self.endpoint} refused the credentials while {action}: "
+                f"{status}{why}. "
+                + (
+                    "Set HF_TOKEN to a token with write access, or run `hf auth login`."
+                    if status == 401 or not self.has_token
+                    else "The token lacks write access to this repo."
+                )
+            )
+        if status is not None and status >= 500:
+            return InfraError(
+                f"the Hub at {self.endpoint} answered {status} while {action}{why}; that "
+                "step was not applied. Re-run `glm51 publish` to resume."
+            )
+        return InfraError(f"the Hub at {self.endpoint} answered {status} while {action}{why}")
+
+    def _resume_hint(self, action: str) -> str:
         if self.commits_made:
             return (
                 f" The {self.commits_made} commit(s) this run made stay on the Hub (untagged): "
@@ -158,11 +177,17 @@ class Hub:
             )
         return " Nothing was committed: re-run `glm51 publish` when the Hub is reachable."
 
-    def _transport_error(self, exc: Exception, action: str) -> Exception | None:
-        """A failure below HTTP, named by what it was (the client wraps them: look down the
-        chain of causes); None when it is none of them."""
-        names = [(type(e).__name__, type(e).__module__.split(".")[0], str(e)) for e in _chain(exc)]
-        for name, _, text in names:
+    def _typed(self, exc: Exception, action: str) -> Glm51Error | None:
+        """The outside world's fault, named by what it was; the client wraps them (the LFS
+        uploader in a RuntimeError), so the chain of causes is read, the HTTP answer first.
+        None when it is none of them: a bug."""
+        chain = list(_chain(exc))
+        http = _hub().errors.HfHubHTTPError
+        for e in chain:
+            if isinstance(e, http):
+                return self._http_error(e, action)
+        for e in chain:
+            name, text = type(e).__name__, str(e)
             if name == "OfflineModeIsEnabled":
                 return InputError(
                     f"HF_HUB_OFFLINE is set, so the Hub cannot be reached while {action}; "
@@ -170,35 +195,45 @@ class Hub:
                 )
             if name == "HFValidationError":
                 return InputError(f"{action}: {self.scrub(text)}")
-            if "Timeout" in name or name == "TimeoutError":
+            if name in _TIMEOUTS:
+                writing = action.startswith(("uploading", "committing", "tagging", "creating"))
                 return InfraError(
                     f"the Hub at {self.endpoint} did not answer within {self.timeout_s:g} s "
-                    f"(--hub-timeout) while {action}.{self._resume_hint()}"
+                    f"(--hub-timeout) while {action}."
+                    + (
+                        " The Hub may still apply it: re-run `glm51 publish`, which checks what "
+                        "the Hub holds before it uploads or tags anything."
+                        if writing
+                        else self._resume_hint(action)
+                    )
+                )
+            if isinstance(e, ssl.SSLError):
+                return InfraError(
+                    f"TLS with the Hub at {self.endpoint} failed while {action} ({text[:160]}): "
+                    "behind a proxy that re-signs HTTPS, point SSL_CERT_FILE at its CA bundle"
                 )
             if any(w in text for w in _DNS_WORDS):
                 return InfraError(
                     f"cannot resolve the Hub's host {urlparse(self.endpoint).hostname!r} while "
-                    f"{action} (DNS: {self.scrub(text)[:120]}).{self._resume_hint()}"
+                    f"{action} (DNS: {self.scrub(text)[:120]}).{self._resume_hint(action)}"
                 )
             if name == "ConnectionRefusedError" or "Connection refused" in text:
                 return InfraError(
                     f"the Hub at {self.endpoint} refused the connection while {action} "
-                    f"(nothing listens there).{self._resume_hint()}"
+                    f"(nothing listens there).{self._resume_hint(action)}"
                 )
-        for name, _module, text in names:
-            if name == "ValueError" and "metadata" in text:
-                return InputError(f"{action}: {self.scrub(text)}")  # the card's metadata
-        for name, module, text in names:
-            transport = module in ("httpx", "httpx2", "httpcore", "h11", "ssl")
-            if transport or name in ("ConnectionError", "ConnectionResetError", "RuntimeError"):
-                # Dropped connections arrive as httpx errors, or wrapped by the LFS uploader
-                # in a RuntimeError ("Error while uploading ...").
+        for e in chain:
+            transport = type(e).__module__.split(".")[0] in _TRANSPORT
+            if transport or isinstance(e, ConnectionError):
                 return InfraError(
                     f"lost the connection to {self.endpoint} while {action} "
-                    f"({name}: {self.scrub(text)[:200]}).{self._resume_hint()}"
+                    f"({type(e).__name__}: {self.scrub(str(e))[:200]}).{self._resume_hint(action)}"
                 )
-        if isinstance(exc, ValueError):
-            return InfraError(f"{action}: {self.scrub(str(exc))}")  # a malformed answer
+        for e in chain:
+            if isinstance(e, OSError):  # a local file the client read: its own words
+                return from_os_error(e)
+            if isinstance(e, ValueError) and "metadata" in str(e):
+                return InputError(f"{action}: {self.scrub(str(e))}")  # the card's metadata
         return None
 
     def validate_card(self, card: bytes) -> None:

@@ -188,6 +188,7 @@ def staging_folder(output: Path, command: str) -> Path:
 
 def publish_folder(tmp: Path, output: Path) -> Path:
     """Swap the finished staging folder in; the old output goes only if glm51 wrote it."""
+    readable_tree(tmp)  # before anything moves: a refused chmod leaves the old output in place
     old = None
     if output.is_dir() and any(output.iterdir()):
         if not is_marked(output):  # checked before the work; re-checked at the swap
@@ -201,7 +202,6 @@ def publish_folder(tmp: Path, output: Path) -> Path:
         os.replace(output, old)
     elif output.is_dir():
         output.rmdir()
-    readable_tree(tmp)
     os.replace(tmp, output)
     if old is not None:
         shutil.rmtree(old)

@@ -417,3 +417,23 @@ def test_what_the_uploader_wraps_is_named_by_its_cause(tmp_path):
     ):
         with pytest.raises(type(bug)):
             _raised_through(client, bug)
+
+
+def test_a_file_someone_else_added_is_not_deleted_and_nothing_is_uploaded(
+    hub, folder, recipe, card
+):
+    run(folder, recipe, hub, card, version="v1.0.0")
+    head = hub.head(REPO)
+    hub._commit(hub.repo(REPO), "add a licence by hand", {**head.files, "LICENSE": _blob(b"MIT")})
+    before = len(hub.repo(REPO).commits)
+    v2 = render_card(recipe, version="v1.1.0").encode()
+    with pytest.raises(InputError, match=r"LICENSE\. glm51 deletes only files it published"):
+        run(folder, recipe, hub, v2, version="v1.1.0")
+    assert len(hub.repo(REPO).commits) == before and "LICENSE" in hub.head(REPO).files
+    assert "v1.1.0" not in hub.repo(REPO).tags
+
+
+def _blob(data: bytes):
+    from tests.doubles.hub import Blob
+
+    return Blob(len(data), git_blob_sha1(data), None, data)

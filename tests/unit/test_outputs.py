@@ -693,3 +693,21 @@ def test_tensors_and_figures_are_written_readable_and_their_faults_typed(tmp_pat
         save_figure(Refusing(), tmp_path / "q.png")
     with pytest.raises(InputError, match="does not exist"):
         save_tensors({"w": torch.zeros(1)}, tmp_path / "no" / "s.safetensors", {})
+
+
+def test_a_refused_chmod_leaves_the_old_output_in_place(tmp_path, monkeypatch):
+    import glm51.outputs as outputs
+    from glm51.errors import InputError as Refused
+
+    out = publish_folder(staging_folder(tmp_path / "out", "quantize"), tmp_path / "out")
+    (out / "old-result").write_text("earlier work")
+    tmp = staging_folder(out, "quantize")
+
+    def refuse(path, mode):
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(outputs.os, "chmod", refuse)
+    with pytest.raises(Refused):
+        publish_folder(tmp, out)
+    assert (out / "old-result").read_text() == "earlier work"  # never neither
+    assert tmp.is_dir() and not (tmp_path / ".out.old").exists()

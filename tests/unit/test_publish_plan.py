@@ -278,7 +278,9 @@ def test_an_earlier_versions_files_are_deleted_with_the_card():
         ),
         ".gitattributes": RemoteFile(".gitattributes", 3, "g" * 40),
     }
-    plan = make_plan("o/r", "v1.1.0", FILES, RemoteState(True, "h" * 40, old))
+    published = frozenset({"model-00001-of-00009.safetensors"})  # v1.0.0's tag holds it
+    state = RemoteState(True, "h" * 40, old, {"v1.0.0": "t" * 40}, None, published)
+    plan = make_plan("o/r", "v1.1.0", FILES, state)
     assert plan.delete == ("model-00001-of-00009.safetensors",)
     assert plan.small_commit is not None and plan.small_commit.paths == ()
     assert "remove 1 file(s) of an earlier version" in plan.small_commit.message
@@ -309,3 +311,19 @@ def test_a_tag_holding_an_extra_file_is_not_already_published():
     )
     with pytest.raises(InputError, match=r"old\.safetensors: on the Hub, not in this version"):
         make_plan("o/r", "v1.0.0", FILES, tagged)
+
+
+def test_a_file_no_published_version_holds_is_never_deleted():
+    """Someone's LICENSE on the branch: glm51 did not put it there, so it refuses, before any
+    upload, rather than delete it."""
+    theirs = RemoteFile("LICENSE", 5, "l" * 40)
+    old_shard = RemoteFile("model-00001-of-00009.safetensors", 9, "x" * 40, "y" * 64)
+    head = {**remote_of(FILES), theirs.path: theirs, old_shard.path: old_shard}
+    state = RemoteState(True, "h" * 40, head, {}, None, frozenset({old_shard.path}))
+    with pytest.raises(InputError) as err:
+        make_plan("o/r", "v1.1.0", FILES, state)
+    assert str(err.value) == (
+        "o/r: the branch holds 1 file(s) this version lacks that no published version holds: "
+        "LICENSE. glm51 deletes only files it published: remove them on the Hub yourself if "
+        "they should go, or publish to another repo"
+    )

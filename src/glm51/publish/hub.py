@@ -277,8 +277,10 @@ class Hub:
             head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
             tags = {t.name: t.target_commit for t in refs.tags}
             files = self._files(repo, head) if head else {}
-            tagged = self._files(repo, tags[version]) if version in tags else None
-        return RemoteState(True, head, files, tags, tagged)
+            trees = {name: self._files(repo, commit) for name, commit in tags.items()}
+            tagged = trees.get(version)
+            published = frozenset(p for tree in trees.values() for p in tree)
+        return RemoteState(True, head, files, tags, tagged, published)
 
     def files_at(self, repo: str, revision: str) -> dict[str, RemoteFile]:
         with self._errors(f"listing {repo} at {revision[:12]}"):

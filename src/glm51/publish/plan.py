@@ -68,6 +68,7 @@ class RemoteState:
     files: Mapping[str, RemoteFile] = field(default_factory=dict)  # at head
     tags: Mapping[str, str] = field(default_factory=dict)  # name -> commit
     tagged: Mapping[str, RemoteFile] | None = None  # files at the version's tag, if it exists
+    published: frozenset[str] = frozenset()  # paths some existing tag holds: glm51 put them there
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,18 @@ def make_plan(
     )
     names = {f.path for f in files}
     delete = tuple(sorted(set(remote.files) - names - HUB_OWNED))
+    # Only what a published version held is glm51's to delete (every tag was verified to hold
+    # exactly one version's files); anything else someone else put there.
+    foreign = [p for p in delete if p not in remote.published]
+    if foreign:
+        shown = ", ".join(foreign[:8]) + (
+            f" and {len(foreign) - 8} more" if len(foreign) > 8 else ""
+        )
+        raise InputError(
+            f"{repo}: the branch holds {len(foreign)} file(s) this version lacks that no "
+            f"published version holds: {shown}. glm51 deletes only files it published: remove "
+            "them on the Hub yourself if they should go, or publish to another repo"
+        )
     todo = [f for f in sorted(files, key=lambda f: f.path) if f.path not in present]
     weights = [f for f in todo if f.weights]
     batches: list[list[LocalFile]] = []

@@ -277,8 +277,9 @@ def check_output_file(
     ours = replace or marker_kind(path.parent) in FILE_FOLDERS or _is_glm51_record(path)
     if not ours:
         raise InputError(
-            f"{option} {path}: exists and glm51 did not write it; glm51 does not write over "
-            f"it: choose another {option}, or remove it yourself"
+            f"{option} {path}: exists, and glm51 cannot tell that it wrote it (it replaces only "
+            f"its JSON records and files in its reports folders): choose another {option}, or "
+            "remove it yourself"
         )
 
 

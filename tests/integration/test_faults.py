@@ -124,7 +124,7 @@ CASES = [
         "card-over-a-file-glm51-did-not-write",
         lambda t, url: ["card", "-o", str(t / "README.md")],
         3,
-        lambda t: [f"--output {t / 'README.md'}: exists and glm51 did not write it"],
+        lambda t: [f"--output {t / 'README.md'}: exists, and glm51 cannot tell that it wrote it"],
         setup=_foreign_card,
     ),
     Case(
@@ -175,7 +175,9 @@ CASES = [
         "tiny-model-calib-out-over-a-file-glm51-did-not-write",
         lambda t, url: ["tiny-model", str(t / "new"), "--calib-out", str(t / "calib.jsonl")],
         3,
-        lambda t: [f"--calib-out {t / 'calib.jsonl'}: exists and glm51 did not write it"],
+        lambda t: [
+            f"--calib-out {t / 'calib.jsonl'}: exists, and glm51 cannot tell that it wrote it"
+        ],
     ),
     # -- 2. what the network refuses ----------------------------------------------------------
     Case(

@@ -162,3 +162,25 @@ def test_the_template_is_found_beside_the_recipe(recipe, tmp_path):
     elsewhere = recipe.model_copy().located(tmp_path / "r.toml")
     assert template_path(elsewhere) == tmp_path / "model-card.md.j2"
     assert recipe.source != elsewhere.source
+
+
+def test_the_calibration_table_is_what_the_record_says_ran(recipe, records):
+    """Every unit of the quantize record, chunks named by their pass; a pass the recipe does
+    not have (the rehearsal's `local`) says so; without a record the plan is labelled a plan."""
+    units = (
+        {"name": "coding.1of2", "samples": 3, "tokens": 300, "digest": "a" * 64},
+        {"name": "coding.2of2", "samples": 2, "tokens": 200, "digest": "b" * 64},
+        {"name": "local", "samples": 4, "tokens": 99, "digest": "c" * 64},
+    )
+    ran = records.quantize.model_copy(
+        update={"calibration": tuple(type(records.quantize.calibration[0])(**u) for u in units)}
+    )
+    text = render_card(recipe, Records(quantize=ran), version="v1.2.3")
+    coding = next(p for p in recipe.quantize.passes if p.name == "coding")
+    assert f"| coding.1of2 | {coding.description} (`release/{coding.manifest}`) | 3 | 300 |" in text
+    assert f"| coding.2of2 | {coding.description}" in text
+    assert "| local | not one of the recipe's passes | 4 | 99 | `cccccccccccccccc` |" in text
+    assert "| broad |" not in text and "| deep |" not in text  # the plan is not what ran
+    plan = render_card(recipe, Records(), version="v1.2.3")
+    assert "No quantize record was given for this card" in plan
+    assert all(f"| {p.name} | {p.description} |" in plan for p in recipe.quantize.passes)

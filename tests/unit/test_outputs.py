@@ -329,8 +329,9 @@ def test_check_output_file(tmp_path):
     with pytest.raises(InputError) as err:
         check_output_file(tmp_path / "f.md", option="-o")
     assert str(err.value) == (
-        f"-o {tmp_path / 'f.md'}: exists and glm51 did not write it; glm51 does not write "
-        "over it: choose another -o, or remove it yourself"
+        f"-o {tmp_path / 'f.md'}: exists, and glm51 cannot tell that it wrote it (it replaces "
+        "only its JSON records and files in its reports folders): choose another -o, or remove "
+        "it yourself"
     )
     check_output_file(tmp_path / "f.md", option="-o", replace=True)
     (tmp_path / "d").mkdir()
@@ -377,7 +378,7 @@ def test_a_single_file_is_replaced_only_where_glm51_wrote_it(tmp_path):
     check_output_file(record, option="--report")  # one of glm51's records
     theirs = tmp_path / "config.json"
     theirs.write_text(json.dumps({"model_type": "glm_moe_dsa"}))
-    with pytest.raises(InputError, match="exists and glm51 did not write it"):
+    with pytest.raises(InputError, match="exists, and glm51 cannot tell that it wrote it"):
         check_output_file(theirs, option="--report")
 
 
@@ -535,7 +536,7 @@ def test_which_json_files_are_glm51s_records(tmp_path):
         if ours:
             check_output_file(tmp_path / name, option="--report")
         else:
-            with pytest.raises(InputError, match="exists and glm51 did not write it"):
+            with pytest.raises(InputError, match="exists, and glm51 cannot tell that it wrote it"):
                 check_output_file(tmp_path / name, option="--report")
 
 

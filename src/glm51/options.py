@@ -7,6 +7,10 @@ import typer
 
 from glm51 import env
 
+# The longest wait any option takes (a week): finite, so `inf` is refused by name, not met later
+# as an overflow in a library's clock.
+SECONDS_MAX = 7 * 86400.0
+
 RecipeOption = Annotated[
     Path | None,
     typer.Option(

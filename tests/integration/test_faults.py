@@ -212,6 +212,13 @@ CASES = [
         lambda t: ["--endpoint is deprecated", "use --hub-endpoint", "127.0.0.1:9 refused"],
     ),
     Case(
+        "publish-old-endpoint-spelling-wins-over-hf-endpoint",
+        lambda t, url: _publish(t, "--dry-run", "--endpoint", "http://127.0.0.1:18"),
+        6,
+        lambda t: ["http://127.0.0.1:18 refused the connection"],
+        env={"HF_ENDPOINT": "http://127.0.0.1:9"},
+    ),
+    Case(
         "verify-old-samples-spelling-warns-and-works",
         lambda t, url: ["verify", str(t / "nvfp4"), "--samples", "2"],
         0,

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from glm51.options import RecipeOption
+from glm51.options import SECONDS_MAX, RecipeOption
 
 if TYPE_CHECKING:
     from glm51.bench.run import FigureSpec
@@ -35,10 +35,11 @@ def bench_command(
         ),
     ] = None,
     warmup: Annotated[
-        float, typer.Option(min=0, help="Seconds of each figure before the window.")
+        float,
+        typer.Option(min=0, max=SECONDS_MAX, help="Seconds of each figure before the window."),
     ] = 15.0,
     duration: Annotated[
-        float, typer.Option(min=0.1, help="Seconds each figure is measured for.")
+        float, typer.Option(min=0.1, max=SECONDS_MAX, help="Seconds each figure is measured for.")
     ] = 30.0,
     max_tokens: Annotated[int, typer.Option(min=2, help="Output tokens per request.")] = 1024,
     context_32k: Annotated[
@@ -66,7 +67,11 @@ def bench_command(
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option(min=0.1, help="Seconds a stream may stay silent before it counts as dead."),
+        typer.Option(
+            min=0.1,
+            max=SECONDS_MAX,
+            help="Seconds a stream may stay silent before it counts as dead.",
+        ),
     ] = 300.0,
     gate_set: Annotated[
         str,

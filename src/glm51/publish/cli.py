@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from glm51.errors import InputError
-from glm51.options import ProfileOption, RecipeOption
+from glm51.options import SECONDS_MAX, ProfileOption, RecipeOption
 from glm51.outputs import check_output_file, write_text
 from glm51.publish.hub import DEFAULT_TIMEOUT_S, Hub, check_online
 from glm51.publish.plan import DEFAULT_COMMIT_BYTES, VERSION, check_names
@@ -108,6 +108,7 @@ def card_command(
 
 
 def publish_command(
+    ctx: typer.Context,
     checkpoint: Annotated[
         Path, typer.Argument(help="The verified NVFP4 checkpoint folder.", file_okay=False)
     ],
@@ -133,7 +134,7 @@ def publish_command(
         ),
     ] = False,
     commit_gb: Annotated[
-        float, typer.Option(min=1e-6, help="Weights per commit, in GB.")
+        float, typer.Option(min=1e-6, max=1e4, help="Weights per commit, in GB.")
     ] = DEFAULT_COMMIT_BYTES / 1e9,
     hub_endpoint: Annotated[
         str | None,
@@ -149,6 +150,7 @@ def publish_command(
         float,
         typer.Option(
             min=1,
+            max=SECONDS_MAX,
             help="Seconds the Hub may take to accept a connection or to answer a request.",
         ),
     ] = DEFAULT_TIMEOUT_S,
@@ -175,7 +177,11 @@ def publish_command(
             "glm51 publish: --endpoint is deprecated and will be removed; use --hub-endpoint",
             highlight=False,
         )
-        hub_endpoint = hub_endpoint if hub_endpoint is not None else old_endpoint
+        from click.core import ParameterSource
+
+        # The command line wins over HF_ENDPOINT, whichever spelling it used.
+        if ctx.get_parameter_source("hub_endpoint") is not ParameterSource.COMMANDLINE:
+            hub_endpoint = old_endpoint
     loaded = load_recipe(recipe)
     check_names(repo, version)
     if report is not None:  # before hours of hashing and uploading; never inside an input

@@ -8,6 +8,7 @@ import typer
 
 from glm51 import env
 from glm51.options import (
+    SECONDS_MAX,
     ModelIdOption,
     ModelOption,
     ProfileOption,
@@ -45,7 +46,8 @@ def serve_command(
         bool, typer.Option("--wait-ready", help="Poll /health and report when the server is up.")
     ] = False,
     ready_timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds --wait-ready waits for /health.")
+        float,
+        typer.Option(min=0.1, max=SECONDS_MAX, help="Seconds --wait-ready waits for /health."),
     ] = 1800.0,
     recipe: RecipeOption = None,
 ) -> None:

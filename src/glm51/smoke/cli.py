@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from glm51.errors import InputError
-from glm51.options import ProfileOption, RecipeOption
+from glm51.options import SECONDS_MAX, ProfileOption, RecipeOption
 
 if TYPE_CHECKING:
     from glm51.records import SmokeCheck, SmokeRecord
@@ -79,9 +79,12 @@ def smoke_command(
     gsm8k_items: Annotated[
         int | None, typer.Option(min=1, help="GSM8K items to ask (default: the recipe's).")
     ] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds one request may take.")] = 600.0,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=SECONDS_MAX, help="Seconds one request may take.")
+    ] = 600.0,
     ready_timeout: Annotated[
-        float, typer.Option(min=0.1, help="With --launch: seconds to wait for /health.")
+        float,
+        typer.Option(min=0.1, max=SECONDS_MAX, help="With --launch: seconds to wait for /health."),
     ] = 1800.0,
     profile: ProfileOption = None,
     recipe: RecipeOption = None,

@@ -92,7 +92,7 @@ def from_os_error(exc: OSError, *, path: object = None) -> Glm51Error:
         what = "a file-size limit (ulimit -f) was hit" if name == "EFBIG" else "the disk is full"
         return InfraError(f"{prefix}{why}: {what} while writing it{free}")
     if isinstance(exc, FileNotFoundError):
-        return InputError(f"{prefix}does not exist")
+        return InputError(f"{prefix}does not exist (nor, when it was being written, its folder)")
     if isinstance(exc, (IsADirectoryError, NotADirectoryError)):
         return InputError(f"{prefix}{why}")
     if isinstance(exc, ConnectionError | TimeoutError):

@@ -288,7 +288,14 @@ _UMASK_LOCK = threading.Lock()
 
 
 def _umask() -> int:
-    with _UMASK_LOCK:  # os.umask can only be read by setting it
+    """The process's umask: read from /proc where Linux has it (reading it with os.umask
+    means setting it, which another thread creating a file at that moment would see)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        return int(
+            next(line for line in status.splitlines() if line.startswith("Umask:")).split()[1], 8
+        )
+    with _UMASK_LOCK:
         mask = os.umask(0o077)
         os.umask(mask)
     return mask
@@ -319,7 +326,7 @@ def os_errors(path: Path, *, exact: bool = False) -> Iterator[None]:
             raise
         code = _safetensors_errno(str(exc))
         if code is None:
-            raise InfraError(f"{path}: safetensors could not write it ({exc})") from None
+            raise InfraError(f"{path}: safetensors failed on it ({exc})") from None
         raise from_os_error(OSError(code, os.strerror(code)), path=path) from None
 
 
@@ -372,9 +379,21 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def copy_file(src: Path, dst: Path) -> Path:
-    with os_errors(dst):  # the error names src or dst, whichever it was
-        shutil.copyfile(src, dst)
-    return make_readable(dst)
+    """Copied whole: into a temp file beside ``dst``, then renamed over it (a kill leaves the
+    old file or the new one, and a hard link at ``dst`` is replaced, not written through)."""
+    dst, tmp = Path(dst), None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+        os.close(fd)
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, dst)
+    except OSError as exc:  # named by the file the user knows: src, or dst (not the temp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise from_os_error(exc, path=src if exc.filename == str(src) else dst) from None
+    return dst
 
 
 # safetensors reports OS failures as its own error, with the io::ErrorKind in the text.

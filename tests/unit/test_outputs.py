@@ -712,3 +712,39 @@ def test_a_refused_chmod_leaves_the_old_output_in_place(tmp_path, monkeypatch):
         publish_folder(tmp, out)
     assert (out / "old-result").read_text() == "earlier work"  # never neither
     assert tmp.is_dir() and not (tmp_path / ".out.old").exists()
+
+
+def test_a_local_publish_holds_one_version_and_its_old_tag_says_so(tmp_path, recipe):
+    from glm51.checkpoint.verify import verify
+    from glm51.publish.local import publish_to_folder
+    from tests.support import checkpoint as ck
+
+    v1, v2 = ck.build(tmp_path / "v1", shards=4), ck.build(tmp_path / "v2", shards=3)
+    for folder in (v1, v2):
+        assert verify(folder, recipe, write=True).ok
+    hub, repo = tmp_path / "hub", "o/r"
+    publish_to_folder(v1, "card 1", hub, repo=repo, version="v1.0.0")
+    tag2 = publish_to_folder(v2, "card 2", hub, repo=repo, version="v1.1.0")
+    held = sorted(p.name for p in (hub / repo).glob("*.safetensors"))
+    assert held == sorted(ck.shard_names(v2))  # v1.0.0's four shards are gone
+    assert set(json.loads(tag2.read_text())) <= {
+        p.relative_to(hub / repo).as_posix() for p in (hub / repo).rglob("*") if p.is_file()
+    }
+    with pytest.raises(InputError, match="now holds another version's"):
+        publish_to_folder(v1, "card 1", hub, repo=repo, version="v1.0.0")
+    assert publish_to_folder(v2, "card 2", hub, repo=repo, version="v1.1.0") == tag2
+
+
+def test_a_copy_replaces_a_hard_link_instead_of_writing_through_it(tmp_path):
+    import os
+
+    from glm51.outputs import copy_file
+
+    theirs = tmp_path / "theirs.bin"
+    theirs.write_bytes(b"someone's data")
+    os.link(theirs, tmp_path / "dst.bin")
+    (tmp_path / "src.bin").write_bytes(b"new")
+    copy_file(tmp_path / "src.bin", tmp_path / "dst.bin")
+    assert (tmp_path / "dst.bin").read_bytes() == b"new"
+    assert theirs.read_bytes() == b"someone's data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.bin", "src.bin", "theirs.bin"]

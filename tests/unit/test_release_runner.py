@@ -294,3 +294,13 @@ def test_a_consistent_release_request_passes():
     ReleaseRequest(rehearsal=True, steps=("tiny-model",)).check()  # the rehearsal's own steps
     with pytest.raises(TypeError):
         ReleaseRequest("v1.0.0")  # keyword-only: no option is passed by position
+
+
+def test_the_step_names_the_request_checks_are_the_chains_own(recipe):
+    from glm51.release import production, rehearsal
+    from glm51.release.names import REHEARSAL_STEPS, STEPS
+
+    assert tuple(s.name for s in production.steps(recipe)) == STEPS
+    assert tuple(s.name for s in rehearsal.steps(recipe)) == REHEARSAL_STEPS
+    with pytest.raises(InputError, match=r"--steps: unknown \['bogus'\]"):
+        ReleaseRequest(rehearsal=True, steps=("bogus",)).check()

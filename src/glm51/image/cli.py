@@ -77,8 +77,8 @@ def build_command(
 
     loaded = load_recipe(recipe)
     repo = repo.resolve()
-    if not dry_run:
-        claim_output_folder(out, option="--out", command="image build")
+    # A dry run checks --out as a build would, and makes nothing.
+    claim_output_folder(out, option="--out", command="image build", create=not dry_run)
     if local_base:
         base_image = locks.base_pins(repo, loaded.image(image)[1])["local"]["ref"]
     spec = build.plan(

@@ -18,6 +18,7 @@ from pathlib import Path
 from glm51 import proc
 from glm51.errors import Glm51Error, InputError
 from glm51.image import locks
+from glm51.outputs import write_text
 from glm51.recipe.images import ImageRecipe
 from glm51.recipe.schema import Recipe
 
@@ -92,7 +93,7 @@ def update_pins(
         for python in image.python_versions:
             proc.run(compile_argv(image, repo, "blackwell-fork", python))
             report.refreshed.append(locks.lock_path(repo, image, "blackwell-fork", python).name)
-        (lock_dir / "blackwell-fork-vcs.txt").write_text(_fork_vcs_line(lock_dir) + "\n")
+        write_text(lock_dir / "blackwell-fork-vcs.txt", _fork_vcs_line(lock_dir) + "\n")
     else:
         report.not_refreshed.append(
             f"{name}: blackwell-fork locks (github.com is not reachable; they stay as committed, "
@@ -127,7 +128,7 @@ def update_pins(
         text = path.read_text()
         if text.count(pinned) != 1:  # the ARG default and [base].ref: exactly one place each
             raise InputError(f"{path}: expected the pinned base {pinned} exactly once")
-        path.write_text(text.replace(pinned, new_ref))
+        write_text(path, text.replace(pinned, new_ref))
     report.refreshed.append(
         f"{image.pins} and {image.dockerfile}: base {new_ref} (record its provenance and set "
         "verified = true)"

@@ -41,12 +41,17 @@ def publish_to_folder(
     repo: str,
     version: str,
     extra: Mapping[str, Path] | None = None,
+    option: str = "--run-dir",
 ) -> Path:
     """Copy the manifest's files, the manifest and the card to ``dest/repo``, check every copy
-    against the manifest, then write the tag. Returns the tag file."""
+    against the manifest, then write the tag. Returns the tag file. The folder holds one
+    version's files at a time, as a Hub branch does; earlier tags record their digests.
+    ``option``: what names ``dest`` in errors."""
     check_names(repo, version)
     manifest = mf.read(checkpoint)
-    target = claim_output_folder(dest / repo, option="--to", command="publish (local)")
+    target = claim_output_folder(
+        dest / repo, option=option, command="publish (local)", inputs={"CHECKPOINT": checkpoint}
+    )
     tag = target / "tags" / version
     files = dict(sorted(manifest.all_files().items()))
     # What the tag will name, from the sources: decided before anything is written.
@@ -56,7 +61,14 @@ def publish_to_folder(
     expected.update({name: _sha256(path) for name, path in (extra or {}).items()})
     if tag.is_file():
         if json.loads(tag.read_text()) == expected:
-            return tag  # already published, the same files
+            held = {n: _sha256(target / n) for n in expected if (target / n).is_file()}
+            if held == expected:
+                return tag  # already published, and the folder still holds exactly it
+            raise InputError(
+                f"{tag}: {version} was published from these files, but {target} now holds "
+                "another version's (a local publish keeps one version at a time, as a Hub "
+                "branch does); its tag still records the digests"
+            )
         raise InputError(
             f"{tag}: version {version} is already tagged with other files; a tag is never moved"
         )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from glm51.options import RecipeOption
-from glm51.outputs import check_output_file
+from glm51.outputs import check_output_file, write_text
 
 
 def validate_command(recipe: RecipeOption = None) -> None:
@@ -39,8 +39,11 @@ def schema_command(
 
     text = render_schema_markdown()
     if output:
-        check_output_file(output, option="--output", replace=True)  # a generated doc
-        output.write_text(text)
+        # Replaced only when it is this reference (an older rendering), not any file.
+        first = text.split("\n", 1)[0]
+        ours = output.is_file() and output.read_text(errors="replace").split("\n", 1)[0] == first
+        check_output_file(output, option="--output", replace=ours)
+        write_text(output, text)
     else:
         typer.echo(text, nl=False)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glm51.errors import InputError
-from glm51.release.names import STEPS
+from glm51.release.names import REHEARSAL_STEPS, STEPS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +24,10 @@ class ReleaseRequest:
         """The options that contradict each other; each refusal names its option."""
         if self.steps is not None and not self.steps:
             raise InputError(f"--steps: names no step; expected some of {', '.join(STEPS)}")
+        known = REHEARSAL_STEPS if self.rehearsal else STEPS
+        unknown = sorted(set(self.steps or ()) - set(known))
+        if unknown:
+            raise InputError(f"--steps: unknown {unknown}; expected some of {list(known)}")
         if self.rehearsal:
             if self.checkpoint is not None:
                 raise InputError(
@@ -31,9 +35,6 @@ class ReleaseRequest:
                     "model)"
                 )
             return
-        unknown = sorted(set(self.steps or ()) - set(STEPS))
-        if unknown:
-            raise InputError(f"--steps: unknown {unknown}; expected some of {list(STEPS)}")
         if self.checkpoint is None and set(self.steps or STEPS) - {"image"}:
             raise InputError(
                 "--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release "

@@ -242,6 +242,8 @@ def claim_output_folder(
 def _is_glm51_record(path: Path) -> bool:
     """A JSON file glm51 wrote: its records carry `glm51_version` (or `written_by`)."""
     try:
+        if path.stat().st_size > 64 << 20:  # no record is this large: not read whole
+            return False
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False

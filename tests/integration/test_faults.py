@@ -484,7 +484,7 @@ def test_a_size_below_the_template_is_refused_before_any_figure_is_measured(work
     done = _bench(server, out, "short_tg,tg_32k", "5", "--warmup", "5", "--duration", "30")
     assert done.returncode == 3, done.stderr
     assert "Short TG:" not in done.stderr  # no figure was measured, none thrown away
-    assert not (out / "bench.json").exists()
+    assert not out.exists()  # the folder is made only when there is something to write
 
 
 @pytest.mark.docker

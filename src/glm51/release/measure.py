@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from glm51.bench.report import TITLES
 from glm51.bench.run import Settings
 from glm51.bench.stage import BenchRequest, run_bench
 from glm51.bench.stage import raise_for as bench_raise_for
@@ -37,8 +38,12 @@ def smoke_and_bench(
     bench_req = replace(bench, endpoint=endpoint, out_dir=context.path(BENCH).parent)
     smoke.check()
     bench_req.check()  # both checked before either runs
-    smoke_raise_for(run_smoke(smoke, recipe, log=context.log))
-    bench_raise_for(run_bench(bench_req, recipe, log=context.log))
+    say = context.log  # each check and figure as it ends: long work shows progress
+    smoke_raise_for(
+        run_smoke(smoke, recipe, log=say, on_done=lambda c: say(f"  {c.status} {c.name}"))
+    )
+    done = lambda f: say(f"  {f.title(TITLES)}: {f.tokens_per_s:.1f} tok/s")  # noqa: E731
+    bench_raise_for(run_bench(bench_req, recipe, log=say, on_done=done))
 
 
 def rehearsal_bench(recipe: Recipe) -> BenchRequest:

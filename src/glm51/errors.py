@@ -84,9 +84,7 @@ def from_os_error(exc: OSError, *, path: object = None) -> Glm51Error:
     if name in _NO_SPACE:
         free = ""
         if where:
-            probe = Path(str(where))
-            while not probe.exists() and probe != probe.parent:
-                probe = probe.parent
+            probe = existing_ancestor(Path(str(where)))
             with contextlib.suppress(OSError):
                 free = f"; {shutil.disk_usage(probe).free / 1e9:.2f} GB free on {probe}"
         what = "a file-size limit (ulimit -f) was hit" if name == "EFBIG" else "the disk is full"
@@ -98,6 +96,13 @@ def from_os_error(exc: OSError, *, path: object = None) -> Glm51Error:
     if isinstance(exc, ConnectionError | TimeoutError):
         return InfraError(f"{prefix}{why} ({type(exc).__name__})")
     return InfraError(f"{prefix}{why} ({name or type(exc).__name__})")
+
+
+def existing_ancestor(path):  # Path -> Path
+    """``path`` itself, or the nearest folder above it that exists (where a disk is asked)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _uid() -> str:

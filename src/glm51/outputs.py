@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from glm51 import __version__
-from glm51.errors import InfraError, InputError, from_os_error
+from glm51.errors import InfraError, InputError, existing_ancestor, from_os_error
 
 MARKER = ".glm51-output"
 
@@ -40,11 +40,9 @@ CHECKPOINT, REPORTS, RUN, PUBLISHED = "checkpoint", "reports", "release run", "l
 KIND_OF = {
     "quantize": CHECKPOINT,
     "tiny-model": CHECKPOINT,
-    "dequantize": CHECKPOINT,
     "smoke": REPORTS,
     "bench": REPORTS,
     "image build": REPORTS,
-    "reports": REPORTS,
     "release": RUN,
     "publish (local)": PUBLISHED,
 }
@@ -427,9 +425,7 @@ def save_figure(fig: Any, path: Path, **kwargs: Any) -> Path:
 
 def check_free_space(folder: Path, need: int, *, what: str, option: str) -> None:
     """Before the work: the disk under ``folder`` has room for ``need`` bytes."""
-    probe = Path(folder)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = existing_ancestor(Path(folder))
     try:
         free = shutil.disk_usage(probe).free
     except OSError:

@@ -169,7 +169,7 @@ class Hub:
             )
         return InfraError(f"the Hub at {self.endpoint} answered {status} while {action}{why}")
 
-    def _resume_hint(self, action: str) -> str:
+    def _resume_hint(self) -> str:
         if self.commits_made:
             return (
                 f" The {self.commits_made} commit(s) this run made stay on the Hub (untagged): "
@@ -204,7 +204,7 @@ class Hub:
                         " The Hub may still apply it: re-run `glm51 publish`, which checks what "
                         "the Hub holds before it uploads or tags anything."
                         if writing
-                        else self._resume_hint(action)
+                        else self._resume_hint()
                     )
                 )
             if isinstance(e, ssl.SSLError):
@@ -215,19 +215,19 @@ class Hub:
             if any(w in text for w in _DNS_WORDS):
                 return InfraError(
                     f"cannot resolve the Hub's host {urlparse(self.endpoint).hostname!r} while "
-                    f"{action} (DNS: {self.scrub(text)[:120]}).{self._resume_hint(action)}"
+                    f"{action} (DNS: {self.scrub(text)[:120]}).{self._resume_hint()}"
                 )
             if name == "ConnectionRefusedError" or "Connection refused" in text:
                 return InfraError(
                     f"the Hub at {self.endpoint} refused the connection while {action} "
-                    f"(nothing listens there).{self._resume_hint(action)}"
+                    f"(nothing listens there).{self._resume_hint()}"
                 )
         for e in chain:
             transport = type(e).__module__.split(".")[0] in _TRANSPORT
             if transport or isinstance(e, ConnectionError):
                 return InfraError(
                     f"lost the connection to {self.endpoint} while {action} "
-                    f"({type(e).__name__}: {self.scrub(str(e))[:200]}).{self._resume_hint(action)}"
+                    f"({type(e).__name__}: {self.scrub(str(e))[:200]}).{self._resume_hint()}"
                 )
         for e in chain:
             if isinstance(e, OSError):  # a local file the client read: its own words

@@ -145,3 +145,20 @@ def test_markdown_names_the_notes(tmp_path):
     record = BenchRecord(endpoint="http://x", served_model="m", figures=(), notes=(note,))
     assert "Note: the server rejects ignore_eos" in markdown(record)
     assert json.loads(record.to_json())["notes"]
+
+
+def test_only_a_figure_at_the_cards_exact_size_is_held_to_its_gate():
+    from glm51.bench.run import card_figures
+    from glm51.records.bench import at_card_size
+
+    assert at_card_size("tg_32k", 32768) and at_card_size("tg_128k", 131072)
+    for name, size in (
+        ("tg_32k", 2000),
+        ("tg_32k", 40000),
+        ("tg_128k", 131071),
+        ("tg_128k", 262144),
+    ):
+        assert not at_card_size(name, size), (name, size)
+    assert at_card_size("short_tg", 57) and at_card_size("c64", 57)  # no size of their own
+    specs = {s.name: s for s in card_figures(context_32k=65536)}
+    assert not specs["tg_32k"].gated and specs["tg_128k"].gated and specs["short_tg"].gated

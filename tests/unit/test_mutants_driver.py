@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_mapping_names_existing_modules_and_tests():
     mapping = mutants.load_mapping()
-    assert "checkpoint/safetensors" in mapping and "checkpoint/verify" in mapping
+    assert "checkpoint/safetensors" in mapping and "checkpoint/verify/layout" in mapping
     for module, args in mapping.items():
         files = [a.split("::")[0] for a in args if a.startswith("tests/")]
         assert files, module

@@ -21,6 +21,7 @@ from glm51.checkpoint.verify import (
     sample_modules,
     verify,
 )
+from glm51.findings import Severity
 from tests.support import checkpoint as ck
 from tests.support.checkpoint import EXPERT, drop_tensor, shard_of, tensor_offset
 
@@ -57,7 +58,8 @@ def test_problem_text_report_ok_and_json():
     assert report.ok
     report.add("c", "w", "m")
     assert not report.ok and str(report.problems[0]) == "w: m"
-    assert report.problems == [Problem("c", "w", "m")]
+    assert report.problems == [Problem("c", Severity.ERROR, "m", where="w")]
+    assert report.problems[0].line() == "[error] c: w: m"  # preflight's Finding: one type
     report.deep.append(DeepResult("mod", math.nan, math.inf, False))
     report.deep.append(DeepResult("ok", 0.1, 0.2, True))
     data = json.loads(report.to_json())
@@ -416,13 +418,6 @@ def test_block_scales_nan_and_negative_counted(good, recipe):
             "negative",
         )
     ]
-
-
-def test_listed_shows_five_then_counts():
-    from glm51.checkpoint.verify import _listed
-
-    assert _listed([f"n{i}" for i in range(5)]) == "n0, n1, n2, n3, n4"
-    assert _listed([f"n{i}" for i in range(6)]) == "n0, n1, n2, n3, n4 and 1 more"
 
 
 def test_quantization_config_variants(good, recipe):

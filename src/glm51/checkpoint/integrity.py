@@ -8,21 +8,14 @@ anything is loaded) all run these same checks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from glm51.checkpoint.folder import INDEX, read_config, read_weight_map
 from glm51.checkpoint.safetensors import ShardError, ShardHeader, read_header
 from glm51.errors import InputError
+from glm51.findings import Finding, Severity
 
 SHOWN = 5  # names listed in one message before "and N more"
-
-
-@dataclass(frozen=True)
-class Problem:
-    check: str  # a stable id, e.g. "checkpoint.shard-missing"
-    message: str  # names the shard or tensor and what was expected
-    fix: str
 
 
 def listed(names: list[str]) -> str:
@@ -32,9 +25,9 @@ def listed(names: list[str]) -> str:
 
 def check_shards(
     path: Path, weight_map: dict[str, str]
-) -> tuple[list[Problem], dict[str, ShardHeader]]:
+) -> tuple[list[Finding], dict[str, ShardHeader]]:
     """Problems with the shards, and the headers of the shards that could be read."""
-    found: list[Problem] = []
+    found: list[Finding] = []
     headers: dict[str, ShardHeader] = {}
     by_shard: dict[str, list[str]] = {}
     for name, shard in weight_map.items():
@@ -42,8 +35,9 @@ def check_shards(
     missing = sorted(s for s in by_shard if not (path / s).is_file())
     if missing:
         found.append(
-            Problem(
+            Finding(
                 "checkpoint.shard-missing",
+                Severity.ERROR,
                 f"{path}: {len(missing)} shard(s) named in {INDEX} are missing: {listed(missing)}",
                 "finish the download (hf download ... resumes) or copy the missing files",
             )
@@ -55,8 +49,9 @@ def check_shards(
             check = "checkpoint.shard-header" if exc.kind == "header" else "checkpoint.shard-data"
             what = "header" if exc.kind == "header" else "data"
             found.append(
-                Problem(
+                Finding(
                     check,
+                    Severity.ERROR,
                     f"{path / shard}: truncated or corrupt {what}: {exc}",
                     f"re-download {shard} (delete it first; the copy is incomplete)",
                 )
@@ -66,8 +61,9 @@ def check_shards(
         absent = sorted(n for n in by_shard[shard] if n not in header.tensors)
         if absent:
             found.append(
-                Problem(
+                Finding(
                     "checkpoint.tensor-missing",
+                    Severity.ERROR,
                     f"{path / shard} lacks {len(absent)} tensor(s) that {INDEX} maps to it: "
                     f"{listed(absent)}",
                     "the index and the shards come from different exports: re-download both",

@@ -175,7 +175,7 @@ def check(path: Path, recipe: Recipe, profile: Profile) -> tuple[list[Finding], 
         )
         return found, facts
     problems, headers = check_shards(path, weight_map)
-    found += [Finding(p.check, Severity.ERROR, p.message, p.fix) for p in problems]
+    found += problems  # the same Finding type: errors, each with its fix
 
     num_layers = int(config.get("num_hidden_layers", 0))
     found += _check_expert_dtypes(headers, num_layers)

@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from glm51.errors import PreflightError
+from glm51.findings import Finding, Severity
 
-
-class Severity(StrEnum):
-    ERROR = "error"  # serve would fail or silently misbehave: stop before SGLang starts
-    WARNING = "warning"  # worth knowing, serve goes on
-    OK = "ok"
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str  # short id, e.g. "checkpoint.shard-missing"
-    severity: Severity
-    message: str  # what is wrong, naming the file / key / GPU
-    fix: str = ""  # how to fix it
-
-    def line(self) -> str:
-        fix = f" -> {self.fix}" if self.fix else ""
-        return f"[{self.severity.value}] {self.check}: {self.message}{fix}"
+__all__ = ["Finding", "Report", "Severity"]
 
 
 @dataclass

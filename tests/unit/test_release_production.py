@@ -12,6 +12,7 @@ from glm51.errors import GateFailed, InfraError, InputError, PreflightError
 from glm51.records import ImageRecord, write_record
 from glm51.records.release import RunManifest
 from glm51.release import measure, production
+from glm51.release import steps as shared
 from glm51.release.request import ReleaseRequest
 from glm51.release.runner import Context, run_steps
 
@@ -95,8 +96,7 @@ def test_publish_refuses_before_uploading_when_the_image_tag_is_taken(context, m
     taken = (0, json.dumps({"digest": OTHER}))
     _fake_proc(monkeypatch, [(["docker", "buildx", "imagetools", "inspect"], taken)])
     uploads = []
-    monkeypatch.setattr(production, "publish", lambda *a, **k: uploads.append(a))
-    monkeypatch.setattr(production, "Hub", lambda: None)
+    monkeypatch.setattr(shared, "run_publish", lambda *a, **k: uploads.append(a))
     context.path(production.CARD).write_text("card")
     with pytest.raises(InputError, match="never moves"):
         production.step_publish(recipe)(context)

@@ -64,6 +64,8 @@ def test_problem_text_report_ok_and_json():
     report.deep.append(DeepResult("ok", 0.1, 0.2, True))
     data = json.loads(report.to_json())
     assert data["folder"] == "/x" and data["ok"] is False
+    assert data["problems"] == [{"check": "c", "where": "w", "message": "m"}]
+    assert data["written_by"] == "glm51 verify"  # a record a re-run may replace
     assert data["deep"][0]["rel_error"] is None and data["deep"][0]["max_abs_error"] is None
     assert data["deep"][1]["rel_error"] == 0.1 and data["deep"][1]["max_abs_error"] == 0.2
     assert report.to_json().endswith("}\n") and '\n  "folder"' in report.to_json()

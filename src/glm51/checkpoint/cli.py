@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from glm51.checkpoint.names import MANIFEST
-from glm51.errors import InputError
-from glm51.options import RecipeOption
-from glm51.outputs import check_free_space
+from glm51.options import JsonOption, RecipeOption, ReportOption, renamed
+from glm51.ui import byte_progress, err, out
 
 if TYPE_CHECKING:
     from glm51.checkpoint.verify import Report
-
-out = Console()
-err = Console(stderr=True)
 
 
 def _present(report: Report) -> None:
@@ -89,7 +81,8 @@ def verify_command(
     threads: Annotated[
         int | None, typer.Option(min=1, help="Files hashed at once (default: the CPU count).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOption = False,
+    report: ReportOption = None,
     recipe: RecipeOption = None,
 ) -> None:
     """Check a checkpoint's integrity (glm51-manifest.json) and its NVFP4 layout against the recipe.
@@ -98,67 +91,38 @@ def verify_command(
     check failed (each failure names the shard or tensor and what was expected).
     """
     from glm51.checkpoint import manifest as mf
-    from glm51.checkpoint.verify import verify
+    from glm51.checkpoint.verify.stage import VerifyRequest, raise_for, run_verify
     from glm51.recipe.load import load_recipe
 
     if old_samples is not None:  # one meaning per flag: --samples counts conversations elsewhere
-        err.print("glm51 verify: --samples is deprecated and will be removed; use --experts")
+        renamed("verify", "--samples", "--experts")
         experts = old_samples
-    if write and no_hash:
-        raise InputError("--write needs the hashes: drop --no-hash")
+    request = VerifyRequest(
+        checkpoint=checkpoint,
+        write=write,
+        hash_contents=not no_hash,
+        source=source,
+        experts=experts,
+        max_error=max_error,
+        threads=threads,
+        report=report,
+    )
+    request.check()
     loaded = load_recipe(recipe)
-    if write and checkpoint.is_dir() and not (checkpoint / MANIFEST).exists():
-        if not os.access(checkpoint, os.W_OK):
-            raise InputError(
-                f"{checkpoint}: not writable by this user; --write cannot add {MANIFEST}"
-            )
-        # About 256 bytes per tensor: refused now, not after hours of hashing.
-        need = (1 << 20) + 256 * _tensor_count(checkpoint)
-        check_free_space(checkpoint, need, what=f"--write's {MANIFEST}", option="CHECKPOINT")
     total = (
         sum((checkpoint / n).stat().st_size for n in mf.recorded_files(checkpoint))
         if checkpoint.is_dir()
         else 0
     )
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json or total == 0,
-    ) as bar:
-        task = bar.add_task("hashing", total=total)
-        report = verify(
-            checkpoint,
-            loaded,
-            write=write,
-            hash_contents=not no_hash,
-            source=source,
-            samples=experts,
-            max_rel_error=max_error,
-            threads=threads,
-            progress=lambda n: bar.advance(task, n),
-        )
+    with byte_progress("hashing", total=total, show=not as_json and total > 0) as progress:
+        result = run_verify(request, loaded, progress=progress)
     if as_json:
-        out.print_json(report.to_json())
+        out.print_json(result.to_json())
     else:
-        _present(report)
-    if not report.ok:
-        first = report.problems[0]
-        more = f" (and {len(report.problems) - 1} more above)" if len(report.problems) > 1 else ""
-        raise InputError(f"{checkpoint}: verify failed: {first}{more}")
+        _present(result)
+    raise_for(result)
     if not as_json:
         err.print(f"[green]verified[/] {escape(str(checkpoint))}", highlight=False)
-
-
-def _tensor_count(checkpoint: Path) -> int:
-    try:
-        index = json.loads((checkpoint / "model.safetensors.index.json").read_text())
-        return len(index.get("weight_map", {}))
-    except (OSError, ValueError, AttributeError):
-        return 0  # no readable index: verify itself names the problem
 
 
 def register(app: typer.Typer) -> None:

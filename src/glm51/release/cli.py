@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,14 +18,7 @@ from glm51.publish.plan import check_names
 from glm51.release.names import STEPS
 from glm51.release.request import ReleaseRequest
 
-if TYPE_CHECKING:
-    from glm51.recipe.schema import Recipe
-
 err = Console(stderr=True, soft_wrap=True)
-
-
-def recipe_digest(recipe: Recipe) -> str:
-    return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
 
 
 def release_command(
@@ -79,7 +71,7 @@ def release_command(
     from glm51.records import ToolVersions
     from glm51.records.release import RunManifest
     from glm51.release import production
-    from glm51.release.runner import Context, load_manifest, run_steps
+    from glm51.release.runner import Context, load_manifest, recipe_digest, run_steps
 
     loaded = load_recipe(recipe)
     check_names(loaded.model.published, version)

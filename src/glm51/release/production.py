@@ -15,22 +15,22 @@ import httpx
 
 from glm51 import proc
 from glm51.checkpoint.manifest import MANIFEST
-from glm51.checkpoint.verify import verify
+from glm51.checkpoint.verify.stage import VerifyRequest
 from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InfraError, InputError, PreflightError
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
 from glm51.outputs import write_text
-from glm51.publish.card import Records, render_card
-from glm51.publish.hub import Hub
-from glm51.publish.run import publish
+from glm51.publish.stage import CardRequest, PublishRequest, RunRecords
 from glm51.recipe.schema import Recipe
-from glm51.records import BenchRecord, ImageRecord, SmokeRecord, read_record
+from glm51.records import ImageRecord, read_record
+from glm51.release import steps as shared
 from glm51.release.measure import BENCH, SMOKE, release_bench, smoke_and_bench
 from glm51.release.names import STEPS
-from glm51.release.runner import Context, Outcome, Step
+from glm51.release.runner import Context, Outcome, Step, recipe_digest
+from glm51.release.steps import VERIFY
 
-IMAGE, VERIFY = "image.json", "verify.json"
+IMAGE = "image.json"
 CARD, PUBLISHED, TAGS, NOTES = "README.md", "publish.json", "tags.json", "release-notes.md"
 
 
@@ -85,15 +85,12 @@ def step_image(recipe: Recipe):
     return run
 
 
-def step_verify(recipe: Recipe):
-    def run(context: Context) -> Outcome:
-        report = verify(_checkpoint(context), recipe)
-        write_text(context.path(VERIFY), report.to_json())
-        if not report.ok:
-            raise InputError(f"{_checkpoint(context)}: verify failed: {report.problems[0]}")
-        return Outcome(VERIFY, "checkpoint verified")
+def verify_request(context: Context) -> VerifyRequest:
+    return VerifyRequest(checkpoint=_checkpoint(context), report=context.path(VERIFY))
 
-    return run
+
+def step_verify(recipe: Recipe):
+    return shared.step_verify(recipe, verify_request)
 
 
 def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[str]:
@@ -166,41 +163,41 @@ def step_gates(recipe: Recipe):
     return run
 
 
-def _records(context: Context) -> Records:
-    def maybe(name: str, cls):  # type: ignore[no-untyped-def]
-        return read_record(context.path(name), cls) if context.path(name).is_file() else None
+def _records(context: Context) -> RunRecords:
+    """The records this run holds so far (a card without a bench record says so)."""
+    maybe = lambda name: context.path(name) if context.path(name).is_file() else None  # noqa: E731
+    return RunRecords(
+        image_record=maybe(IMAGE), smoke_record=maybe(SMOKE), bench_record=maybe(BENCH)
+    )
 
-    return Records(
-        image=maybe(IMAGE, ImageRecord),
-        smoke=maybe(SMOKE, SmokeRecord),
-        bench=maybe(BENCH, BenchRecord),
+
+def card_request(context: Context) -> CardRequest:
+    return CardRequest(
+        records=_records(context), output=context.path(CARD), version=context.request.version
     )
 
 
 def step_card(recipe: Recipe):
-    def run(context: Context) -> Outcome:
-        text = render_card(recipe, _records(context), version=context.request.version)
-        write_text(context.path(CARD), text)
-        return Outcome(CARD, "card rendered from the records")
+    return shared.step_card(recipe, card_request, CARD)
 
-    return run
+
+def publish_request(recipe: Recipe, context: Context) -> PublishRequest:
+    return PublishRequest(
+        checkpoint=_checkpoint(context),
+        repo=recipe.model.published,
+        version=context.request.version,
+        card=context.path(CARD),
+        report=context.path(PUBLISHED),
+    )
 
 
 def step_publish(recipe: Recipe):
+    upload = shared.step_publish(recipe, lambda c: publish_request(recipe, c), lambda _: PUBLISHED)
+
     def run(context: Context) -> Outcome:
         record = _image(context)  # the image tag must be free before anything is uploaded
         tag_points_to(release_tags(recipe, record, context.request.version)[0], str(record.digest))
-        outcome = publish(
-            _checkpoint(context),
-            recipe,
-            repo=recipe.model.published,
-            version=context.request.version,
-            card=context.path(CARD).read_bytes(),
-            hub=Hub(),
-            log=context.log,
-        )
-        write_text(context.path(PUBLISHED), outcome.to_json())
-        return Outcome(PUBLISHED, f"{recipe.model.published} {outcome.status}")
+        return upload(context)
 
     return run
 
@@ -266,7 +263,7 @@ def step_notes(recipe: Recipe):
             "glm51 serve --model /models/GLM-5.1-NVFP4`",
             "",
         ]
-        bench = _records(context).bench
+        bench = _records(context).read().bench
         if bench is not None:
             lines += ["| figure | tok/s | gate |", "|---|---|---|"]
             for f in bench.figures:
@@ -288,7 +285,7 @@ def steps(recipe: Recipe) -> list[Step]:
         "tag": step_tag,
         "notes": step_notes,
     }
-    digest = hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
+    digest = recipe_digest(recipe)
     version = lambda c: {"version": c.request.version, "recipe": digest}  # noqa: E731
     checkpoint = lambda c: {"checkpoint": _checkpoint_identity(c), **version(c)}  # noqa: E731
     inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}

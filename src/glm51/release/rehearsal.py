@@ -13,16 +13,14 @@ from pathlib import Path
 from glm51 import proc
 from glm51.calib.rehearsal_data import write_jsonl
 from glm51.checkpoint.dequant import to_bf16
-from glm51.checkpoint.verify import verify
+from glm51.checkpoint.verify.stage import VerifyRequest
 from glm51.endpoint.health import wait_ready
-from glm51.errors import InputError
 from glm51.outputs import copy_file, is_marked, write_text
-from glm51.publish.card import Records, render_card
-from glm51.publish.local import publish_to_folder
+from glm51.publish.stage import CardRequest, PublishRequest, RunRecords
 from glm51.quantize import stage
 from glm51.quantize.tiny import build_tiny_model
 from glm51.recipe.schema import Recipe
-from glm51.records import BenchRecord, QuantizeRecord, SmokeRecord, read_record
+from glm51.release import steps as shared
 from glm51.release.measure import BENCH as BENCH_RECORD
 from glm51.release.measure import SMOKE as SMOKE_RECORD
 from glm51.release.measure import rehearsal_bench, smoke_and_bench
@@ -30,8 +28,8 @@ from glm51.release.runner import Context, Outcome, Step
 
 TINY, CALIB, CHECKPOINT = "tiny-bf16", "calib.jsonl", "checkpoint"
 SERVED_CACHE, CACHE_REVISION, SERVER_LOG = "served-hub-cache", "0" * 40, "server.log"
-PLOT = "assets/bench.png"
-QUANTIZE_RECORD, VERIFY_REPORT, CARD = "quantize.json", "verify.json", "card/README.md"
+PLOT = "bench/bench.png"  # the bench's; the card links it as assets/bench.png
+QUANTIZE_RECORD, CARD = "quantize.json", "card/README.md"
 HUB = "hub"
 
 
@@ -41,32 +39,27 @@ def _tiny(context: Context) -> Outcome:
     return Outcome(None, f"{context.path(TINY)} and {context.request.samples} conversations")
 
 
+def quantize_request(context: Context) -> stage.Request:
+    return stage.Request(
+        model=context.path(TINY),
+        output=context.path(CHECKPOINT),
+        work_dir=context.path("quantize-work"),
+        calibration=stage.Calibration(files=(context.path(CALIB),)),
+        overwrite=True,
+    )
+
+
 def _quantize(recipe: Recipe):
     def run(context: Context) -> Outcome:
-        calibration = stage.Calibration(files=(context.path(CALIB),))
-        request = stage.Request(
-            context.path(TINY),
-            context.path(CHECKPOINT),
-            context.path("quantize-work"),
-            calibration,
-            overwrite=True,
-        )
-        outcome = stage.quantize(request, recipe, log=context.log)
+        outcome = stage.quantize(quantize_request(context), recipe, log=context.log)
         copy_file(outcome.record_path, context.path(QUANTIZE_RECORD))
         return Outcome(QUANTIZE_RECORD, f"{outcome.output}")
 
     return run
 
 
-def _verify(recipe: Recipe):
-    def run(context: Context) -> Outcome:
-        report = verify(context.path(CHECKPOINT), recipe)
-        write_text(context.path(VERIFY_REPORT), report.to_json())
-        if not report.ok:
-            raise InputError(f"{context.path(CHECKPOINT)}: verify failed: {report.problems[0]}")
-        return Outcome(VERIFY_REPORT, "checkpoint verified (manifest, layout)")
-
-    return run
+def verify_request(context: Context) -> VerifyRequest:
+    return VerifyRequest(checkpoint=context.path(CHECKPOINT), report=context.path(shared.VERIFY))
 
 
 def _served_copy(recipe: Recipe):
@@ -133,38 +126,34 @@ def _measure(recipe: Recipe):
     return run
 
 
-def _card(recipe: Recipe):
-    def run(context: Context) -> Outcome:
-        records = Records(
-            quantize=read_record(context.path(QUANTIZE_RECORD), QuantizeRecord),
-            smoke=read_record(context.path(SMOKE_RECORD), SmokeRecord),
-            bench=read_record(context.path(BENCH_RECORD), BenchRecord),
-        )
-        text = render_card(recipe, records, version=context.request.version, plot=PLOT)
-        card = context.path(CARD)
-        card.parent.mkdir(exist_ok=True)
-        write_text(card, text)
-        # The card links its plot relative to itself: put it there, so the link resolves.
-        (card.parent / PLOT).parent.mkdir(parents=True, exist_ok=True)
-        copy_file(context.path("bench") / "bench.png", card.parent / PLOT)
-        return Outcome(CARD, f"{card}")
-
-    return run
+def card_request(context: Context) -> CardRequest:
+    return CardRequest(
+        records=RunRecords(
+            quantize_record=context.path(QUANTIZE_RECORD),
+            smoke_record=context.path(SMOKE_RECORD),
+            bench_record=context.path(BENCH_RECORD),
+            plot=context.path(PLOT),
+        ),
+        output=context.path(CARD),
+        version=context.request.version,
+    )
 
 
-def _publish(recipe: Recipe):
-    def run(context: Context) -> Outcome:
-        tag = publish_to_folder(
-            context.path(CHECKPOINT),
-            context.path(CARD).read_text(),
-            context.path(HUB),
-            repo=recipe.model.published,
-            version=context.request.version,
-            extra={PLOT: context.path("bench") / "bench.png"},
-        )
-        return Outcome(str(tag.relative_to(context.run_dir)), f"published and tagged: {tag}")
+def publish_request(recipe: Recipe, context: Context) -> PublishRequest:
+    """Into the run folder's hub/ (the Hub's stand-in), verified before it is tagged."""
+    return PublishRequest(
+        checkpoint=context.path(CHECKPOINT),
+        repo=recipe.model.published,
+        version=context.request.version,
+        card=context.path(CARD),
+        records=RunRecords(plot=context.path(PLOT)),
+        to=context.path(HUB),
+    )
 
-    return run
+
+def _tag_file(req: PublishRequest) -> str:
+    """The publish step's record: the tag file, which records the digests it names."""
+    return f"{HUB}/{req.repo}/tags/{req.version}"
 
 
 def _folder_still_there(name: str):
@@ -182,7 +171,7 @@ def steps(recipe: Recipe) -> list[Step]:
             lambda c: {"quantize": recipe.quantize.model_dump(mode="json")},
             _folder_still_there(CHECKPOINT),
         ),
-        Step("verify", _verify(recipe)),
+        Step("verify", shared.step_verify(recipe, verify_request)),
         Step(
             "serve-copy",
             _served_copy(recipe),
@@ -194,8 +183,16 @@ def steps(recipe: Recipe) -> list[Step]:
             _measure(recipe),
             lambda c: {"rehearsal": rehearsal.model_dump(mode="json")},
         ),
-        Step("card", _card(recipe), lambda c: {"version": c.request.version}),
-        Step("publish", _publish(recipe), lambda c: {"repo": recipe.model.published}),
+        Step(
+            "card",
+            shared.step_card(recipe, card_request, CARD),
+            lambda c: {"version": c.request.version},
+        ),
+        Step(
+            "publish",
+            shared.step_publish(recipe, lambda c: publish_request(recipe, c), _tag_file),
+            lambda c: {"repo": recipe.model.published},
+        ),
     ]
 
 

@@ -58,6 +58,11 @@ class Step:
     still_valid: Callable[[Context, StepEntry], bool] | None = None
 
 
+def recipe_digest(recipe: Any) -> str:
+    """What the recipe is, for a step's key and the run manifest (one place computes it)."""
+    return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
+
+
 def step_key(name: str, inputs: Mapping[str, Any], previous: str) -> str:
     text = json.dumps({"step": name, "inputs": inputs, "after": previous}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glm51 import __version__
 from glm51.findings import Finding, Severity
 
 # verify's findings are the same type as preflight's: all errors, each naming where.
@@ -47,6 +48,8 @@ class Report:
         data = asdict(self)
         data["folder"] = str(self.folder)
         data["ok"] = self.ok
+        data["written_by"] = "glm51 verify"  # a record glm51 may replace on a re-run
+        data["glm51_version"] = __version__
         # The report's schema is unchanged: a problem is its check, where and message.
         data["problems"] = [
             {"check": p.check, "where": p.where, "message": p.message} for p in self.problems

@@ -274,7 +274,10 @@ def check_output_file(
         return
     if not path.is_file():
         raise InputError(f"{option} {path}: exists and is not a file; glm51 will not replace it")
-    ours = replace or marker_kind(path.parent) in FILE_FOLDERS or _is_glm51_record(path)
+    # In a reports or run folder of glm51's, at any depth (a release run's card/README.md).
+    owner = _marked_ancestor(path)
+    in_ours = owner is not None and marker_kind(owner) in FILE_FOLDERS
+    ours = replace or in_ours or _is_glm51_record(path)
     if not ours:
         raise InputError(
             f"{option} {path}: exists, and glm51 cannot tell that it wrote it (it replaces only "

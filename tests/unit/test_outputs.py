@@ -351,6 +351,24 @@ def test_check_output_file(tmp_path):
     )
 
 
+def test_a_file_anywhere_inside_a_run_folder_is_glm51s_to_replace(tmp_path):
+    """A release run's card/README.md is rewritten on a re-run; the same file beside the run
+    folder, or inside a checkpoint glm51 wrote, is not."""
+    from glm51.outputs import check_output_file, mark
+
+    run, beside = tmp_path / "run", tmp_path / "beside"
+    for folder in (run / "card", beside):
+        folder.mkdir(parents=True)
+        (folder / "README.md").write_text("card")
+    mark(run, "release")
+    check_output_file(run / "card" / "README.md", option="--output")
+    with pytest.raises(InputError, match="cannot tell that it wrote it"):
+        check_output_file(beside / "README.md", option="--output")
+    mark(beside, "quantize")
+    with pytest.raises(InputError, match="a checkpoint glm51 wrote"):
+        check_output_file(beside / "README.md", option="--output")
+
+
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_an_output_at_any_depth_inside_an_input_is_refused(tmp_path, depth):
     model = tmp_path / "model"

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from glm51.cli import app
+from glm51.outputs import mark
 from glm51.release import measure
 from glm51.release.request import ReleaseRequest
 from glm51.release.runner import Context
@@ -86,3 +87,131 @@ def test_the_release_gates_requests_are_the_clis(tmp_path, recipe, intercepted):
     assert done.exit_code == 0, done.output
     assert intercepted["smoke"][0] == intercepted["smoke"][1]
     assert intercepted["bench"][0] == intercepted["bench"][1]
+
+
+# ---------------------------------------------------------------- verify, card, publish, quantize
+
+
+@pytest.fixture
+def intercepted_stages(monkeypatch):
+    """The requests run_verify, run_card, run_publish and quantize were called with, from the
+    CLI or from a release step (the stages themselves do not run)."""
+    from glm51.checkpoint.verify import Report
+    from glm51.checkpoint.verify import stage as verify_stage
+    from glm51.publish import stage as publish_stage
+    from glm51.publish.run import Outcome
+    from glm51.quantize import stage as quantize_stage
+    from glm51.release import steps
+
+    seen: dict[str, list] = {"verify": [], "card": [], "publish": [], "quantize": []}
+
+    def run_verify(req, recipe, **kw):
+        seen["verify"].append(req)
+        return Report(req.checkpoint)
+
+    def run_card(req, recipe, **kw):
+        seen["card"].append(req)
+        return "card\n"
+
+    def run_publish(req, recipe, **kw):
+        seen["publish"].append(req)
+        return Outcome(req.repo, req.version, "published", "plan")
+
+    def quantize(req, recipe, **kw):
+        seen["quantize"].append(req)
+        record = req.work_dir.parent / "intercepted-record.json"
+        record.write_text("{}")
+        report = SimpleNamespace(merged=SimpleNamespace(warning=()), warn_below=0)
+        return SimpleNamespace(
+            report=report, output=req.output, reports={"md": ""}, record_path=record
+        )
+
+    for module in (verify_stage, steps):
+        monkeypatch.setattr(module, "run_verify", run_verify)
+    for module in (publish_stage, steps):
+        monkeypatch.setattr(module, "run_card", run_card)
+        monkeypatch.setattr(module, "run_publish", run_publish)
+    monkeypatch.setattr(quantize_stage, "quantize", quantize)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    return seen
+
+
+def _cli(*args: str) -> None:
+    done = CliRunner().invoke(app, [str(a) for a in args])
+    assert done.exit_code == 0, done.output
+
+
+@pytest.fixture
+def production_run(tmp_path, monkeypatch):
+    from glm51.release import production
+
+    checkpoint, run = tmp_path / "ckpt", tmp_path / "run"
+    checkpoint.mkdir()
+    (run / "smoke").mkdir(parents=True)
+    (run / "bench").mkdir()
+    mark(run, "release")  # a run folder, as `glm51 release` claims it
+    for record in ("smoke/smoke.json", "bench/bench.json"):
+        (run / record).write_text("{}")  # the card step names the records the run holds
+    image = SimpleNamespace(tags=("ghcr.io/o/glm51:build-1",), image="cu130", digest="sha256:d")
+    monkeypatch.setattr(production, "_image", lambda context: image)
+    monkeypatch.setattr(production, "tag_points_to", lambda tag, digest: True)
+    return Context(run, ReleaseRequest(version="v1.2.3", checkpoint=checkpoint))
+
+
+def test_the_releases_verify_card_and_publish_requests_are_the_clis(
+    production_run, recipe, intercepted_stages
+):
+    from glm51.release import production
+
+    context, seen = production_run, intercepted_stages
+    run, checkpoint = context.run_dir, context.request.checkpoint
+    for step in ("verify", "card", "publish"):
+        getattr(production, f"step_{step}")(recipe)(context)
+    (run / "README.md").write_text("card\n")  # what the card step wrote, for publish's --card
+    _cli("verify", checkpoint, "--report", run / "verify.json")
+    _cli(
+        *("card", "--output", run / "README.md", "--version", "v1.2.3"),
+        *("--smoke-record", run / "smoke/smoke.json", "--bench-record", run / "bench/bench.json"),
+    )
+    _cli(
+        *("publish", checkpoint, "--repo", recipe.model.published, "--version", "v1.2.3"),
+        *("--card", run / "README.md", "--report", run / "publish.json"),
+    )
+    for stage in ("verify", "card", "publish"):
+        release, cli = seen[stage]
+        assert cli == release, stage
+
+
+def test_the_rehearsals_quantize_verify_card_and_publish_requests_are_the_clis(
+    tmp_path, recipe, intercepted_stages
+):
+    from glm51.release import rehearsal
+
+    run, seen = tmp_path / "run", intercepted_stages
+    context = Context(run, ReleaseRequest(rehearsal=True, version="v0.1.0"))
+    for folder in ("tiny-bf16", "checkpoint", "bench", "smoke"):
+        (run / folder).mkdir(parents=True)
+    mark(run, "release")
+    for record in ("calib.jsonl", "smoke/smoke.json", "bench/bench.json", "bench/bench.png"):
+        (run / record).write_text("{}")
+    chain = {step.name: step.run for step in rehearsal.steps(recipe)}
+    for step in ("quantize", "verify", "card", "publish"):
+        chain[step](context)
+    (run / "card" / "README.md").write_text("card\n")
+    _cli(
+        *("quantize", "--model", run / "tiny-bf16", "--output", run / "checkpoint"),
+        *("--work-dir", run / "quantize-work", "--calib-file", run / "calib.jsonl", "--overwrite"),
+    )
+    _cli("verify", run / "checkpoint", "--report", run / "verify.json")
+    _cli(
+        *("card", "--output", run / "card/README.md", "--version", "v0.1.0"),
+        *("--quantize-record", run / "quantize.json", "--smoke-record", run / "smoke/smoke.json"),
+        *("--bench-record", run / "bench/bench.json", "--plot", run / "bench/bench.png"),
+    )
+    _cli(
+        *("publish", run / "checkpoint", "--repo", recipe.model.published, "--version", "v0.1.0"),
+        *("--card", run / "card/README.md", "--plot", run / "bench/bench.png", "--to", run / "hub"),
+    )
+    for stage in ("quantize", "verify", "card", "publish"):
+        release, cli = seen[stage]
+        assert cli == release, stage

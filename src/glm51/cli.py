@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperOption
 
 from glm51 import __version__, env, source_url
 from glm51.bench import cli as bench_cli
@@ -26,6 +25,7 @@ from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
 from glm51.errors import Glm51Error, from_os_error
 from glm51.image import cli as image_cli
+from glm51.options import Group, command_class
 from glm51.preflight import cli as preflight_cli
 from glm51.publish import cli as publish_cli
 from glm51.quantize import cli as quantize_cli
@@ -39,21 +39,9 @@ DEBUG_ENV = env.DEBUG
 err = Console(stderr=True)
 
 
-def _flags_take_no_type(option_class: type) -> None:
-    """typer's rich help prints a type beside every option, `<bool>` for on/off flags, which
-    reads as if they took a value: flags show none."""
-    shown = option_class.display_type_rich
-
-    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
-        return None if getattr(self, "is_flag", False) else shown(self, ctx)
-
-    option_class.display_type_rich = display_type_rich
-
-
-_flags_take_no_type(TyperOption)
-
 app = typer.Typer(
     name="glm51",
+    cls=Group,
     help="Build, verify, serve and release GLM-5.1-NVFP4 (SGLang + b12x on Blackwell).\n\n"
     "Exit codes: 0 ok, 2 usage, 3 bad input (recipe, checkpoint, data), 4 preflight failed, "
     "5 gate failed, 6 infrastructure failed (a tool, server or network), 1 a bug in glm51.",
@@ -131,11 +119,16 @@ def _bug_reports() -> str:
     return f"Please report it at {url}/issues" if url else "Please report it to glm51's maintainers"
 
 
-def _guard(group: typer.Typer) -> None:
+def _guard(group: typer.Typer, path: str = "") -> None:
+    """Every command: typed errors become exit codes; glm51's command class (flags, renamed
+    spellings)."""
     for command in group.registered_commands:
         command.callback = _typed_errors(command.callback)
+        name = command.name or command.callback.__name__
+        command.cls = command_class(f"{path}{name}")
     for sub in group.registered_groups:
-        _guard(sub.typer_instance)
+        sub.cls = Group
+        _guard(sub.typer_instance, f"{path}{sub.name} ")
 
 
 # Each stage adds its own commands; a stage that needs torch imports it when its command runs.

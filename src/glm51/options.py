@@ -1,9 +1,15 @@
-"""Options shared by several commands."""
+"""glm51's command-line vocabulary: the options several commands share (one declaration,
+one meaning per flag name), the spellings renamed for that (each still works for one
+release, with a notice), and the typer command class that applies both."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from glm51 import env
 
@@ -71,6 +77,71 @@ def output_file_option(what: str) -> typer.models.OptionInfo:
     return typer.Option("--output", "-o", dir_okay=False, help=f"Write {what} here.")
 
 
-def renamed(command: str, old: str, new: str) -> None:
-    """An old spelling still works for one release, and says so on stderr."""
-    typer.echo(f"glm51 {command}: {old} is deprecated and will be removed; use {new}", err=True)
+# Flags renamed so that each name has one meaning; the old spelling still works for one
+# release and says so on stderr. Command path -> {old spelling: new}.
+RENAMED: dict[str, dict[str, str]] = {
+    "verify": {"--samples": "--experts"},  # --samples counts conversations (release)
+    "publish": {"--endpoint": "--hub-endpoint"},  # --endpoint is a server (smoke, bench)
+    "bench": {"--timeout": "--stall-timeout"},  # --timeout is one request's (smoke)
+    "calib build": {"--out": "--output"},  # --out is a reports folder (smoke, bench, image)
+    "image build": {"--repo": "--checkout"},  # --repo is the Hub repo (publish)
+    "image update-pins": {"--repo": "--checkout"},
+}
+
+
+def respell(command: str, renamed: Mapping[str, str], args: Sequence[str]) -> list[str]:
+    """``args`` with the old spellings replaced (up to a bare `--`: what follows is another
+    program's), each one noted once on stderr."""
+    out, noted = list(args), set()
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        name, eq, value = arg.partition("=")
+        if name in renamed:
+            out[i] = f"{renamed[name]}{eq}{value}"
+            if name not in noted:
+                noted.add(name)
+                typer.echo(
+                    f"glm51 {command}: {name} is deprecated and will be removed; use "
+                    f"{renamed[name]}",
+                    err=True,
+                )
+    return out
+
+
+def _no_type(ctx: Any = None) -> None:
+    return None
+
+
+class _FlagsShowNoType:
+    """typer prints a type beside every option, `<bool>` for an on/off flag, which reads as
+    if it took a value: a flag shows none."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]  # declared ones and --help
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.display_type_rich = _no_type
+        return params
+
+
+class Group(_FlagsShowNoType, TyperGroup):
+    """glm51 and its command groups (image, calib, recipe)."""
+
+
+class Command(_FlagsShowNoType, TyperCommand):
+    """Every glm51 command; a renamed flag's old spelling still works (RENAMED)."""
+
+    renamed: ClassVar[Mapping[str, str]] = {}
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        path = ctx.command_path.split(" ", 1)[-1]  # without the program's name
+        return super().parse_args(ctx, respell(path, self.renamed, args))
+
+
+def command_class(path: str) -> type[Command]:
+    """The command class for the command at ``path`` ("verify", "image build")."""
+    renamed = RENAMED.get(path)
+    if not renamed:
+        return Command
+    return type("Command", (Command,), {"renamed": renamed})

@@ -123,7 +123,7 @@ CASES = [
     ),
     Case(
         "image-build-out-foreign",
-        lambda t: ["image", "build", "--repo", str(REPO), "--out", str(t / "docs")],
+        lambda t: ["image", "build", "--checkout", str(REPO), "--out", str(t / "docs")],
         3,
         lambda t: [f"--out {t / 'docs'}: holds files glm51 did not write"],
         needs_tiny=False,
@@ -131,7 +131,7 @@ CASES = [
     # -- the tracebacks: each is now a named error -------------------------------------------
     Case(
         "calib-build-offline",
-        lambda t: ["calib", "build", "coding", "--out", str(t / "c.npz")],
+        lambda t: ["calib", "build", "coding", "--output", str(t / "c.npz")],
         6,
         lambda t: ["HF_HUB_OFFLINE is set", "--tokenizer FOLDER", "--data-dir"],
         env={"HF_HUB_OFFLINE": "1"},
@@ -139,7 +139,7 @@ CASES = [
     ),
     Case(
         "calib-build-hub-unreachable",
-        lambda t: ["calib", "build", "broad", "--out", str(t / "c.npz")],
+        lambda t: ["calib", "build", "broad", "--output", str(t / "c.npz")],
         6,
         lambda t: ["http://127.0.0.1:9 cannot be reached", "--tokenizer FOLDER"],
         env=NO_HUB,
@@ -205,7 +205,7 @@ CASES = [
             "calib",
             "build",
             "coding",
-            "--out",
+            "--output",
             str(t / "c.npz"),
             "--tokenizer",
             str(t / "nope"),
@@ -220,7 +220,7 @@ CASES = [
             "calib",
             "build",
             "coding",
-            "--out",
+            "--output",
             str(t / "c.npz"),
             "--tokenizer",
             str(t / "empty"),

@@ -235,7 +235,7 @@ BENCH = [
     "8",
     "--context-32k",
     "300",
-    "--timeout",
+    "--stall-timeout",
     "300",
 ]
 

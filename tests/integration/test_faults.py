@@ -164,11 +164,11 @@ CASES = [
             str(t / "bf16"),
             "--data-dir",
             str(t / "bf16"),
-            "--out",
+            "--output",
             str(t / "bf16" / "deeper" / "c.npz"),
         ],
         3,
-        lambda t: [f"--out {t / 'bf16' / 'deeper' / 'c.npz'} is inside --data-dir"],
+        lambda t: [f"--output {t / 'bf16' / 'deeper' / 'c.npz'} is inside --data-dir"],
         setup=lambda t: (t / "bf16" / "deeper").mkdir(),
     ),
     Case(

@@ -128,7 +128,7 @@ def test_a_missed_gate_exits_5_and_still_writes_the_outputs(tmp_path):
 def test_a_server_dying_mid_stream_stops_the_bench(tmp_path):
     config = Config(rate_tok_s=2000, faults=frozenset({"die-mid-stream"}), die_after_chunks=20)
     with OpenAIDouble(config) as double:
-        result = bench(double.url, tmp_path, "--figures", "c32", "--timeout", "20")
+        result = bench(double.url, tmp_path, "--figures", "c32", "--stall-timeout", "20")
     assert exit_code(result) == 6
     assert "mid-answer" in error_text(result) or "cannot connect" in error_text(result)
     assert not (tmp_path / "bench.json").exists()

@@ -363,7 +363,7 @@ def test_calib_cli_records_then_builds(tmp_path, data_dir, tok):
     assert result.exit_code == 0, result.output
     assert "recorded" in result.output
     result = runner.invoke(
-        app, ["calib", "build", "broad", "--out", str(tmp_path / "b.npz"), *common]
+        app, ["calib", "build", "broad", "--output", str(tmp_path / "b.npz"), *common]
     )
     assert result.exit_code == 0, result.output
     calib = CalibSet.load(tmp_path / "b.npz")
@@ -496,7 +496,7 @@ def test_calib_build_says_whether_the_digest_was_checked(tmp_path, data_dir, tok
         "calib",
         "build",
         "broad",
-        "--out",
+        "--output",
         str(tmp_path / "broad.npz"),
         "--data-dir",
         str(data_dir),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -68,13 +68,14 @@ def bench_command(
     timeout: Annotated[
         float,
         typer.Option(
+            "--stall-timeout",
             min=0.1,
             max=SECONDS_MAX,
             help="Seconds a stream may stay silent before it counts as dead.",
         ),
     ] = 300.0,
     gate_set: Annotated[
-        str,
+        Literal["release", "rehearsal"],
         typer.Option(
             "--gates",
             help="Which of the recipe's gates decide the exit code: release ([gates], the "
@@ -110,7 +111,7 @@ def bench_command(
         served_name=served_name,
         hardware=hardware,
         profile=profile,
-        gate_set=gate_set,  # type: ignore[arg-type]  # checked by the request
+        gate_set=gate_set,
     )
     request.check()
     with _progress() as progress:

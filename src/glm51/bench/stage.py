@@ -52,7 +52,7 @@ class BenchRequest:
             ("--warmup", s.warmup_s, 0),
             ("--duration", s.duration_s, 0.1),
             ("--max-tokens", s.max_tokens, 2),
-            ("--timeout", s.timeout_s, 0.1),
+            ("--stall-timeout", s.timeout_s, 0.1),
             ("--context-32k", self.context_32k, 1),
             ("--context-128k", self.context_128k, 1),
         ):

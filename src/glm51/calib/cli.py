@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from glm51.errors import InputError
-from glm51.options import RecipeOption
+from glm51.options import RecipeOption, output_file_option
 from glm51.outputs import check_output_file
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _tokenizer(spec: str | None, recipe: Recipe):
 
 def build_command(
     pass_name: Annotated[str, typer.Argument(metavar="PASS", help="A recipe pass name.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Write the set here (.npz).")],
+    out: Annotated[Path, output_file_option("the set (.npz)")],
     data_dir: DataDirOption = None,
     tokenizer: TokenizerOption = None,
     recipe: RecipeOption = None,
@@ -66,7 +66,7 @@ def build_command(
         )
     # Never over a file glm51 did not write (a manifest, data), never inside an input.
     check_output_file(
-        out, option="--out", inputs={"--data-dir": data_dir, "--tokenizer": tokenizer}
+        out, option="--output", inputs={"--data-dir": data_dir, "--tokenizer": tokenizer}
     )
     manifest = load_manifest(manifest_path)
     calib = build_pass(manifest_path, _tokenizer(tokenizer, loaded), data_dir=data_dir)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from glm51.checkpoint.names import MANIFEST
-from glm51.options import JsonOption, RecipeOption, ReportOption, renamed
+from glm51.options import JsonOption, RecipeOption, ReportOption
 from glm51.ui import byte_progress, err, out
 
 if TYPE_CHECKING:
@@ -67,10 +67,6 @@ def verify_command(
     experts: Annotated[
         int, typer.Option("--experts", min=1, help="Experts the --source check samples.")
     ] = 8,
-    old_samples: Annotated[
-        int | None,
-        typer.Option("--samples", min=1, hidden=True, help="Deprecated spelling of --experts."),
-    ] = None,
     max_error: Annotated[
         float,
         typer.Option(min=0, max=10, help="Largest relative L2 error the --source check accepts."),
@@ -94,9 +90,6 @@ def verify_command(
     from glm51.checkpoint.verify.stage import VerifyRequest, raise_for, run_verify
     from glm51.recipe.load import load_recipe
 
-    if old_samples is not None:  # one meaning per flag: --samples counts conversations elsewhere
-        renamed("verify", "--samples", "--experts")
-        experts = old_samples
     request = VerifyRequest(
         checkpoint=checkpoint,
         write=write,

@@ -19,7 +19,10 @@ from glm51.outputs import claim_output_folder
 RepoOption = Annotated[
     Path,
     typer.Option(
-        "--repo", help="Repository root (the build context).", file_okay=False, exists=True
+        "--checkout",
+        help="The glm51 checkout (the build context).",
+        file_okay=False,
+        exists=True,
     ),
 ]
 ImageOption = Annotated[
@@ -109,7 +112,9 @@ def build_command(
 
 
 def tags_command(
-    version: Annotated[str, typer.Option(help="glm51 version")],
+    version: Annotated[
+        str, typer.Option(help="The release version, X.Y.Z (as `glm51 --version` prints it).")
+    ],
     sha: Annotated[str, typer.Option(help="git commit")],
     slim: Annotated[bool, typer.Option("--slim", help="The slim CI target's tags.")] = False,
     image: ImageOption = None,

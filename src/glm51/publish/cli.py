@@ -18,7 +18,6 @@ from glm51.options import (
     ReportOption,
     dry_run_option,
     output_file_option,
-    renamed,
 )
 from glm51.publish.hub import DEFAULT_TIMEOUT_S
 from glm51.publish.plan import DEFAULT_COMMIT_BYTES
@@ -96,7 +95,6 @@ def card_command(
 
 
 def publish_command(
-    ctx: typer.Context,
     checkpoint: Annotated[
         Path, typer.Argument(help="The verified NVFP4 checkpoint folder.", file_okay=False)
     ],
@@ -125,10 +123,6 @@ def publish_command(
         typer.Option(
             "--hub-endpoint", envvar="HF_ENDPOINT", help="The Hub's URL (default: huggingface.co)."
         ),
-    ] = None,
-    old_endpoint: Annotated[
-        str | None,
-        typer.Option("--endpoint", hidden=True, help="Deprecated spelling of --hub-endpoint."),
     ] = None,
     hub_timeout: Annotated[
         float,
@@ -161,13 +155,6 @@ def publish_command(
     from glm51.publish.stage import PublishRequest, run_publish
     from glm51.recipe.load import load_recipe
 
-    if old_endpoint is not None:  # one meaning per flag: --endpoint is a server elsewhere
-        renamed("publish", "--endpoint", "--hub-endpoint")
-        from click.core import ParameterSource
-
-        # The command line wins over HF_ENDPOINT, whichever spelling it used.
-        if ctx.get_parameter_source("hub_endpoint") is not ParameterSource.COMMANDLINE:
-            hub_endpoint = old_endpoint
     request = PublishRequest(
         checkpoint=checkpoint,
         repo=repo,

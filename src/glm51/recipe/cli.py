@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from glm51.options import RecipeOption
+from glm51.options import RecipeOption, output_file_option
 from glm51.outputs import check_output_file, write_text
 
 
@@ -30,9 +30,7 @@ def show_command(recipe: RecipeOption = None) -> None:
 
 
 def schema_command(
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
-    ] = None,
+    output: Annotated[Path | None, output_file_option("the reference (default: stdout)")] = None,
 ) -> None:
     """Generate the recipe reference (docs/recipe.md) from the typed models."""
     from glm51.recipe.docs import render_schema_markdown

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from glm51 import __version__, env, source_url
+from glm51 import __version__, env, source_url, ui
 from glm51.bench import cli as bench_cli
 from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
@@ -36,7 +35,7 @@ from glm51.smoke import cli as smoke_cli
 
 DEBUG_ENV = env.DEBUG
 
-err = Console(stderr=True)
+err = ui.err
 
 
 app = typer.Typer(

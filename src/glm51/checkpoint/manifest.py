@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from glm51.checkpoint.names import MANIFEST
 from glm51.checkpoint.safetensors import ShardHeader
 from glm51.outputs import write_text
 from glm51.records.base import read_versioned_json
+from glm51.ui import Progress, quiet
 
 SCHEMA_VERSION = 1
 BLOCK = 8 * 1024 * 1024  # read size: large enough that Python's overhead vanishes
@@ -39,8 +40,6 @@ BLOCK = 8 * 1024 * 1024  # read size: large enough that Python's overhead vanish
 NOT_RECORDED = frozenset({MANIFEST, "README.md", ".gitattributes"})
 # The tools whose versions are recorded (distribution names; read from metadata, not imported).
 TOOLS = ("glm51", "torch", "transformers", "nvidia-modelopt", "safetensors", "huggingface_hub")
-
-Progress = Callable[[int], None]  # bytes just read
 
 
 class _Frozen(BaseModel):
@@ -127,7 +126,7 @@ def hash_file(
     path: Path,
     header: ShardHeader | None = None,
     *,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
     block: int = BLOCK,
 ) -> Digest:
     """sha256 of ``path``; with ``header``, also the sha256 of every tensor's bytes, in the
@@ -168,7 +167,7 @@ def hash_files(
     jobs: Mapping[str, tuple[Path, ShardHeader | None]],
     *,
     threads: int | None = None,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> dict[str, Digest]:
     """Hash several files at once (name -> (path, header or None)); keeps the names' order."""
     workers = max(1, min(threads or os.cpu_count() or 1, len(jobs)))
@@ -199,7 +198,7 @@ def build(
     *,
     recipe=None,
     threads: int | None = None,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
     timestamp: bool = True,
 ) -> Manifest:
     """Hash ``folder`` (shards with their tensors, other files whole) into a Manifest.

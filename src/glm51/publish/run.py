@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,8 +24,7 @@ from glm51.publish.plan import (
     mismatches,
 )
 from glm51.recipe.schema import Recipe
-
-Log = Callable[[str], None]
+from glm51.ui import Log, Progress, quiet
 
 
 @dataclass
@@ -81,8 +80,8 @@ def publish(
     dry_run: bool = False,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
     threads: int | None = None,
-    log: Log = lambda _: None,
-    progress: Callable[[int], None] = lambda _: None,
+    log: Log = quiet,
+    progress: Progress = quiet,
 ) -> Outcome:
     folder = Path(folder)
     check_names(repo, version)

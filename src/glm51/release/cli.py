@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from glm51 import __version__
 from glm51.errors import InputError
@@ -17,8 +15,7 @@ from glm51.outputs import claim_output_folder
 from glm51.publish.plan import check_names
 from glm51.release.names import STEPS
 from glm51.release.request import ReleaseRequest
-
-err = Console(stderr=True, soft_wrap=True)
+from glm51.ui import say
 
 
 def release_command(
@@ -111,7 +108,7 @@ def release_command(
             f"{folder}: this release began with another recipe (sha256 {recorded}); a release "
             "runs on one recipe: use another --run-dir, or the recipe it began with"
         )
-    context = Context(folder, request, log=lambda m: err.print(escape(m), highlight=False))
+    context = Context(folder, request, log=say)
     if rehearsal_mode:
         from glm51.release import rehearsal  # numpy, torch, transformers, ModelOpt
 

@@ -22,9 +22,9 @@ from glm51.errors import Glm51Error, InputError
 from glm51.records.base import read_record, utc_now, write_record
 from glm51.records.release import RunManifest, StepEntry
 from glm51.release.request import ReleaseRequest
+from glm51.ui import Log
 
 RUN_MANIFEST = "run.json"
-Log = Callable[[str], None]
 
 
 @dataclass

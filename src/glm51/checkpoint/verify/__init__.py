@@ -19,7 +19,6 @@ compared with the BF16 source. Nothing in the folder is modified, except the man
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from glm51.checkpoint.verify.contents import contents
@@ -30,6 +29,7 @@ from glm51.checkpoint.verify.report import DeepResult, Problem, Report, read_jso
 from glm51.checkpoint.verify.structure import structure
 from glm51.errors import InputError
 from glm51.recipe.schema import Recipe
+from glm51.ui import Progress, quiet
 
 __all__ = [
     "DeepResult",
@@ -52,7 +52,7 @@ def verify(
     samples: int = 8,
     max_rel_error: float = 0.25,
     threads: int | None = None,
-    progress: Callable[[int], None] = lambda _: None,
+    progress: Progress = quiet,
 ) -> Report:
     """Every check on ``folder``; returns the report (it raises only for unusable arguments)."""
     folder = Path(folder)

@@ -5,15 +5,14 @@ passes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from glm51.checkpoint import manifest as mf
 from glm51.checkpoint.safetensors import ShardHeader
 from glm51.checkpoint.verify.report import Report
 from glm51.recipe.schema import Recipe
-
-Progress = Callable[[int], None]
+from glm51.ui import Progress
 
 
 def contents(

@@ -62,6 +62,20 @@ ReleaseVersionOption = Annotated[
 ]
 
 
+def seconds_option(what: str, *, name: str | None = None, least: float = 0.1) -> Any:
+    """A duration in seconds: ``least`` up to a week (finite: `inf` is refused by name)."""
+    return typer.Option(*((name,) if name else ()), min=least, max=SECONDS_MAX, help=what)
+
+
+# The server smoke and bench talk to, and the model name they ask it for.
+EndpointOption = Annotated[
+    str | None, typer.Option(help="Base URL of the server, e.g. http://127.0.0.1:30000.")
+]
+ServedNameOption = Annotated[
+    str | None, typer.Option(help="Model name to ask for (default: the recipe's served_name).")
+]
+
+
 def dry_run_option(does: str) -> typer.models.OptionInfo:
     """`--dry-run`: a plain flag (no --no-dry-run); ``does`` says what it prints instead."""
     return typer.Option("--dry-run", help=does)

@@ -19,6 +19,7 @@ from glm51.errors import InfraError, InputError
 from glm51.publish.card import render_card
 from glm51.publish.hub import Hub
 from glm51.publish.plan import git_blob_sha1
+from glm51.publish.request import PublishRequest
 from glm51.publish.run import publish
 from tests.doubles.hub import HubDouble
 from tests.support import checkpoint as ck
@@ -55,17 +56,11 @@ def card(recipe) -> bytes:
     return render_card(recipe, version="v1.0.0").encode()
 
 
-def run(folder, recipe, hub, card, version="v1.0.0", **kw):
-    return publish(
-        folder,
-        recipe,
-        repo=REPO,
-        version=version,
-        card=card,
-        hub=Hub(endpoint=hub.url),
-        commit_bytes=SHARD_BYTES,
-        **kw,
+def run(folder, recipe, hub, card, version="v1.0.0", dry_run=False, **kw):
+    req = PublishRequest(
+        checkpoint=folder, repo=REPO, version=version, dry_run=dry_run, commit_bytes=SHARD_BYTES
     )
+    return publish(req, recipe, card=card, hub=Hub(endpoint=hub.url), **kw)
 
 
 def sha256(path: Path) -> str:
@@ -309,7 +304,8 @@ def test_a_read_only_token_is_bad_input_not_an_outage(hub, folder, recipe, card)
 
 
 def _dry_run(folder, recipe, card, hub: Hub):
-    return publish(folder, recipe, repo=REPO, version="v1.0.0", card=card, hub=hub, dry_run=True)
+    req = PublishRequest(checkpoint=folder, repo=REPO, version="v1.0.0", dry_run=True)
+    return publish(req, recipe, card=card, hub=hub)
 
 
 def test_a_refused_connection_says_so_and_that_nothing_was_committed(folder, recipe, card):

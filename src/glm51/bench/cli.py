@@ -10,7 +10,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from glm51.options import SECONDS_MAX, RecipeOption
+from glm51.options import (
+    SECONDS_MAX,
+    EndpointOption,
+    RecipeOption,
+    ServedNameOption,
+    seconds_option,
+)
 
 if TYPE_CHECKING:
     from glm51.bench.run import FigureSpec
@@ -20,9 +26,7 @@ err = Console(stderr=True)
 
 
 def bench_command(
-    endpoint: Annotated[
-        str, typer.Option(help="Base URL of the server, e.g. http://127.0.0.1:30000.")
-    ],
+    endpoint: EndpointOption,
     out_dir: Annotated[
         Path,
         typer.Option("--out", help="Where bench.json, bench.md and bench.png go.", file_okay=False),
@@ -58,20 +62,15 @@ def bench_command(
             "with its size and not gated.",
         ),
     ] = 131072,
-    served_name: Annotated[
-        str | None, typer.Option(help="Model name to ask for (default: the recipe's served_name).")
-    ] = None,
+    served_name: ServedNameOption = None,
     hardware: Annotated[str, typer.Option(help="What the server runs on, for the card.")] = "",
     profile: Annotated[
         str | None, typer.Option(help="The serve profile the server runs, for the record.")
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option(
-            "--stall-timeout",
-            min=0.1,
-            max=SECONDS_MAX,
-            help="Seconds a stream may stay silent before it counts as dead.",
+        seconds_option(
+            "Seconds a stream may stay silent before it counts as dead.", name="--stall-timeout"
         ),
     ] = 300.0,
     gate_set: Annotated[

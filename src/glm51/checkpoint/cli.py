@@ -100,7 +100,6 @@ def verify_command(
         threads=threads,
         report=report,
     )
-    request.check()
     loaded = load_recipe(recipe)
     total = (
         sum((checkpoint / n).stat().st_size for n in mf.recorded_files(checkpoint))

@@ -11,20 +11,20 @@ import typer
 from rich.markup import escape
 
 from glm51.options import (
-    SECONDS_MAX,
     ProfileOption,
     RecipeOption,
     ReleaseVersionOption,
     ReportOption,
     dry_run_option,
     output_file_option,
+    seconds_option,
 )
 from glm51.publish.hub import DEFAULT_TIMEOUT_S
 from glm51.publish.plan import DEFAULT_COMMIT_BYTES
 from glm51.ui import byte_progress, err, out, say
 
 if TYPE_CHECKING:
-    from glm51.publish.stage import RunRecords
+    from glm51.publish.request import RunRecords
 
 ImageRecordOption = Annotated[
     Path | None, typer.Option("--image-record", dir_okay=False, help="glm51 image build's record.")
@@ -54,7 +54,7 @@ PlotOption = Annotated[
 
 
 def _records(image, quantize, smoke, bench, plot) -> RunRecords:
-    from glm51.publish.stage import RunRecords
+    from glm51.publish.request import RunRecords
 
     return RunRecords(
         image_record=image,
@@ -88,7 +88,6 @@ def card_command(
         version=version,
         profile=profile,
     )
-    request.check()
     text = run_card(request, load_recipe(recipe), log=say)
     if output is None:
         typer.echo(text, nl=False)
@@ -126,11 +125,7 @@ def publish_command(
     ] = None,
     hub_timeout: Annotated[
         float,
-        typer.Option(
-            min=1,
-            max=SECONDS_MAX,
-            help="Seconds the Hub may take to accept a connection or to answer a request.",
-        ),
+        seconds_option("Seconds the Hub may take to connect or to answer a request.", least=1),
     ] = DEFAULT_TIMEOUT_S,
     to: Annotated[
         Path | None,
@@ -169,7 +164,6 @@ def publish_command(
         to=to,
         report=report,
     )
-    request.check()  # before the recipe, the Hub and hours of hashing
     loaded = load_recipe(recipe)
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if dry_run:

@@ -15,7 +15,6 @@ from glm51.errors import InfraError, InputError
 from glm51.publish.hub import Hub
 from glm51.publish.plan import (
     CARD,
-    DEFAULT_COMMIT_BYTES,
     LocalFile,
     Plan,
     check_names,
@@ -23,6 +22,7 @@ from glm51.publish.plan import (
     make_plan,
     mismatches,
 )
+from glm51.publish.request import PublishRequest
 from glm51.recipe.schema import Recipe
 from glm51.ui import Log, Progress, quiet
 
@@ -69,21 +69,19 @@ def _sha256(data: bytes) -> str:
 
 
 def publish(
-    folder: Path | str,
+    req: PublishRequest,
     recipe: Recipe,
     *,
-    repo: str,
-    version: str,
     card: bytes,
     hub: Hub,
     extra: Mapping[str, bytes] = {},
-    dry_run: bool = False,
-    commit_bytes: int = DEFAULT_COMMIT_BYTES,
     threads: int | None = None,
     log: Log = quiet,
     progress: Progress = quiet,
 ) -> Outcome:
-    folder = Path(folder)
+    """The request's checkpoint to its repo and version on ``hub``, with ``card`` as README.md
+    and ``extra`` files (a plot); see the module's steps."""
+    folder, repo, version, dry_run = req.checkpoint, req.repo, req.version, req.dry_run
     check_names(repo, version)
     if not (folder / mf.MANIFEST).is_file():
         raise InputError(
@@ -119,7 +117,7 @@ def publish(
 
     # 2. What the Hub has, and the plan.
     state = hub.state(repo, version)
-    plan: Plan = make_plan(repo, version, files, state, commit_bytes=commit_bytes)
+    plan: Plan = make_plan(repo, version, files, state, commit_bytes=req.commit_bytes)
     outcome = Outcome(repo, version, "dry-run", plan.describe(), huggingface_hub=hub.version)
     if dry_run:
         return outcome

@@ -21,7 +21,7 @@ from glm51.errors import InfraError, InputError, PreflightError
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
 from glm51.outputs import write_text
-from glm51.publish.stage import CardRequest, PublishRequest, RunRecords
+from glm51.publish.request import CardRequest, PublishRequest, RunRecords
 from glm51.recipe.schema import Recipe
 from glm51.records import ImageRecord, read_record
 from glm51.release import steps as shared

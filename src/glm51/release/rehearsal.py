@@ -16,7 +16,7 @@ from glm51.checkpoint.dequant import to_bf16
 from glm51.checkpoint.verify.stage import VerifyRequest
 from glm51.endpoint.health import wait_ready
 from glm51.outputs import copy_file, is_marked, write_text
-from glm51.publish.stage import CardRequest, PublishRequest, RunRecords
+from glm51.publish.request import CardRequest, PublishRequest, RunRecords
 from glm51.quantize import stage
 from glm51.quantize.tiny import build_tiny_model
 from glm51.recipe.schema import Recipe

@@ -13,7 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from glm51.errors import InputError
-from glm51.options import SECONDS_MAX, ProfileOption, RecipeOption
+from glm51.options import (
+    SECONDS_MAX,
+    EndpointOption,
+    ProfileOption,
+    RecipeOption,
+    ServedNameOption,
+)
 
 if TYPE_CHECKING:
     from glm51.records import SmokeCheck, SmokeRecord
@@ -46,9 +52,7 @@ def smoke_command(
             help="With --launch: arguments for `glm51 serve` (after --).", show_default=False
         ),
     ] = None,
-    endpoint: Annotated[
-        str | None, typer.Option(help="Base URL of the server, e.g. http://127.0.0.1:30000.")
-    ] = None,
+    endpoint: EndpointOption = None,
     launch: Annotated[
         bool,
         typer.Option(
@@ -63,9 +67,7 @@ def smoke_command(
         list[str] | None,
         typer.Option(help="Run only this tier: protocol or glm (repeatable; default: both)."),
     ] = None,
-    served_name: Annotated[
-        str | None, typer.Option(help="Model name to ask for (default: the recipe's served_name).")
-    ] = None,
+    served_name: ServedNameOption = None,
     needle_tokens: Annotated[
         str | None,
         typer.Option(help="Context sizes for the needle, comma-separated (default: the recipe's)."),

@@ -1,0 +1,100 @@
+"""verify's, card's and publish's requests: each refusal names its option, before any work
+(nothing is read, rendered, hashed or written); the card's plot lands where it links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from glm51.checkpoint.verify.stage import VerifyRequest, raise_for, run_verify
+from glm51.errors import InputError
+from glm51.publish.request import CardRequest, PublishRequest, RunRecords
+from glm51.publish.stage import run_card
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "records"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "ckpt").mkdir()
+    return tmp_path / "ckpt"
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({"experts": 0}, "--experts 0: expected at least 1"),
+        ({"max_error": 10.5}, "--max-error 10.5: expected 0 to 10"),
+        ({"max_error": -0.1}, "--max-error -0.1: expected 0 to 10"),
+        ({"threads": 0}, "--threads 0: expected at least 1"),
+        ({"write": True, "hash_contents": False}, "--write needs the hashes: drop --no-hash"),
+        ({"source": Path("/nonexistent-bf16")}, "--source /nonexistent-bf16: not a folder"),
+    ],
+)
+def test_verify_refusals_name_their_option(folder, fields, refusal):
+    with pytest.raises(InputError) as err:
+        VerifyRequest(checkpoint=folder, **fields).check()
+    assert str(err.value) == refusal
+
+
+def test_verify_report_inside_the_checkpoint_is_refused_before_any_check(folder, recipe):
+    req = VerifyRequest(checkpoint=folder, report=folder / "verify.json")
+    with pytest.raises(InputError, match=r"^--report .* is inside CHECKPOINT"):
+        run_verify(req, recipe)
+    assert list(folder.iterdir()) == []
+
+
+def test_verify_writes_its_report_then_raises_for_the_first_problem(folder, recipe, tmp_path):
+    report = tmp_path / "verify.json"
+    result = run_verify(VerifyRequest(checkpoint=folder, report=report), recipe)
+    assert not result.ok and report.is_file()
+    with pytest.raises(InputError, match=rf"^{folder}: verify failed: config.json: missing"):
+        raise_for(result)
+
+
+def test_card_refusals_name_their_option(tmp_path):
+    with pytest.raises(InputError, match=r"^--version '1\.0': expected vMAJOR"):
+        CardRequest(version="1.0").check()
+    records = RunRecords(bench_record=tmp_path / "bench.json")
+    with pytest.raises(InputError, match=rf"^--bench-record {tmp_path / 'bench.json'}: does not"):
+        CardRequest(records=records).check()
+
+
+def test_the_cards_plot_goes_where_the_card_links_it(tmp_path, recipe):
+    plot = tmp_path / "bench.png"
+    plot.write_bytes(b"\x89PNG")
+    (tmp_path / "card").mkdir()
+    records = RunRecords(bench_record=DATA / "bench.json", plot=plot)
+    req = CardRequest(records=records, output=tmp_path / "card" / "README.md")
+    text = run_card(req, recipe)
+    assert "![Throughput](assets/bench.png)" in text
+    assert (tmp_path / "card" / "README.md").read_text() == text
+    assert (tmp_path / "card" / "assets" / "bench.png").read_bytes() == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({"version": "1.0.0"}, "--version"),
+        ({"checkpoint": Path("/nonexistent-ckpt")}, "CHECKPOINT /nonexistent-ckpt: not a folder"),
+        ({"card": Path("/nonexistent.md")}, "--card /nonexistent.md: does not exist"),
+        ({"commit_bytes": 0}, "--commit-gb 0: expected more than 0"),
+        ({"hub_timeout_s": 0.5}, "--hub-timeout 0.5: expected 1 to"),
+        ({"hub_endpoint": "hub.example.com"}, "--hub-endpoint (HF_ENDPOINT) 'hub.example.com'"),
+        ({"to": Path("/tmp"), "dry_run": True}, "--dry-run: not with --to"),
+        ({"to": Path("/tmp"), "hub_endpoint": "http://h"}, "--hub-endpoint: not with --to"),
+    ],
+)
+def test_publish_refusals_name_their_option(folder, fields, refusal):
+    req = PublishRequest(**{"checkpoint": folder, "repo": "o/r", "version": "v1.0.0", **fields})
+    with pytest.raises(InputError) as err:
+        req.check()
+    assert refusal in str(err.value)
+
+
+def test_publish_report_inside_an_input_is_refused(folder):
+    req = PublishRequest(checkpoint=folder, repo="o/r", version="v1.0.0", report=folder / "r.json")
+    with pytest.raises(InputError, match=r"^--report .* is inside CHECKPOINT"):
+        req.check()

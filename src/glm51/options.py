@@ -53,9 +53,7 @@ ProfileOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 ReportOption = Annotated[
     Path | None,
-    typer.Option(
-        "--report", dir_okay=False, help="Write the outcome as JSON here (also with --dry-run)."
-    ),
+    typer.Option("--report", dir_okay=False, help="Write the outcome as JSON here."),
 ]
 ReleaseVersionOption = Annotated[
     str | None, typer.Option("--version", help="The release version, vX.Y.Z.")
@@ -81,14 +79,15 @@ def dry_run_option(does: str) -> typer.models.OptionInfo:
     return typer.Option("--dry-run", help=does)
 
 
-def out_folder_option(holds: str) -> typer.models.OptionInfo:
-    """`--out DIR`: the folder a command writes its files into (never one file)."""
-    return typer.Option("--out", file_okay=False, help=f"The folder {holds} go into.")
+def out_folder_option(help: str) -> typer.models.OptionInfo:
+    """`--out DIR`: the folder a command writes its reports and records into."""
+    return typer.Option("--out", file_okay=False, help=help)
 
 
-def output_file_option(what: str) -> typer.models.OptionInfo:
-    """`--output FILE` / `-o`: the one file a command writes (never a folder)."""
-    return typer.Option("--output", "-o", dir_okay=False, help=f"Write {what} here.")
+def output_file_option(help: str) -> typer.models.OptionInfo:
+    """`--output` / `-o`: what the command makes (a card, a calibration set, a checkpoint),
+    as opposed to `--out`, the folder of its reports."""
+    return typer.Option("--output", "-o", dir_okay=False, help=help)
 
 
 # Flags renamed so that each name has one meaning; the old spelling still works for one

@@ -15,6 +15,7 @@ from glm51.options import (
     EndpointOption,
     RecipeOption,
     ServedNameOption,
+    out_folder_option,
     seconds_option,
 )
 
@@ -29,7 +30,7 @@ def bench_command(
     endpoint: EndpointOption,
     out_dir: Annotated[
         Path,
-        typer.Option("--out", help="Where bench.json, bench.md and bench.png go.", file_okay=False),
+        out_folder_option("Where bench.json, bench.md and bench.png go."),
     ] = Path("out/bench"),
     figures: Annotated[
         str | None,
@@ -77,8 +78,8 @@ def bench_command(
         Literal["release", "rehearsal"],
         typer.Option(
             "--gates",
-            help="Which of the recipe's gates decide the exit code: release ([gates], the "
-            "model card's figures) or rehearsal ([rehearsal.gates], the CPU rehearsal's).",
+            help="Which of the recipe's gates decide the exit code: release (\\[gates], the "
+            "model card's figures) or rehearsal (\\[rehearsal.gates], the CPU rehearsal's).",
         ),
     ] = "release",
     recipe: RecipeOption = None,

@@ -48,7 +48,7 @@ def _tokenizer(spec: str | None, recipe: Recipe):
 
 def build_command(
     pass_name: Annotated[str, typer.Argument(metavar="PASS", help="A recipe pass name.")],
-    out: Annotated[Path, output_file_option("the set (.npz)")],
+    out: Annotated[Path, output_file_option("Write the set here (.npz).")],
     data_dir: DataDirOption = None,
     tokenizer: TokenizerOption = None,
     recipe: RecipeOption = None,

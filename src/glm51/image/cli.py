@@ -13,7 +13,7 @@ import typer
 
 from glm51 import env
 from glm51.errors import PreflightError
-from glm51.options import RecipeOption
+from glm51.options import RecipeOption, dry_run_option, out_folder_option
 from glm51.outputs import claim_output_folder
 
 RepoOption = Annotated[
@@ -67,12 +67,10 @@ def build_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Build without the layer cache.")
     ] = False,
-    out: Annotated[Path, typer.Option(help="Where image.json and the buildx metadata go.")] = Path(
+    out: Annotated[Path, out_folder_option("Where image.json and the buildx metadata go.")] = Path(
         "out/image"
     ),
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the command, build nothing.")
-    ] = False,
+    dry_run: Annotated[bool, dry_run_option("Print the command, build nothing.")] = False,
 ) -> None:
     """Build the image with `docker buildx build` and record it in OUT/image.json."""
     from glm51.image import build, locks, runner

@@ -67,7 +67,8 @@ def _records(image, quantize, smoke, bench, plot) -> RunRecords:
 
 def card_command(
     output: Annotated[
-        Path | None, output_file_option("the card (default: stdout; its --plot beside it)")
+        Path | None,
+        output_file_option("Write the card here (default: stdout); --plot goes beside it."),
     ] = None,
     version: ReleaseVersionOption = None,
     image_record: ImageRecordOption = None,

@@ -30,7 +30,7 @@ def show_command(recipe: RecipeOption = None) -> None:
 
 
 def schema_command(
-    output: Annotated[Path | None, output_file_option("the reference (default: stdout)")] = None,
+    output: Annotated[Path | None, output_file_option("Write here instead of stdout.")] = None,
 ) -> None:
     """Generate the recipe reference (docs/recipe.md) from the typed models."""
     from glm51.recipe.docs import render_schema_markdown

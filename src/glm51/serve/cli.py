@@ -14,6 +14,7 @@ from glm51.options import (
     ProfileOption,
     RecipeOption,
     RevisionOption,
+    dry_run_option,
 )
 
 
@@ -34,10 +35,7 @@ def serve_command(
         typer.Option(envvar=env.PORT, min=1, max=65535, help="Override the profile's port."),
     ] = None,
     dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run", help="Print the environment and command, shell-quoted, and exit."
-        ),
+        bool, dry_run_option("Print the environment and command, shell-quoted, and exit.")
     ] = False,
     skip_preflight: Annotated[
         bool, typer.Option("--skip-preflight", help="Start sglang without the preflight checks.")

@@ -19,6 +19,7 @@ from glm51.options import (
     ProfileOption,
     RecipeOption,
     ServedNameOption,
+    out_folder_option,
 )
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def smoke_command(
     ] = False,
     out_dir: Annotated[
         Path,
-        typer.Option("--out", help="Where smoke.json and smoke.xml (JUnit) go.", file_okay=False),
+        out_folder_option("Where smoke.json and smoke.xml (JUnit) go."),
     ] = Path("out/smoke"),
     tier: Annotated[
         list[str] | None,

@@ -9,38 +9,32 @@ from __future__ import annotations
 
 
 class Glm51Error(Exception):
-    """Base of every error the CLI reports without a traceback."""
+    """Base of every error the CLI reports without a traceback. A kind is a subclass that
+    names its exit code and its words: `class X(Glm51Error, exit_code=3, kind="bad input")`."""
 
     exit_code = 1
     kind = "error"
 
+    def __init_subclass__(cls, *, exit_code: int | None = None, kind: str | None = None) -> None:
+        super().__init_subclass__()
+        cls.exit_code = cls.exit_code if exit_code is None else exit_code
+        cls.kind = cls.kind if kind is None else kind
 
-class InputError(Glm51Error):
+
+class InputError(Glm51Error, exit_code=3, kind="bad input"):
     """Bad input: the recipe, a checkpoint, a data file, an argument value."""
 
-    exit_code = 3
-    kind = "bad input"
 
-
-class PreflightError(Glm51Error):
+class PreflightError(Glm51Error, exit_code=4, kind="preflight failed"):
     """The machine, checkpoint or flags cannot serve this profile."""
 
-    exit_code = 4
-    kind = "preflight failed"
 
-
-class GateFailed(Glm51Error):
+class GateFailed(Glm51Error, exit_code=5, kind="gate failed"):
     """A quality or throughput gate was measured and missed (the model got worse)."""
 
-    exit_code = 5
-    kind = "gate failed"
 
-
-class InfraError(Glm51Error):
+class InfraError(Glm51Error, exit_code=6, kind="infrastructure failed"):
     """The outside world failed: a tool, a server, the network, the engine."""
-
-    exit_code = 6
-    kind = "infrastructure failed"
 
 
 class CommandFailed(InfraError):

@@ -9,9 +9,9 @@ import pytest
 
 from glm51.checkpoint.verify.stage import VerifyRequest, raise_for, run_verify
 from glm51.errors import InputError
+from glm51.outputs import mark
 from glm51.publish.request import CardRequest, PublishRequest, RunRecords
 from glm51.publish.stage import run_card
-
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "records"
 
@@ -72,6 +72,26 @@ def test_the_cards_plot_goes_where_the_card_links_it(tmp_path, recipe):
     assert "![Throughput](assets/bench.png)" in text
     assert (tmp_path / "card" / "README.md").read_text() == text
     assert (tmp_path / "card" / "assets" / "bench.png").read_bytes() == b"\x89PNG"
+    in_place = CardRequest(
+        records=RunRecords(
+            bench_record=DATA / "bench.json", plot=tmp_path / "card/assets/bench.png"
+        ),
+        output=tmp_path / "card" / "README.md",
+    )
+    mark(tmp_path / "card", "release")  # a run folder: its card is glm51's to rewrite
+    assert in_place.plot_beside() is None and run_card(in_place, recipe) == text  # not copied
+
+
+def test_the_cards_plot_never_lands_on_a_file_glm51_did_not_write(tmp_path, recipe):
+    plot = tmp_path / "bench.png"
+    plot.write_bytes(b"\x89PNG")
+    (tmp_path / "site" / "assets").mkdir(parents=True)
+    (tmp_path / "site" / "assets" / "bench.png").write_bytes(b"theirs")
+    req = CardRequest(records=RunRecords(plot=plot), output=tmp_path / "site" / "README.md")
+    with pytest.raises(InputError, match=r"^--output \(its --plot\) .*cannot tell that it wrote"):
+        run_card(req, recipe)
+    assert (tmp_path / "site" / "assets" / "bench.png").read_bytes() == b"theirs"
+    assert not (tmp_path / "site" / "README.md").exists()
 
 
 @pytest.mark.parametrize(

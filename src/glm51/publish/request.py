@@ -70,6 +70,18 @@ class CardRequest:
         self.records.check()
         if self.output is not None:  # before anything is read or rendered
             check_output_file(self.output, option="--output", inputs=self.records.inputs())
+            plot = self.plot_beside()
+            if plot is not None and plot.parent.is_dir():  # never over a file not glm51's
+                check_output_file(plot, option="--output (its --plot)", inputs={"--plot": None})
+
+    def plot_beside(self) -> Path | None:
+        """Where the plot goes beside the written card; None: nothing to copy (no card file,
+        no plot, or the plot is already there)."""
+        plot = self.records.plot
+        if self.output is None or plot is None:
+            return None
+        beside = self.output.parent / plot_link(plot)
+        return None if beside.resolve() == plot.resolve() else beside
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,11 +32,10 @@ def run_card(req: CardRequest, recipe: Recipe, *, log: Log = quiet) -> str:
     if req.output is not None:
         write_text(req.output, text)
         log(f"wrote {req.output}")
-        if plot is not None:
-            beside = req.output.parent / plot_link(plot)
-            with os_errors(beside.parent):
-                beside.parent.mkdir(exist_ok=True)
-            copy_file(plot, beside)
+    if plot is not None and (beside := req.plot_beside()) is not None:
+        with os_errors(beside.parent):
+            beside.parent.mkdir(exist_ok=True)
+        copy_file(plot, beside)
     return text
 
 

@@ -31,11 +31,12 @@ def folder(tmp_path: Path) -> Path:
         ({"threads": 0}, "--threads 0: expected at least 1"),
         ({"write": True, "hash_contents": False}, "--write needs the hashes: drop --no-hash"),
         ({"source": Path("/nonexistent-bf16")}, "--source /nonexistent-bf16: not a folder"),
+        ({"checkpoint": Path("/nonexistent")}, "/nonexistent: not a checkpoint folder"),
     ],
 )
 def test_verify_refusals_name_their_option(folder, fields, refusal):
     with pytest.raises(InputError) as err:
-        VerifyRequest(checkpoint=folder, **fields).check()
+        VerifyRequest(**{"checkpoint": folder, **fields}).check()
     assert str(err.value) == refusal
 
 

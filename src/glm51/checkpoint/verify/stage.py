@@ -32,6 +32,8 @@ class VerifyRequest:
 
     def check(self) -> None:
         """Every option, before any hashing (each refusal names its option)."""
+        if not self.checkpoint.is_dir():
+            raise InputError(f"{self.checkpoint}: not a checkpoint folder")
         if self.experts < 1:
             raise InputError(f"--experts {self.experts}: expected at least 1")
         if not 0 <= self.max_error <= MAX_ERROR_LIMIT:

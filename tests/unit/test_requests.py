@@ -119,3 +119,23 @@ def test_publish_report_inside_an_input_is_refused(folder):
     req = PublishRequest(checkpoint=folder, repo="o/r", version="v1.0.0", report=folder / "r.json")
     with pytest.raises(InputError, match=r"^--report .* is inside CHECKPOINT"):
         req.check()
+
+
+def test_glm51_verify_reads_each_shard_header_and_the_index_once(tmp_path, monkeypatch):
+    """The request is checked once (in run_verify, not again by the CLI): with --write, the
+    index is read for the free-space estimate once, and each shard's header once."""
+    from typer.testing import CliRunner
+
+    from glm51.checkpoint.verify import stage, structure
+    from glm51.cli import app
+    from tests.support import checkpoint as ck
+
+    folder = ck.build(tmp_path / "ckpt", shards=3)
+    headers, counts = [], []
+    real_read, real_count = structure.read_header, stage._tensor_count
+    monkeypatch.setattr(structure, "read_header", lambda p: headers.append(p) or real_read(p))
+    monkeypatch.setattr(stage, "_tensor_count", lambda p: counts.append(p) or real_count(p))
+    done = CliRunner().invoke(app, ["verify", str(folder), "--write"])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in headers) == sorted(ck.shard_names(folder))
+    assert counts == [folder]

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glm51.checkpoint.verify.contents import contents
+from glm51.checkpoint.verify.contents import check_contents
 from glm51.checkpoint.verify.deep import deep_check, sample_modules
 from glm51.checkpoint.verify.exclusions import QuantConfigs, excluded_by
-from glm51.checkpoint.verify.layout import layout
+from glm51.checkpoint.verify.layout import check_layout
 from glm51.checkpoint.verify.report import DeepResult, Problem, Report, read_json
-from glm51.checkpoint.verify.structure import structure
+from glm51.checkpoint.verify.structure import check_structure
 from glm51.errors import InputError
 from glm51.recipe.schema import Recipe
 from glm51.ui import Progress, quiet
@@ -60,7 +60,7 @@ def verify(
         raise InputError(f"{folder}: not a checkpoint folder")
     report = Report(folder)
     config = read_json(folder / "config.json", report, "config")
-    _, headers = structure(folder, report)
+    _, headers = check_structure(folder, report)
     if isinstance(config, dict):
         if config.get("model_type") != recipe.model.model_type:
             report.add(
@@ -70,9 +70,9 @@ def verify(
                 f"{recipe.model.model_type!r}",
             )
         if headers:
-            layout(folder, config, headers, recipe, report)
+            check_layout(folder, config, headers, recipe, report)
     if hash_contents:
-        contents(
+        check_contents(
             folder, headers, report, write=write, recipe=recipe, threads=threads, progress=progress
         )
     else:

@@ -15,7 +15,7 @@ from glm51.recipe.schema import Recipe
 from glm51.ui import Progress
 
 
-def contents(
+def check_contents(
     folder: Path,
     headers: Mapping[str, ShardHeader],
     report: Report,

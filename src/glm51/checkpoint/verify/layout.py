@@ -92,7 +92,7 @@ def _check_nvfp4(
     return ok
 
 
-def layout(folder: Path, config: dict, headers, recipe: Recipe, report: Report) -> None:
+def check_layout(folder: Path, config: dict, headers, recipe: Recipe, report: Report) -> None:
     quant = quant_configs(folder, config, recipe, report)
     exclude = quant.exclude
     group = recipe.quantize.group_size

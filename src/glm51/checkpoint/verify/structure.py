@@ -13,7 +13,7 @@ from glm51.checkpoint.verify.report import Report, read_json
 INDEX = "model.safetensors.index.json"
 
 
-def structure(folder: Path, report: Report) -> tuple[dict[str, str], dict[str, ShardHeader]]:
+def check_structure(folder: Path, report: Report) -> tuple[dict[str, str], dict[str, ShardHeader]]:
     """Index against shards; returns the weight map and the readable shards' headers."""
     index = read_json(folder / INDEX, report, "index") if (folder / INDEX).exists() else None
     on_disk = sorted(p.name for p in folder.glob("*.safetensors"))

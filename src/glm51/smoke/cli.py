@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 
 out = Console()
 err = Console(stderr=True)
+
+
+class Tier(StrEnum):
+    """The smoke suite's tiers (typer takes a list of an Enum, not of a Literal)."""
+
+    protocol = "protocol"  # any OpenAI-compatible server
+    glm = "glm"  # the model itself
+
+
 STATUS = {
     "passed": "[green]passed[/]",
     "failed": "[bold red]FAILED[/]",
@@ -65,8 +75,8 @@ def smoke_command(
         out_folder_option("Where smoke.json and smoke.xml (JUnit) go."),
     ] = Path("out/smoke"),
     tier: Annotated[
-        list[str] | None,
-        typer.Option(help="Run only this tier: protocol or glm (repeatable; default: both)."),
+        list[Tier] | None,
+        typer.Option(help="Run only this tier (repeatable; default: both)."),
     ] = None,
     served_name: ServedNameOption = None,
     needle_tokens: Annotated[
@@ -111,7 +121,7 @@ def smoke_command(
     request = SmokeRequest(
         endpoint=endpoint,
         out_dir=out_dir,
-        tiers=tuple(tier or ("protocol", "glm")),
+        tiers=tuple(t.value for t in tier or Tier),
         served_name=served_name,
         needle_tokens=_ints(needle_tokens),
         max_tokens=max_tokens,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from glm51.checkpoint.names import MANIFEST
+from glm51.checkpoint.names import DEEP_EXPERTS, DEEP_MAX_ERROR, DEEP_MAX_ERROR_LIMIT, MANIFEST
 from glm51.options import JsonOption, RecipeOption, ReportOption
 from glm51.ui import byte_progress, err, out
 
@@ -66,11 +66,15 @@ def verify_command(
     ] = None,
     experts: Annotated[
         int, typer.Option("--experts", min=1, help="Experts the --source check samples.")
-    ] = 8,
+    ] = DEEP_EXPERTS,
     max_error: Annotated[
         float,
-        typer.Option(min=0, max=10, help="Largest relative L2 error the --source check accepts."),
-    ] = 0.25,
+        typer.Option(
+            min=0,
+            max=DEEP_MAX_ERROR_LIMIT,
+            help="Largest relative L2 error the --source check accepts.",
+        ),
+    ] = DEEP_MAX_ERROR,
     no_hash: Annotated[
         bool, typer.Option("--no-hash", help="Skip the manifest (structure and layout only).")
     ] = False,

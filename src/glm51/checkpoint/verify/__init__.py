@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glm51.checkpoint.names import DEEP_EXPERTS, DEEP_MAX_ERROR
 from glm51.checkpoint.verify.contents import check_contents
 from glm51.checkpoint.verify.deep import deep_check, sample_modules
 from glm51.checkpoint.verify.exclusions import QuantConfigs, excluded_by
@@ -49,8 +50,8 @@ def verify(
     write: bool = False,
     hash_contents: bool = True,
     source: Path | str | None = None,
-    samples: int = 8,
-    max_rel_error: float = 0.25,
+    samples: int = DEEP_EXPERTS,
+    max_rel_error: float = DEEP_MAX_ERROR,
     threads: int | None = None,
     progress: Progress = quiet,
 ) -> Report:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from glm51.checkpoint import dequant
+from glm51.checkpoint.names import DEEP_EXPERTS, DEEP_MAX_ERROR
 from glm51.checkpoint.safetensors import ShardHeader
 from glm51.checkpoint.verify.layout import modules as nvfp4_parts
 from glm51.checkpoint.verify.report import DeepResult, Report
@@ -27,8 +28,8 @@ def deep_check(
     source: Path,
     report: Report,
     *,
-    samples: int = 8,
-    max_rel_error: float = 0.25,
+    samples: int = DEEP_EXPERTS,
+    max_rel_error: float = DEEP_MAX_ERROR,
 ) -> None:
     """Dequantize a sample of NVFP4 experts and compare with the BF16 source (needs torch)."""
     if not source.is_dir():

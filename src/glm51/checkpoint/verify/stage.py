@@ -9,14 +9,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from glm51.checkpoint.manifest import MANIFEST
+from glm51.checkpoint.names import DEEP_EXPERTS, DEEP_MAX_ERROR, DEEP_MAX_ERROR_LIMIT, MANIFEST
 from glm51.checkpoint.verify import Report, verify
 from glm51.errors import InputError
 from glm51.outputs import check_free_space, check_output_file, write_text
 from glm51.recipe.schema import Recipe
 from glm51.ui import Progress, quiet
-
-MAX_ERROR_LIMIT = 10.0  # a relative L2 error above this accepts anything
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,8 +23,8 @@ class VerifyRequest:
     write: bool = False  # record the manifest when every check passes
     hash_contents: bool = True  # False: structure and layout only (--no-hash)
     source: Path | None = None  # the BF16 checkpoint of the deep check
-    experts: int = 8  # NVFP4 experts the deep check samples
-    max_error: float = 0.25  # largest relative L2 error the deep check accepts
+    experts: int = DEEP_EXPERTS  # NVFP4 experts the deep check samples
+    max_error: float = DEEP_MAX_ERROR  # largest relative L2 error the deep check accepts
     threads: int | None = None  # files hashed at once; None: the CPU count
     report: Path | None = None  # write the report as JSON here
 
@@ -36,8 +34,10 @@ class VerifyRequest:
             raise InputError(f"{self.checkpoint}: not a checkpoint folder")
         if self.experts < 1:
             raise InputError(f"--experts {self.experts}: expected at least 1")
-        if not 0 <= self.max_error <= MAX_ERROR_LIMIT:
-            raise InputError(f"--max-error {self.max_error}: expected 0 to {MAX_ERROR_LIMIT:g}")
+        if not 0 <= self.max_error <= DEEP_MAX_ERROR_LIMIT:
+            raise InputError(
+                f"--max-error {self.max_error}: expected 0 to {DEEP_MAX_ERROR_LIMIT:g}"
+            )
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads {self.threads}: expected at least 1")
         if self.write and not self.hash_contents:

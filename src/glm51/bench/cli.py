@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from glm51.options import SECONDS_MAX, RecipeOption
+from glm51.options import SECONDS_MAX, ApiKeyFileOption, RecipeOption
 
 if TYPE_CHECKING:
     from glm51.bench.run import FigureSpec
@@ -81,13 +81,16 @@ def bench_command(
             "model card's figures) or rehearsal ([rehearsal.gates], the CPU rehearsal's).",
         ),
     ] = "release",
+    api_key_file: ApiKeyFileOption = None,
     recipe: RecipeOption = None,
 ) -> None:
     """Measure Short/32K/128K TG and c=32/c=64 throughput; gate them on the recipe's gates.
 
     Writes OUT/bench.json (a typed record), OUT/bench.md (the card's table) and OUT/bench.png.
-    Exit 5 when a figure misses its gate, 6 when the server fails or dies.
+    Exit 5 when a figure misses its gate, 6 when the server fails or dies, 3 when it answers
+    401 (the API key is missing or wrong).
     """
+    from glm51.apikey import KeySource
     from glm51.bench.report import TITLES, markdown
     from glm51.bench.run import Settings
     from glm51.bench.stage import BenchRequest, raise_for, run_bench
@@ -111,6 +114,7 @@ def bench_command(
         hardware=hardware,
         profile=profile,
         gate_set=gate_set,  # type: ignore[arg-type]  # checked by the request
+        api_key=KeySource(file=api_key_file, env=rec.deploy.api_key_env),
     )
     request.check()
     with _progress() as progress:

@@ -75,6 +75,7 @@ class Session:
     settings: Settings
     extras: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    api_key: str | None = field(default=None, repr=False)
 
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -141,7 +142,7 @@ async def measure_streams(
 ) -> tuple[list[Streamed], float, float]:
     s = session.settings
     results: list[Streamed] = []
-    async with async_client(spec.concurrency, s.timeout_s) as http:
+    async with async_client(spec.concurrency, s.timeout_s, session.api_key) as http:
         ep = AsyncEndpoint(session.url, session.model, http)
         start = time.perf_counter()
         a, b = start + s.warmup_s, start + s.warmup_s + s.duration_s
@@ -218,13 +219,17 @@ def run_figure(
     )
 
 
+# Not settings (version), or secrets SGLang 0.5.23 reports back in /server_info: never recorded.
+_NOT_FLAGS = ("version", "api_key", "admin_api_key", "launch_command", "ssl_keyfile_password")
+
+
 def server_flags(info: dict | None) -> tuple[str, ...]:
     """The server's arguments from /server_info, as `--flag=value` (scalars only)."""
     if not info:
         return ()
     flags = []
     for key, value in sorted(info.items()):
-        if value is None or isinstance(value, dict | list) or key in ("version",):
+        if value is None or isinstance(value, dict | list) or key in _NOT_FLAGS:
             continue
         flags.append(f"--{key.replace('_', '-')}={value}")
     return tuple(flags)

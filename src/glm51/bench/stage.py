@@ -4,15 +4,17 @@ The CLI and the release both call `run_bench`."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from glm51.apikey import KeySource
 from glm51.bench import measure
 from glm51.bench.report import markdown, plot
 from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
-from glm51.endpoint.client import Endpoint, base_url, sync_client
+from glm51.endpoint.client import Endpoint, EndpointError, base_url, sync_client
 from glm51.errors import GateFailed, InputError
 from glm51.outputs import claim_output_folder, write_text
 from glm51.recipe.schema import Recipe
@@ -32,6 +34,7 @@ class BenchRequest:
     hardware: str = ""
     profile: str | None = None
     gate_set: Literal["release", "rehearsal"] = "release"
+    api_key: KeySource = field(default_factory=KeySource)  # where the key comes from, if any
 
     def specs(self) -> list[FigureSpec]:
         known = {s.name: s for s in card_figures(self.context_32k, self.context_128k)}
@@ -61,6 +64,7 @@ class BenchRequest:
         if self.gate_set not in ("release", "rehearsal"):
             raise InputError(f"--gates {self.gate_set}: expected release or rehearsal")
         base_url(self.endpoint)  # bad input (exit 3) before anything is measured
+        self.api_key.read()  # a missing or empty key file: exit 3 before anything is measured
         # Checked before minutes of measuring; made when there is something to write.
         claim_output_folder(self.out_dir, option="--out", command="bench", create=False)
 
@@ -78,9 +82,12 @@ def run_bench(
     req.check()
     gates = recipe.gates if req.gate_set == "release" else recipe.rehearsal.gates
     model = req.served_name or recipe.model.served_name
-    with sync_client(req.settings.timeout_s) as http:
+    key = req.api_key.read()
+    with sync_client(req.settings.timeout_s, key) as http:
         sync = Endpoint(base_url(req.endpoint), model, http)
-        session = Session(sync, sync.url, model, req.settings)
+        with contextlib.suppress(EndpointError):  # a server that is down fails as before
+            sync.models()  # a missing or wrong key (401) is bad input, before any measuring
+        session = Session(sync, sync.url, model, req.settings, api_key=key)
         record = bench(
             session,
             req.specs(),

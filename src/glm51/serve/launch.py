@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 import sys
+import tempfile
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -13,13 +18,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from glm51 import proc
+from glm51.apikey import KeySource
 from glm51.checkpoint.hub_cache import resolve_model
 from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InputError, PreflightError
 from glm51.preflight.findings import Report, Severity
 from glm51.preflight.run import MISSING_FIX, check
 from glm51.recipe.schema import Recipe
-from glm51.sglang.command import render
+from glm51.recipe.serving import Profile
+from glm51.sglang.command import Placement, render
 from glm51.sglang.help import install_hint
 
 out = Console()
@@ -33,6 +40,75 @@ class Options:
     dry_run: bool = False
     skip_preflight: bool = False
     ready_timeout: float | None = None  # seconds to wait for /health; None: do not wait
+    api_key: KeySource = field(default_factory=KeySource)
+    nnodes: int | None = None  # None: the profile's hardware.nodes
+    node_rank: int | None = None  # None in a dry run: every node's command
+    dist_init_addr: str | None = None  # HOST:PORT of node 0
+
+
+def placements(profile_name: str, profile: Profile, options: Options) -> list[Placement | None]:
+    """The node(s) to launch or print: [None] for a one-node profile; else this node (or, in a
+    dry run without --node-rank, every node). Wrong or missing node options are bad input."""
+    nodes = profile.hardware.nodes
+    given = options.nnodes is not None or options.node_rank is not None
+    if nodes == 1 and not given and options.dist_init_addr is None:
+        return [None]
+    nnodes = options.nnodes if options.nnodes is not None else nodes
+    if nnodes != nodes:
+        raise InputError(
+            f"--nnodes {nnodes}: profile {profile_name} spans {nodes} node(s) "
+            f"(hardware.nodes); expected --nnodes {nodes}"
+        )
+    if options.node_rank is not None and not 0 <= options.node_rank < nnodes:
+        raise InputError(
+            f"--node-rank {options.node_rank}: outside --nnodes {nnodes}; "
+            f"expected 0 to {nnodes - 1}"
+        )
+    addr = options.dist_init_addr
+    if addr is None:
+        raise InputError(
+            f"--dist-init-addr: profile {profile_name} spans {nnodes} nodes; give HOST:PORT of "
+            "node 0 (the same on every node)"
+        )
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InputError(f"--dist-init-addr {addr!r}: expected HOST:PORT, e.g. 10.0.0.1:20000")
+    if options.node_rank is None:
+        if not options.dry_run:
+            raise InputError(
+                f"--node-rank: profile {profile_name} spans {nnodes} nodes; give this node's "
+                f"rank (0 to {nnodes - 1})"
+            )
+        return [Placement(nnodes, rank, addr) for rank in range(nnodes)]
+    return [Placement(nnodes, options.node_rank, addr)]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
+@contextmanager
+def key_config(key: str | None) -> Iterator[Path | None]:
+    """The key as SGLang's `--config` YAML: 0600 in a 0700 folder of its own, removed after."""
+    if key is None:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="glm51-key-"))
+    path = folder / "api-key.yaml"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            # A JSON string is a YAML double-quoted scalar: the key stays a string, verbatim.
+            f.write(f"api-key: {json.dumps(key)}\n")
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def checkpoint(recipe: Recipe, model: Path | None, model_id: str | None, revision: str | None):
@@ -59,17 +135,56 @@ def serve(
     """Returns the exit code for the CLI: 0 for a dry run, else the server's own."""
     name, profile = recipe.profile(profile_name)
     host, port, skip_preflight = options.host, options.port, options.skip_preflight
-    spec = render(
-        recipe, profile, model_path=model_path, host=host, port=port, passthrough=passthrough
-    )
+    nodes = placements(name, profile, options)
+    key = options.api_key.read()  # a missing or empty key file: bad input, before anything
+    bind = host or profile.server.host
+    if key is None and not is_loopback(bind):
+        words = (
+            f"binding {bind} (not loopback) without an API key: anyone who reaches it can "
+            f"use it; give --api-key-file FILE or set "
+            f"${recipe.deploy.api_key_env or '<deploy.api_key_env>'}"
+        )
+        if recipe.deploy.require_api_key:
+            raise InputError(f"{words} (the recipe's deploy.require_api_key is true)")
+        err.print(f"[yellow]glm51: warning: {escape(words)}[/]", soft_wrap=True)
+
+    def spec_for(placement: Placement | None, config: Path | str | None):  # type: ignore[no-untyped-def]
+        return render(
+            recipe,
+            profile,
+            model_path=model_path,
+            host=host,
+            port=port,
+            passthrough=passthrough,
+            placement=placement,
+            key_config=config,
+        )
+
     if options.dry_run:
         # Plain print: the line must stay copy-pasteable (no wrapping, no markup).
         print(f"# profile {name} ({'validated' if profile.validated else 'NOT validated'})")
-        print(spec.shell())
+        if key is not None:
+            print(
+                f"# api key: from {options.api_key.describe()}; glm51 serve writes it to a 0600 "
+                "YAML file in a private temporary folder and passes that as --config "
+                "(never in argv); the file is removed when the server exits"
+            )
+        for placement in nodes:
+            if placement is not None:
+                print(f"# node {placement.node_rank} of {placement.nnodes}")
+            config = "<private-0600-file-with-api-key>" if key is not None else None
+            print(spec_for(placement, config).shell())
         return 0
+    placement = nodes[0]
 
     if not skip_preflight:
-        report = check(recipe, name, model_path=model_path, passthrough=passthrough)
+        report = check(
+            recipe,
+            name,
+            model_path=model_path,
+            passthrough=passthrough,
+            node=None if placement is None else (placement.node_rank, placement.nnodes),
+        )
         for finding in report.warnings:
             err.print(f"[yellow]{escape(finding.line())}[/]", soft_wrap=True)
         report.raise_for_errors()
@@ -81,11 +196,13 @@ def serve(
             f"sglang is not installed for {sys.executable}: "
             f"{install_hint(profile.sglang_build, recipe.sglang_builds[profile.sglang_build])}"
         )
-    child = proc.spawn(spec.argv, env=spec.env)
-    proc.forward_signals(child)
-    if options.ready_timeout is not None:
-        _report_when_ready(health_url(spec.host, spec.port), child, options.ready_timeout)
-    code = child.wait()
+    with key_config(key) as config:
+        spec = spec_for(placement, config)
+        child = proc.spawn(spec.argv, env=spec.env)
+        proc.forward_signals(child)
+        if options.ready_timeout is not None and (placement is None or placement.node_rank == 0):
+            _report_when_ready(health_url(spec.host, spec.port), child, options.ready_timeout)
+        code = child.wait()
     # Killed by a signal: report it the way a shell does (128 + N), not as a negative code.
     return 128 - code if code < 0 else code
 

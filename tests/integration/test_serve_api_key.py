@@ -6,13 +6,14 @@ No output of these runs holds the key."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from glm51.endpoint.health import wait_ready
-from tests.integration.test_serve_runtime import _serve
 from tests.support import checkpoint as ckpt
+from tests.support.fakes import fake_env
 
 KEY = "sk-serve-key-5e1d77"
 GLM51 = [sys.executable, "-c", "import sys; from glm51.cli import main; main()"]
@@ -24,16 +25,27 @@ def _smoke(endpoint, out, *extra, env=None):
     return subprocess.run([*argv, *extra], env=env, capture_output=True, text=True, timeout=120)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_serve_passes_the_key_in_a_private_config_file_and_smoke_sends_it(tmp_path):
     model = ckpt.build(tmp_path / "GLM-5.1-NVFP4")
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
-    served, marker, port = _serve(
-        model, tmp_path, "--api-key-file", str(key_file), env_extra={"GLM51_API_KEY": ""}
-    )
+    marker, port, log = tmp_path / "started.json", _free_port(), tmp_path / "serve.log"
+    argv = [*GLM51, "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, **fake_env(marker=marker), "GLM51_API_KEY": ""}
+    with log.open("w") as sink:
+        served = subprocess.Popen(
+            [*argv, "--api-key-file", str(key_file)], env=env, stdout=sink, stderr=sink
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(f"{url}/health", timeout_s=60, interval_s=0.2, still_running=lambda: True)
+        alive = lambda: served.poll() is None  # noqa: E731
+        wait_ready(f"{url}/health", timeout_s=60, interval_s=0.2, still_running=alive)
         started = json.loads(marker.read_text())
         assert started["has_key"] and KEY not in " ".join(started["argv"])
         assert started["config"]["mode"] == "0o600"
@@ -48,10 +60,12 @@ def test_serve_passes_the_key_in_a_private_config_file_and_smoke_sends_it(tmp_pa
         assert wrong.returncode == 3 and "a wrong key" in wrong.stderr
         by_env = _smoke(url, tmp_path / "env", env={"GLM51_API_KEY": KEY})
         assert by_env.returncode == 0, by_env.stderr
-        assert served.stop(signal.SIGTERM) == 43
+        served.send_signal(signal.SIGTERM)
+        assert served.wait(30) == 43  # the double's exit code, passed on
     finally:
-        served.kill()
+        if served.poll() is None:
+            served.kill()
     assert not Path(started["config"]["path"]).exists()  # removed when the server exited
-    outputs = [served.lines, with_key.stdout, with_key.stderr, without.stderr, wrong.stderr]
+    outputs = [log.read_text(), with_key.stdout, with_key.stderr, without.stderr, wrong.stderr]
     outputs += [p.read_text() for p in tmp_path.rglob("smoke.*")]
     assert all(KEY not in "".join(o) for o in outputs)

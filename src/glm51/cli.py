@@ -31,6 +31,7 @@ from glm51.publish import cli as publish_cli
 from glm51.quantize import cli as quantize_cli
 from glm51.recipe import cli as recipe_cli
 from glm51.release import cli as release_cli
+from glm51.router import cli as router_cli
 from glm51.serve import cli as serve_cli
 from glm51.smoke import cli as smoke_cli
 
@@ -151,6 +152,7 @@ for _stage in (
     release_cli,
     smoke_cli,
     bench_cli,
+    router_cli,
 ):
     _stage.register(app)
 _guard(app)

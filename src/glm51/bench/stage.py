@@ -4,7 +4,6 @@ The CLI and the release both call `run_bench`."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from glm51.apikey import KeySource
 from glm51.bench import measure
 from glm51.bench.report import markdown, plot
 from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
-from glm51.endpoint.client import Endpoint, EndpointError, base_url, sync_client
+from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.errors import GateFailed, InputError
 from glm51.outputs import claim_output_folder, write_text
 from glm51.recipe.schema import Recipe
@@ -85,8 +84,7 @@ def run_bench(
     key = req.api_key.read()
     with sync_client(req.settings.timeout_s, key) as http:
         sync = Endpoint(base_url(req.endpoint), model, http)
-        with contextlib.suppress(EndpointError):  # a server that is down fails as before
-            sync.models()  # a missing or wrong key (401) is bad input, before any measuring
+        sync.check_access()  # a missing or wrong key (401) is exit 3, before any measuring
         session = Session(sync, sync.url, model, req.settings, api_key=key)
         record = bench(
             session,

@@ -177,6 +177,12 @@ class Endpoint:
                 f"{self.url}/v1/models: not a model list: {response.text[:300]}"
             ) from None
 
+    def check_access(self) -> None:
+        """Raise Unauthorized if the endpoint refuses this client's key (or its lack): a
+        one-token chat, since a gateway may answer /v1/models without a key (smg does)."""
+        with contextlib.suppress(EndpointError):  # down or odd: the caller's checks say so
+            self.chat([{"role": "user", "content": "Hi"}], max_tokens=1)
+
     def server_info(self) -> dict[str, Any] | None:
         """SGLang's /server_info (older: /get_server_info); None when the server has neither."""
         for path in ("/server_info", "/get_server_info"):

@@ -36,7 +36,7 @@ class RouterRecipe(Strict):
     health_check_interval_s: int = Field(10, ge=1)
     health_check_timeout_s: int = Field(5, ge=1)
     retry_max_retries: int = Field(3, ge=1, description="attempts per request (1: no retry)")
-    prometheus_port: Port | None = Field(None, description="smg's /metrics port; unset: none")
+    prometheus_port: Port = Field(29000, description="smg's Prometheus /metrics port")
     worker_urls: tuple[str, ...] = Field(
         (), description="the replicas' base URLs (`glm51 router` takes --worker-url instead)"
     )

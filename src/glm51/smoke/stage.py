@@ -4,13 +4,12 @@ away as InfraError. The CLI and the release both call `run_smoke`."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from glm51.apikey import KeySource
-from glm51.endpoint.client import Endpoint, EndpointError, base_url, sync_client
+from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.errors import GateFailed, InfraError, InputError
 from glm51.outputs import claim_output_folder, write_text
 from glm51.recipe.schema import Recipe
@@ -71,8 +70,7 @@ def run_smoke(
     url = base_url(req.endpoint)
     with sync_client(req.timeout_s, req.api_key.read()) as http:
         endpoint = Endpoint(url, name, http)
-        with contextlib.suppress(EndpointError):  # down or odd: the checks say so, each by name
-            endpoint.models()  # a missing or wrong key (401) is bad input, before any check runs
+        endpoint.check_access()  # a missing or wrong key (401) is exit 3, before any check
         ctx = Context(
             endpoint=endpoint,
             served_name=name,

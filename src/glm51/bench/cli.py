@@ -81,6 +81,14 @@ def bench_command(
             "model card's figures) or rehearsal ([rehearsal.gates], the CPU rehearsal's).",
         ),
     ] = "release",
+    max_failed_requests: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Requests a figure may lose and go on (a replica behind a gateway died); "
+            "each is recorded with why it could not be retried.",
+        ),
+    ] = 0,
     api_key_file: ApiKeyFileOption = None,
     recipe: RecipeOption = None,
 ) -> None:
@@ -106,7 +114,11 @@ def bench_command(
         out_dir=out_dir,
         figures=chosen,
         settings=Settings(
-            warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout
+            warmup_s=warmup,
+            duration_s=duration,
+            max_tokens=max_tokens,
+            timeout_s=timeout,
+            max_failed_requests=max_failed_requests,
         ),
         context_32k=context_32k,
         context_128k=context_128k,

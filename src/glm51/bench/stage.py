@@ -55,6 +55,7 @@ class BenchRequest:
             ("--duration", s.duration_s, 0.1),
             ("--max-tokens", s.max_tokens, 2),
             ("--timeout", s.timeout_s, 0.1),
+            ("--max-failed-requests", s.max_failed_requests, 0),
             ("--context-32k", self.context_32k, 1),
             ("--context-128k", self.context_128k, 1),
         ):

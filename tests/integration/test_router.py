@@ -54,8 +54,8 @@ class Gateway:
     outputs: Path  # every file a run wrote or printed goes under here
     runs: list[subprocess.CompletedProcess] = field(default_factory=list)
 
-    def glm51(self, *args: str, key_env: str = "") -> subprocess.CompletedProcess:
-        env = {**os.environ, "GLM51_API_KEY": key_env}
+    def glm51(self, *args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "GLM51_API_KEY": ""}  # the key only where a test gives it
         done = subprocess.run([*GLM51, *args], env=env, capture_output=True, text=True, timeout=600)
         self.runs.append(done)
         return done

@@ -24,6 +24,7 @@ from glm51 import __version__, env, source_url
 from glm51.bench import cli as bench_cli
 from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
+from glm51.deploy import cli as deploy_cli
 from glm51.errors import Glm51Error, from_os_error
 from glm51.image import cli as image_cli
 from glm51.preflight import cli as preflight_cli
@@ -153,6 +154,7 @@ for _stage in (
     smoke_cli,
     bench_cli,
     router_cli,
+    deploy_cli,
 ):
     _stage.register(app)
 _guard(app)

@@ -55,14 +55,21 @@ class KubernetesRecipe(Strict):
     jit_cache_claim: str = Field(
         "glm51-jit-cache", pattern=_K8S_NAME, description="PersistentVolumeClaim for JIT caches"
     )
-    jit_cache_path: str = "/root/.cache"
+    jit_cache_path: str = Field("/cache/jit", description="the image's JIT cache volume")
     shm_size: str = Field("64Gi", pattern=r"^\d+(Ki|Mi|Gi|Ti)$", description="/dev/shm size")
     api_key_secret: str = Field(
         "glm51-api-key", pattern=_K8S_NAME, description="Secret whose key `api-key` is the key"
     )
-    router_image: str = Field(
-        "ghcr.io/lightseekorg/smg:1.13.0", description="the gateway's image (smg 1.13.0)"
+    router_image: str | None = Field(
+        None,
+        description="the gateway's image: one with `pip install 'glm51[router]'` (smg 1.13.0); "
+        "unset: `glm51 deploy k8s --router-image` must name it",
     )
+    node_env: dict[str, str] = Field(
+        default_factory=lambda: {"NCCL_SOCKET_IFNAME": "eth0", "GLOO_SOCKET_IFNAME": "eth0"},
+        description="values of the variables a multi-node profile's node_env names, in the pods",
+    )
+    dist_init_port: Port = Field(20000, description="port on the leader pod where ranks meet")
     readiness_initial_delay_s: int = Field(600, ge=0, description="loading 744B takes minutes")
 
 

@@ -202,6 +202,11 @@ def test_a_worker_killed_mid_bench_the_bench_finishes_on_the_other(gateway):
     (gateway.outputs / "lost-requests.json").write_text(
         json.dumps([r.model_dump() for r in lost], indent=1)
     )
+    reasons = sorted({r.why_not_retried for r in lost})
+    print(
+        f"\nkilled at {killed[0]:.1f}s: {len(lost)} request(s) lost; {figure.requests} in the "
+        f"window on the survivor, {figure.tokens_per_s:.2f} tok/s; why: {reasons}"
+    )
     workers = _workers(gateway, until=lambda w: not w[victim_url])
     assert workers == {victim_url: False, gateway.workers[1][1]: True}
 

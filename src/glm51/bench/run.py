@@ -140,9 +140,9 @@ def sized_prompt(session: Session, tokens: int) -> tuple[list[dict], int]:
 
 
 _STARTED = (
-    "the stream had started (HTTP 200, tokens already sent) when its replica died: a gateway "
-    "retries a request only before the first byte of its answer, and the client cannot resend "
-    "it without counting twice the tokens it already received"
+    "the stream had started (HTTP 200 sent, perhaps tokens too) when its replica died: a "
+    "gateway retries a request only before the first byte of its answer, and the client "
+    "cannot resend it without counting twice the tokens it may have received"
 )
 
 

@@ -235,3 +235,41 @@ def test_preflight_names_the_network_variables_a_node_lacks(recipe):
     assert finding.message.startswith("node 0 of 2: GLOO_SOCKET_IFNAME not set")
     both = {"NCCL_SOCKET_IFNAME": "eth0", "GLOO_SOCKET_IFNAME": "eth0"}
     assert gpus.node_env(profile, (0, 2), both) == []
+
+
+# --------------------------------------------------------------------- the release's gates
+
+
+def test_the_gates_container_gets_the_key_by_name_only(recipe, monkeypatch):
+    from glm51.release.production import serve_argv
+
+    monkeypatch.delenv("GLM51_API_KEY", raising=False)
+    argv = serve_argv(recipe, "reg/glm51@sha256:ab", Path("/models/c"), "gates")
+    assert "-e" not in argv
+    monkeypatch.setenv("GLM51_API_KEY", KEY)
+    argv = serve_argv(recipe, "reg/glm51@sha256:ab", Path("/models/c"), "gates")
+    at = argv.index("-e")
+    assert argv[at + 1] == "GLM51_API_KEY" and argv.index("reg/glm51@sha256:ab") > at
+    assert KEY not in " ".join(argv)
+
+
+def test_the_gates_smoke_and_bench_send_the_runners_key(recipe, monkeypatch, tmp_path):
+    from glm51.release import measure
+
+    seen = {}
+    monkeypatch.setattr(measure, "run_smoke", lambda req, *_a, **_k: seen.setdefault("s", req))
+    monkeypatch.setattr(measure, "run_bench", lambda req, *_a, **_k: seen.setdefault("b", req))
+    monkeypatch.setattr(measure, "smoke_raise_for", lambda _r: None)
+    monkeypatch.setattr(measure, "bench_raise_for", lambda _r: None)
+    monkeypatch.setenv("GLM51_API_KEY", KEY)
+
+    class Ctx:
+        log = staticmethod(lambda _m: None)
+
+        def path(self, name):
+            return tmp_path / name
+
+    measure.smoke_and_bench(
+        recipe, Ctx(), "http://127.0.0.1:5000", bench=measure.release_bench(recipe)
+    )
+    assert seen["s"].api_key.read() == KEY and seen["b"].api_key.read() == KEY

@@ -20,7 +20,9 @@ from glm51.cli import app
 from glm51.endpoint.client import Endpoint, Unauthorized
 from glm51.errors import InputError
 from glm51.preflight import gpus
-from glm51.serve.launch import Options, is_loopback, key_config, placements
+from glm51.serve.launch import Options
+from glm51.serve.nodes import placements
+from glm51.serve.secret import is_loopback, key_config
 from tests.support.cli import error_text, exit_code
 from tests.support.fakes import gpu_probe
 

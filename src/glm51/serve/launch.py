@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import os
 import sys
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -25,7 +20,8 @@ from glm51.errors import InputError, PreflightError
 from glm51.preflight.findings import Report, Severity
 from glm51.preflight.run import MISSING_FIX, check
 from glm51.recipe.schema import Recipe
-from glm51.recipe.serving import Profile
+from glm51.serve.nodes import placements
+from glm51.serve.secret import is_loopback, key_config
 from glm51.sglang.command import Placement, render
 from glm51.sglang.help import install_hint
 
@@ -44,71 +40,6 @@ class Options:
     nnodes: int | None = None  # None: the profile's hardware.nodes
     node_rank: int | None = None  # None in a dry run: every node's command
     dist_init_addr: str | None = None  # HOST:PORT of node 0
-
-
-def placements(profile_name: str, profile: Profile, options: Options) -> list[Placement | None]:
-    """The node(s) to launch or print: [None] for a one-node profile; else this node (or, in a
-    dry run without --node-rank, every node). Wrong or missing node options are bad input."""
-    nodes = profile.hardware.nodes
-    given = options.nnodes is not None or options.node_rank is not None
-    if nodes == 1 and not given and options.dist_init_addr is None:
-        return [None]
-    nnodes = options.nnodes if options.nnodes is not None else nodes
-    if nnodes != nodes:
-        raise InputError(
-            f"--nnodes {nnodes}: profile {profile_name} spans {nodes} node(s) "
-            f"(hardware.nodes); expected --nnodes {nodes}"
-        )
-    if options.node_rank is not None and not 0 <= options.node_rank < nnodes:
-        raise InputError(
-            f"--node-rank {options.node_rank}: outside --nnodes {nnodes}; "
-            f"expected 0 to {nnodes - 1}"
-        )
-    addr = options.dist_init_addr
-    if addr is None:
-        raise InputError(
-            f"--dist-init-addr: profile {profile_name} spans {nnodes} nodes; give HOST:PORT of "
-            "node 0 (the same on every node)"
-        )
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise InputError(f"--dist-init-addr {addr!r}: expected HOST:PORT, e.g. 10.0.0.1:20000")
-    if options.node_rank is None:
-        if not options.dry_run:
-            raise InputError(
-                f"--node-rank: profile {profile_name} spans {nnodes} nodes; give this node's "
-                f"rank (0 to {nnodes - 1})"
-            )
-        return [Placement(nnodes, rank, addr) for rank in range(nnodes)]
-    return [Placement(nnodes, options.node_rank, addr)]
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name other than localhost may resolve anywhere
-
-
-@contextmanager
-def key_config(key: str | None) -> Iterator[Path | None]:
-    """The key as SGLang's `--config` YAML: 0600 in a 0700 folder of its own, removed after."""
-    if key is None:
-        yield None
-        return
-    folder = Path(tempfile.mkdtemp(prefix="glm51-key-"))
-    path = folder / "api-key.yaml"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            # A JSON string is a YAML double-quoted scalar: the key stays a string, verbatim.
-            f.write(f"api-key: {json.dumps(key)}\n")
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-        folder.rmdir()
 
 
 def checkpoint(recipe: Recipe, model: Path | None, model_id: str | None, revision: str | None):

@@ -4,6 +4,7 @@ read once, checked, and never shown. Everything that prints a command or a sourc
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +68,22 @@ def _checked(text: str, where: str) -> str:
 def redact(text: str, key: str | None) -> str:
     """``text`` with every occurrence of ``key`` replaced (for a server's words in an error)."""
     return text.replace(key, REDACTED) if key else text
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
+def keyless_bind_words(host: str, env: str | None) -> str | None:
+    """What to say when ``host`` is reachable from other machines and no key guards it."""
+    if is_loopback(host):
+        return None
+    return (
+        f"binding {host} (not loopback) without an API key: anyone who reaches it can use it; "
+        f"give --api-key-file FILE or set ${env or '<deploy.api_key_env>'}"
+    )

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from glm51.apikey import KeySource, redact
+from glm51.apikey import KeySource, is_loopback, redact
 from glm51.bench.run import server_flags
 from glm51.cli import app
 from glm51.endpoint.client import Endpoint, Unauthorized
@@ -22,7 +22,7 @@ from glm51.errors import InputError
 from glm51.preflight import gpus
 from glm51.serve.launch import Options
 from glm51.serve.nodes import placements
-from glm51.serve.secret import is_loopback, key_config
+from glm51.serve.secret import key_config
 from tests.support.cli import error_text, exit_code
 from tests.support.fakes import gpu_probe
 

@@ -114,3 +114,25 @@ def test_a_replica_that_wants_a_key_the_router_lacks_is_refused(tmp_path, monkey
     assert started.called
     (argv,), kwargs = started.call_args
     assert kwargs["secret_stdin"] == KEY and KEY not in " ".join(argv)
+
+
+def test_a_public_gateway_without_a_key_warns_and_the_recipe_can_refuse_it(
+    tmp_path, monkeypatch, recipe_text
+):
+    import shutil
+    from pathlib import Path
+
+    monkeypatch.delenv("GLM51_API_KEY", raising=False)
+    with OpenAIDouble() as good:
+        result, spawn = _router("--worker-url", good.url, "--host", "0.0.0.0")
+    assert result.exit_code == 0, result.output
+    assert "binding 0.0.0.0 (not loopback) without an API key" in result.output
+    assert spawn.called
+    strict = tmp_path / "strict.toml"
+    strict.write_text(recipe_text.replace("require_api_key = false", "require_api_key = true"))
+    shutil.copytree(Path(__file__).parents[2] / "release" / "calibration", tmp_path / "calibration")
+    refused, spawn = _router(
+        "--worker-url", "http://h:1", "--host", "0.0.0.0", "--recipe", str(strict), "--dry-run"
+    )
+    assert exit_code(refused) == 3 and "deploy.require_api_key is true" in error_text(refused)
+    assert not spawn.called

@@ -14,7 +14,7 @@ from importlib.util import find_spec
 import httpx
 
 from glm51 import proc
-from glm51.apikey import REDACTED, KeySource
+from glm51.apikey import REDACTED, KeySource, keyless_bind_words
 from glm51.endpoint.client import Endpoint, EndpointError, Unauthorized, base_url, sync_client
 from glm51.errors import InputError, PreflightError
 from glm51.recipe.schema import Recipe
@@ -53,6 +53,16 @@ class RouterRequest:
         if self.preflight_timeout_s <= 0:
             raise InputError(f"--preflight-timeout {self.preflight_timeout_s}: expected > 0")
         self.api_key.read()  # a missing or empty key file: exit 3, nothing started
+        words = self.keyless(recipe)
+        if words and recipe.deploy.require_api_key:
+            raise InputError(f"{words} (the recipe's deploy.require_api_key is true)")
+
+    def keyless(self, recipe: Recipe) -> str | None:
+        """The warning for a gateway reachable from other machines without a key, if so."""
+        if self.api_key.given:
+            return None
+        host = self.host or recipe.deploy.router.host
+        return keyless_bind_words(host, recipe.deploy.api_key_env)
 
     def args(self, recipe: Recipe) -> list[str]:
         r = recipe.deploy.router
@@ -124,6 +134,9 @@ def start_router(
             "(smg==1.13.0, the Shepherd Model Gateway)"
         )
     key = req.api_key.read()
+    words = req.keyless(recipe)
+    if words:
+        log(f"glm51 router: warning: {words}")
     check_workers(req, recipe, key, log)
     return proc.spawn(keyed_argv(req.args(recipe)), secret_stdin=key or "")
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from glm51 import proc
-from glm51.apikey import KeySource
+from glm51.apikey import KeySource, keyless_bind_words
 from glm51.checkpoint.hub_cache import resolve_model
 from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InputError, PreflightError
@@ -21,7 +21,7 @@ from glm51.preflight.findings import Report, Severity
 from glm51.preflight.run import MISSING_FIX, check
 from glm51.recipe.schema import Recipe
 from glm51.serve.nodes import placements
-from glm51.serve.secret import is_loopback, key_config
+from glm51.serve.secret import key_config
 from glm51.sglang.command import Placement, render
 from glm51.sglang.help import install_hint
 
@@ -68,15 +68,14 @@ def serve(
     host, port, skip_preflight = options.host, options.port, options.skip_preflight
     nodes = placements(name, profile, options)
     key = options.api_key.read()  # a missing or empty key file: bad input, before anything
-    bind = host or profile.server.host
-    if key is None and not is_loopback(bind):
-        words = (
-            f"binding {bind} (not loopback) without an API key: anyone who reaches it can "
-            f"use it; give --api-key-file FILE or set "
-            f"${recipe.deploy.api_key_env or '<deploy.api_key_env>'}"
-        )
-        if recipe.deploy.require_api_key:
-            raise InputError(f"{words} (the recipe's deploy.require_api_key is true)")
+    words = (
+        None
+        if key is not None
+        else keyless_bind_words(host or profile.server.host, recipe.deploy.api_key_env)
+    )
+    if words and recipe.deploy.require_api_key:
+        raise InputError(f"{words} (the recipe's deploy.require_api_key is true)")
+    if words:
         err.print(f"[yellow]glm51: warning: {escape(words)}[/]", soft_wrap=True)
 
     def spec_for(placement: Placement | None, config: Path | str | None):  # type: ignore[no-untyped-def]

@@ -1,25 +1,15 @@
 """The API key on its way into SGLang: never argv. SGLang 0.5.23 reads `--api-key` from no
 environment variable; its `--config` YAML is read in-process, so the key goes there, in a file
-only this user can read, removed when the server exits. And whether a bind needs a key."""
+only this user can read, removed when the server exits."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name other than localhost may resolve anywhere
 
 
 @contextmanager

@@ -136,3 +136,22 @@ def test_a_public_gateway_without_a_key_warns_and_the_recipe_can_refuse_it(
     )
     assert exit_code(refused) == 3 and "deploy.require_api_key is true" in error_text(refused)
     assert not spawn.called
+
+
+def test_the_replicas_can_come_from_the_recipe(tmp_path, recipe_text):
+    import shutil
+    from pathlib import Path
+
+    listed = recipe_text.replace(
+        "retry_max_retries = 3\n",
+        'retry_max_retries = 3\nworker_urls = ["http://10.0.0.7:5000", "http://10.0.0.8:5000"]\n',
+    )
+    (tmp_path / "r.toml").write_text(listed)
+    shutil.copytree(Path(__file__).parents[2] / "release" / "calibration", tmp_path / "calibration")
+    result, _ = _router("--dry-run", "--recipe", str(tmp_path / "r.toml"))
+    assert result.exit_code == 0, result.output
+    assert "--worker-urls http://10.0.0.7:5000 http://10.0.0.8:5000 --policy" in result.output
+    given, _ = _router(
+        "--dry-run", "--recipe", str(tmp_path / "r.toml"), "--worker-url", "http://a:1"
+    )
+    assert "--worker-urls http://a:1 --policy" in given.output  # the command line wins

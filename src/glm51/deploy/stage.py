@@ -31,7 +31,7 @@ class K8sRequest:
         name = self.profile or recipe.deploy.profile
         return recipe.profile(name)[0]  # an unknown name is exit 3, naming the choices
 
-    def target(self, recipe: Recipe) -> Target:
+    def check(self, recipe: Recipe) -> Target:
         """Every option checked, before anything is written (each refusal names its option)."""
         replicas = recipe.deploy.replicas if self.replicas is None else self.replicas
         if replicas < 1:
@@ -79,7 +79,7 @@ def manifests_text(recipe: Recipe, target: Target) -> dict[str, str]:
 
 def run_k8s(req: K8sRequest, recipe: Recipe) -> dict[str, str]:
     """Render and write OUT/*.yaml; returns file name -> text (a dry run writes nothing)."""
-    files = manifests_text(recipe, req.target(recipe))
+    files = manifests_text(recipe, req.check(recipe))
     if req.dry_run:
         return files
     claim_output_folder(req.out_dir, option="--out", command="deploy k8s")

@@ -44,7 +44,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (unit + integration; GPU tests only with `-- -m gpu` on a GPU runner)."""
     _torch(session)
-    session.install("-e", ".[dev,quantize,publish,bench,serve-cpu]")
+    session.install("-e", ".[dev,quantize,publish,bench,serve-cpu]", *_group("deploy"))
     session.run("pytest", *session.posargs)
 
 

@@ -22,6 +22,7 @@ from glm51 import __version__, env, source_url, ui
 from glm51.bench import cli as bench_cli
 from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
+from glm51.deploy import cli as deploy_cli
 from glm51.errors import Glm51Error, from_os_error
 from glm51.image import cli as image_cli
 from glm51.options import Group, command_class
@@ -30,6 +31,7 @@ from glm51.publish import cli as publish_cli
 from glm51.quantize import cli as quantize_cli
 from glm51.recipe import cli as recipe_cli
 from glm51.release import cli as release_cli
+from glm51.router import cli as router_cli
 from glm51.serve import cli as serve_cli
 from glm51.smoke import cli as smoke_cli
 
@@ -143,6 +145,8 @@ for _stage in (
     release_cli,
     smoke_cli,
     bench_cli,
+    router_cli,
+    deploy_cli,
 ):
     _stage.register(app)
 _guard(app)

@@ -158,3 +158,17 @@ def command_class(path: str) -> type[Command]:
     if not renamed:
         return Command
     return type("Command", (Command,), {"renamed": renamed})
+
+
+# The API key's file (serve, router, smoke, bench). Without it, the variable the recipe's
+# deploy.api_key_env names (GLM51_API_KEY) holds the key, if set. Never the key itself: argv
+# is visible to every user of the machine.
+ApiKeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--api-key-file",
+        help="File holding the API key (default: $GLM51_API_KEY, as the recipe's "
+        "deploy.api_key_env names it; unset: no key).",
+        dir_okay=True,  # a folder is refused by name when read, with exit 3
+    ),
+]

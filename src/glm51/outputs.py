@@ -43,6 +43,7 @@ KIND_OF = {
     "smoke": REPORTS,
     "bench": REPORTS,
     "image build": REPORTS,
+    "deploy k8s": REPORTS,
     "release": RUN,
     "publish (local)": PUBLISHED,
 }

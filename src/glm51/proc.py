@@ -73,18 +73,26 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     output: IO[bytes] | None = None,
+    secret_stdin: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a long-running process (a server): inherited stdio, or stdout and stderr into
-    ``output`` (an open file: the server's log)."""
+    ``output`` (an open file: the server's log). ``secret_stdin``: one line written to the
+    child's stdin, then closed (a secret that must stay out of argv, the log and the env)."""
     argv = [os.fspath(a) for a in argv]
     log.info("$ %s", shlex.join(argv))
-    streams = {} if output is None else {"stdout": output, "stderr": subprocess.STDOUT}
+    streams: dict = {} if output is None else {"stdout": output, "stderr": subprocess.STDOUT}
+    if secret_stdin is not None:
+        streams["stdin"] = subprocess.PIPE
     try:
-        return subprocess.Popen(argv, env=_merged_env(env), cwd=cwd, **streams)
+        child = subprocess.Popen(argv, env=_merged_env(env), cwd=cwd, **streams)
     except FileNotFoundError as exc:
         raise InfraError(f"{argv[0]}: command not found ({exc.strerror})") from exc
     except PermissionError as exc:
         raise _not_runnable(argv[0], exc) from None
+    if secret_stdin is not None and child.stdin is not None:
+        with child.stdin:
+            child.stdin.write(secret_stdin.encode() + b"\n")
+    return child
 
 
 def forward_signals(child: subprocess.Popen[bytes]) -> None:

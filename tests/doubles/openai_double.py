@@ -70,6 +70,7 @@ class Config:
     accept_length: float = 3.2
     faults: frozenset[str] = frozenset()
     die_after_chunks: int = 3
+    api_key: str | None = None  # like SGLang's --api-key: every path but /health needs it
 
     def __post_init__(self) -> None:
         unknown = set(self.faults) - set(FAULTS)
@@ -221,8 +222,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
+    def _refused(self) -> bool:
+        """401 without `Authorization: Bearer KEY` when the server has a key (not /health)."""
+        key = self.server.config.api_key
+        if key is None or self.path == "/health":
+            return False
+        if self.headers.get("Authorization") == f"Bearer {key}":
+            return False
+        self._json(401, {"error": "Unauthorized"})
+        return True
+
     def do_GET(self) -> None:
         cfg = self.server.config
+        if self._refused():
+            return
         if self.path == "/health":
             self._json(503 if "health-503" in cfg.faults else 200, {})
         elif self.path == "/v1/models":
@@ -257,6 +270,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
+        if self._refused():
+            self.rfile.read(length)
+            return
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:

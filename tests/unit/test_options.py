@@ -83,6 +83,8 @@ def test_one_meaning_per_flag_name():
     alike_in_meaning = {"--out", "--output", "-o", "--model", "--profile", "--max-tokens", "--seed"}
     alike_in_meaning |= {"--version"}  # the release version (image tags: without its v)
     alike_in_meaning |= {"--dry-run", "--json", "--data-dir", "--overwrite", "--ready-timeout"}
+    # the address this command listens on (serve, router); the model name; the image record
+    alike_in_meaning |= {"--host", "--port", "--served-name", "--image-record"}
     helps: dict[str, set[str]] = {}
     for command in _commands().values():
         for p in command.params:

@@ -29,7 +29,7 @@ def test_recipe_has_an_upstream_profile_marked_unvalidated(recipe):
     assert upstream and not any(p.validated for p in upstream)
     # On PyPI's sglang, b12x comes only from the plugin: every such profile's build carries it.
     b12x = [p for p in upstream if p.uses_b12x]
-    assert [p.server.moe_runner_backend for p in b12x] == ["b12x"]
+    assert b12x and {p.server.moe_runner_backend for p in b12x} == {"b12x"}
     assert all("glm51-sglang-b12x" in recipe.sglang_builds[p.sglang_build].plugins for p in b12x)
 
 
@@ -148,7 +148,10 @@ def test_cli_reference_in_docs_is_current():
 
 # --- cross-references and lookups, exactly (docs/testing.md, mutation testing) ---
 
-PROFILES = "['rtx-pro-6000-x8', 'rtx-pro-6000-x8-b12x', 'rtx-pro-6000-x8-upstream']"
+PROFILES = (
+    "['rtx-pro-6000-x4-2node', 'rtx-pro-6000-x8', 'rtx-pro-6000-x8-b12x', "
+    "'rtx-pro-6000-x8-upstream']"
+)
 BUILDS = "['blackwell-fork', 'upstream']"
 
 

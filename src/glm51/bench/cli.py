@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from glm51.options import (
     SECONDS_MAX,
+    ApiKeyFileOption,
     EndpointOption,
     RecipeOption,
     ServedNameOption,
@@ -82,13 +83,24 @@ def bench_command(
             "model card's figures) or rehearsal (\\[rehearsal.gates], the CPU rehearsal's).",
         ),
     ] = "release",
+    max_failed_requests: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Requests a figure may lose and go on (a replica behind a gateway died); "
+            "each is recorded with why it could not be retried.",
+        ),
+    ] = 0,
+    api_key_file: ApiKeyFileOption = None,
     recipe: RecipeOption = None,
 ) -> None:
     """Measure Short/32K/128K TG and c=32/c=64 throughput; gate them on the recipe's gates.
 
     Writes OUT/bench.json (a typed record), OUT/bench.md (the card's table) and OUT/bench.png.
-    Exit 5 when a figure misses its gate, 6 when the server fails or dies.
+    Exit 5 when a figure misses its gate, 6 when the server fails or dies, 3 when it answers
+    401 (the API key is missing or wrong).
     """
+    from glm51.apikey import KeySource
     from glm51.bench.report import TITLES, markdown
     from glm51.bench.run import Settings
     from glm51.bench.stage import BenchRequest, raise_for, run_bench
@@ -104,7 +116,11 @@ def bench_command(
         out_dir=out_dir,
         figures=chosen,
         settings=Settings(
-            warmup_s=warmup, duration_s=duration, max_tokens=max_tokens, timeout_s=timeout
+            warmup_s=warmup,
+            duration_s=duration,
+            max_tokens=max_tokens,
+            timeout_s=timeout,
+            max_failed_requests=max_failed_requests,
         ),
         context_32k=context_32k,
         context_128k=context_128k,
@@ -112,6 +128,7 @@ def bench_command(
         hardware=hardware,
         profile=profile,
         gate_set=gate_set,  # a Literal: typer refused other names (exit 2); the request checks too
+        api_key=KeySource(file=api_key_file, env=rec.deploy.api_key_env),
     )
     request.check()
     with _progress() as progress:

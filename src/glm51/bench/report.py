@@ -51,6 +51,16 @@ def markdown(record: BenchRecord) -> str:
     )
     for note in record.notes:
         lines.append(f"\nNote: {note}.")
+    for f in figs:
+        if f.failed_requests:
+            lines.append(
+                f"\n{_title(f)} lost {len(f.failed_requests)} request(s) (not counted; "
+                "--max-failed-requests allowed them):"
+            )
+            lines += [
+                f"- at {r.at_s:.1f}s: {r.error} (not retried: {r.why_not_retried})"
+                for r in f.failed_requests
+            ]
     return "\n".join(lines) + "\n"
 
 

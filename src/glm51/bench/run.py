@@ -18,8 +18,11 @@ from glm51 import __version__
 from glm51.bench import measure
 from glm51.endpoint.client import (
     AsyncEndpoint,
+    BadAnswer,
     Endpoint,
+    EndpointError,
     RequestRejected,
+    ServerGone,
     async_client,
     spec_accept_length,
 )
@@ -27,7 +30,7 @@ from glm51.endpoint.prompts import filler, fit
 from glm51.endpoint.stream import Streamed
 from glm51.errors import InfraError, InputError
 from glm51.recipe.gates import Gates
-from glm51.records.bench import BenchFigure, BenchRecord, at_card_size
+from glm51.records.bench import BenchFigure, BenchRecord, FailedRequest, at_card_size
 
 SHORT_PROMPT = "Write a long story about a lighthouse keeper."
 OPTIONAL_FIELDS = ("ignore_eos", "continuous_usage_stats")
@@ -63,6 +66,9 @@ class Settings:
     max_tokens: int = 1024  # per request; streams send the next request when one ends
     timeout_s: float = 300.0  # one read of a stream (a server that stops talking)
     temperature: float = 0.0
+    # Requests a figure may lose and go on (behind a gateway, a replica may die): each is
+    # recorded with why it failed; one more fails the figure. 0: the first failure does.
+    max_failed_requests: int = 0
 
 
 @dataclass
@@ -75,6 +81,7 @@ class Session:
     settings: Settings
     extras: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    api_key: str | None = field(default=None, repr=False)
 
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -132,23 +139,60 @@ def sized_prompt(session: Session, tokens: int) -> tuple[list[dict], int]:
     return sized.messages, sized.prompt_tokens
 
 
+_STARTED = (
+    "the stream had started (HTTP 200 sent, perhaps tokens too) when its replica died: a "
+    "gateway retries a request only before the first byte of its answer, and the client "
+    "cannot resend it without counting twice the tokens it may have received"
+)
+
+
+def failed_request(exc: EndpointError, at_s: float) -> FailedRequest:
+    """A lost request, and why neither a gateway in front nor the bench could retry it."""
+    text = str(exc)
+    if isinstance(exc, ServerGone | BadAnswer) and any(
+        cut in text for cut in ("mid-answer", "without a finish_reason", "error mid-stream")
+    ):
+        why = _STARTED
+    elif isinstance(exc, ServerGone):
+        why = "no answer at all: the endpoint itself (the gateway, or the only server) is gone"
+    elif isinstance(exc, RequestRejected):
+        why = (
+            f"the endpoint answered HTTP {exc.status} before any token: a gateway answers so "
+            "once its own retries are spent or no healthy replica is left; the bench does not "
+            "resend it (the gateway already did)"
+        )
+    elif isinstance(exc, BadAnswer):
+        why = "the answer was not a valid completion: resending would hide a broken server"
+    else:
+        why = type(exc).__name__
+    return FailedRequest(at_s=round(at_s, 3), error=text[:300], why_not_retried=why)
+
+
 async def measure_streams(
     session: Session,
     spec: FigureSpec,
     messages: list[dict],
     prompt_tokens: int,
     tick: Callable[[float], None],
+    failures: list[FailedRequest] | None = None,
 ) -> tuple[list[Streamed], float, float]:
     s = session.settings
     results: list[Streamed] = []
-    async with async_client(spec.concurrency, s.timeout_s) as http:
+    failures = [] if failures is None else failures
+    async with async_client(spec.concurrency, s.timeout_s, session.api_key) as http:
         ep = AsyncEndpoint(session.url, session.model, http)
         start = time.perf_counter()
         a, b = start + s.warmup_s, start + s.warmup_s + s.duration_s
 
         async def stream_worker() -> None:
             while time.perf_counter() < b:
-                r = await ep.stream(messages, **session.params())
+                try:
+                    r = await ep.stream(messages, **session.params())
+                except EndpointError as exc:
+                    if len(failures) >= s.max_failed_requests:
+                        raise
+                    failures.append(failed_request(exc, time.perf_counter() - start))
+                    continue
                 if r.usage is None:
                     raise InfraError(f"{spec.name}: a stream ended without usage")
                 if r.usage.prompt_tokens != prompt_tokens:
@@ -198,7 +242,10 @@ def run_figure(
     # Warm the prefix (and measure the cold prefill) with a one-token answer.
     cold = session.sync.stream(messages, max_tokens=1, temperature=0.0)
     ttft = cold.ttft_s if cold.ttft_s is not None else cold.t_end - cold.t_sent
-    streams, a, b = asyncio.run(measure_streams(session, spec, messages, prompt_tokens, tick))
+    failures: list[FailedRequest] = []
+    streams, a, b = asyncio.run(
+        measure_streams(session, spec, messages, prompt_tokens, tick, failures)
+    )
     window = (measure.single_stream if spec.concurrency == 1 else measure.aggregate)(streams, a, b)
     if window.tokens <= 0:
         raise InfraError(f"{spec.name}: no tokens were decoded inside the measurement window")
@@ -215,7 +262,12 @@ def run_figure(
         accept_length=spec_accept_length(session.sync.server_info()),
         requests=window.requests,
         gate=measure.gate(spec.name, rate, gates) if spec.gated else None,
+        failed_requests=tuple(failures),
     )
+
+
+# Not settings (version), or secrets SGLang 0.5.23 reports back in /server_info: never recorded.
+_NOT_FLAGS = ("version", "api_key", "admin_api_key", "launch_command", "ssl_keyfile_password")
 
 
 def server_flags(info: dict | None) -> tuple[str, ...]:
@@ -224,7 +276,7 @@ def server_flags(info: dict | None) -> tuple[str, ...]:
         return ()
     flags = []
     for key, value in sorted(info.items()):
-        if value is None or isinstance(value, dict | list) or key in ("version",):
+        if value is None or isinstance(value, dict | list) or key in _NOT_FLAGS:
             continue
         flags.append(f"--{key.replace('_', '-')}={value}")
     return tuple(flags)

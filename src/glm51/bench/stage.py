@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from glm51.apikey import KeySource
 from glm51.bench import measure
 from glm51.bench.report import markdown, plot
 from glm51.bench.run import FigureSpec, Session, Settings, bench, card_figures
@@ -32,6 +33,7 @@ class BenchRequest:
     hardware: str = ""
     profile: str | None = None
     gate_set: Literal["release", "rehearsal"] = "release"
+    api_key: KeySource = field(default_factory=KeySource)  # where the key comes from, if any
 
     def specs(self) -> list[FigureSpec]:
         known = {s.name: s for s in card_figures(self.context_32k, self.context_128k)}
@@ -53,6 +55,7 @@ class BenchRequest:
             ("--duration", s.duration_s, 0.1),
             ("--max-tokens", s.max_tokens, 2),
             ("--stall-timeout", s.timeout_s, 0.1),
+            ("--max-failed-requests", s.max_failed_requests, 0),
             ("--context-32k", self.context_32k, 1),
             ("--context-128k", self.context_128k, 1),
         ):
@@ -61,6 +64,7 @@ class BenchRequest:
         if self.gate_set not in ("release", "rehearsal"):
             raise InputError(f"--gates {self.gate_set}: expected release or rehearsal")
         base_url(self.endpoint)  # bad input (exit 3) before anything is measured
+        self.api_key.read()  # a missing or empty key file: exit 3 before anything is measured
         # Checked before minutes of measuring; made when there is something to write.
         claim_output_folder(self.out_dir, option="--out", command="bench", create=False)
 
@@ -78,9 +82,11 @@ def run_bench(
     req.check()
     gates = recipe.gates if req.gate_set == "release" else recipe.rehearsal.gates
     model = req.served_name or recipe.model.served_name
-    with sync_client(req.settings.timeout_s) as http:
+    key = req.api_key.read()
+    with sync_client(req.settings.timeout_s, key) as http:
         sync = Endpoint(base_url(req.endpoint), model, http)
-        session = Session(sync, sync.url, model, req.settings)
+        sync.check_access()  # a missing or wrong key (401) is exit 3, before any measuring
+        session = Session(sync, sync.url, model, req.settings, api_key=key)
         record = bench(
             session,
             req.specs(),

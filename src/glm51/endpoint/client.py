@@ -37,6 +37,30 @@ class RequestRejected(EndpointError):
         super().__init__(f"{url} answered HTTP {status}: {detail[:500]}")
 
 
+class Unauthorized(InputError):
+    """HTTP 401: the endpoint wants an API key that was not sent, or not this one."""
+
+    def __init__(self, url: str, sent_key: bool) -> None:
+        why = (
+            "the key sent was refused (a wrong key): check --api-key-file or $GLM51_API_KEY"
+            if sent_key
+            else "no API key was sent and the endpoint wants one: give --api-key-file FILE "
+            "or set $GLM51_API_KEY (the recipe's deploy.api_key_env)"
+        )
+        super().__init__(f"{url} answered HTTP 401: {why}")
+
+
+def _rejected(url: str, response: httpx.Response, sent_key: bool) -> Exception:
+    """The error for a refused request: a 401 is bad input (the key), the rest the server's."""
+    if response.status_code == 401:
+        return Unauthorized(url, sent_key)
+    return RequestRejected(url, response.status_code, _detail(response))
+
+
+def _has_key(client: httpx.Client | httpx.AsyncClient) -> bool:
+    return "authorization" in client.headers
+
+
 class ServerGone(EndpointError):
     """Connection refused or reset, the stream cut short, or no answer in time."""
 
@@ -145,13 +169,19 @@ class Endpoint:
     def models(self) -> list[str]:
         response = self._get("/v1/models")
         if response.status_code != 200:
-            raise RequestRejected(self.url + "/v1/models", response.status_code, _detail(response))
+            raise _rejected(self.url + "/v1/models", response, _has_key(self.client))
         try:
             return [str(m["id"]) for m in response.json()["data"]]
         except (ValueError, KeyError, TypeError):
             raise BadAnswer(
                 f"{self.url}/v1/models: not a model list: {response.text[:300]}"
             ) from None
+
+    def check_access(self) -> None:
+        """Raise Unauthorized if the endpoint refuses this client's key (or its lack): a
+        one-token chat, since a gateway may answer /v1/models without a key (smg does)."""
+        with contextlib.suppress(EndpointError):  # down or odd: the caller's checks say so
+            self.chat([{"role": "user", "content": "Hi"}], max_tokens=1)
 
     def server_info(self) -> dict[str, Any] | None:
         """SGLang's /server_info (older: /get_server_info); None when the server has neither."""
@@ -173,7 +203,7 @@ class Endpoint:
         except httpx.HTTPError as exc:
             raise _transport_error(url, exc) from None
         if response.status_code != 200:
-            raise RequestRejected(url, response.status_code, _detail(response))
+            raise _rejected(url, response, _has_key(self.client))
         try:
             return parse_completion(response.json())
         except (ValueError, ProtocolViolation) as exc:
@@ -186,7 +216,7 @@ class Endpoint:
         with _stream_errors(url), self.client.stream("POST", url, json=body) as response:
             if response.status_code != 200:
                 response.read()
-                raise RequestRejected(url, response.status_code, _detail(response))
+                raise _rejected(url, response, _has_key(self.client))
             for line in response.iter_lines():
                 if not acc.feed_line(line, time.perf_counter()):
                     break
@@ -209,18 +239,26 @@ class AsyncEndpoint:
             async with self.client.stream("POST", url, json=body) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise RequestRejected(url, response.status_code, _detail(response))
+                    raise _rejected(url, response, _has_key(self.client))
                 async for line in response.aiter_lines():
                     if not acc.feed_line(line, time.perf_counter()):
                         break
         return _finish_stream(url, acc)
 
 
-def sync_client(timeout_s: float) -> httpx.Client:
-    return httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0))
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def async_client(concurrency: int, timeout_s: float) -> httpx.AsyncClient:
+def sync_client(timeout_s: float, api_key: str | None = None) -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), headers=_auth(api_key))
+
+
+def async_client(
+    concurrency: int, timeout_s: float, api_key: str | None = None
+) -> httpx.AsyncClient:
     """Connection limits that match the concurrency: one kept-alive connection per stream."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits, headers=_auth(api_key)
+    )

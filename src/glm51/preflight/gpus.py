@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from glm51 import proc
@@ -87,17 +87,44 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
-def check(profile: Profile, gpus: list[GpuInfo]) -> list[Finding]:
-    """GPU count, model, compute capability, driver and memory against the profile."""
+def _node(node: tuple[int, int] | None) -> str:
+    return "" if node is None else f"node {node[0]} of {node[1]}: "
+
+
+def node_env(
+    profile: Profile, node: tuple[int, int] | None, environ: Mapping[str, str]
+) -> list[Finding]:
+    """The variables a multi-node profile asks every node to set (its NCCL/Gloo interfaces)."""
+    missing = [name for name in profile.node_env if not environ.get(name)]
+    if not missing:
+        return []
+    return [
+        Finding(
+            "network.env",
+            Severity.ERROR,
+            f"{_node(node)}{', '.join(missing)} not set: the profile spans "
+            f"{profile.hardware.nodes} nodes and names {', '.join(profile.node_env)}",
+            "export each on this node (e.g. NCCL_SOCKET_IFNAME=eth0, the interface that "
+            "reaches the other nodes)",
+        )
+    ]
+
+
+def check(
+    profile: Profile, gpus: list[GpuInfo], *, node: tuple[int, int] | None = None
+) -> list[Finding]:
+    """GPU count (per node), model, compute capability, driver and memory against the profile."""
     hw = profile.hardware
     found: list[Finding] = []
     if len(gpus) < hw.gpu_count:
+        per_node = " per node" if hw.nodes > 1 else ""
+        pp = f" x pp {profile.server.pp_size}" if profile.server.pp_size else ""
         found.append(
             Finding(
                 "gpu.count",
                 Severity.ERROR,
-                f"too few GPUs: found {len(gpus)}, the profile needs {hw.gpu_count} "
-                f"(tp {profile.server.tp})",
+                f"{_node(node)}too few GPUs: found {len(gpus)}, the profile needs "
+                f"{hw.gpu_count}{per_node} (tp {profile.server.tp}{pp})",
                 "run on a machine with enough GPUs, or pick a profile for this machine (--profile)",
             )
         )

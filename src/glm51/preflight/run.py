@@ -23,12 +23,15 @@ def check(
     gpu_probe: gpus.GpuProbe | None = None,
     sglang_probe: sglang_help.SglangProbe | None = None,
     model_error: str | None = None,
+    node: tuple[int, int] | None = None,
 ) -> Report:
     """GPUs, checkpoint, flags and installed SGLang for ``profile_name`` on ``model_path``.
 
     The probes default to the real nvidia-smi and `python -m sglang.launch_server --help`;
     tests pass recorded outputs instead. ``model_path`` None (with ``model_error`` saying why)
     reports the checkpoint as missing and runs the GPU, flag and SGLang checks anyway.
+    ``node`` (rank, nnodes): this machine is one node of a replica that spans several; the
+    GPU count is per node, and the profile's node_env variables must be set.
     """
     _, profile = recipe.profile(profile_name)
     report = Report()
@@ -43,7 +46,9 @@ def check(
             found, profile.env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
         )
         gpu_count = len(found)
-        report.extend(gpus.check(profile, found))
+        report.extend(gpus.check(profile, found, node=node))
+    if node is not None or profile.hardware.nodes > 1:
+        report.extend(gpus.node_env(profile, node, {**os.environ, **profile.env}))
 
     if model_path is None:
         # No checkpoint to look at (doctor on a machine without one): the other checks still run.

@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from glm51.errors import InputError
 from glm51.recipe.base import Strict
+from glm51.recipe.deploy import DeployRecipe
 from glm51.recipe.gates import Gates, SmokeFloors
 from glm51.recipe.images import ImageRecipe
 from glm51.recipe.quantize import QuantizeRecipe
@@ -38,6 +39,7 @@ class Recipe(Strict):
     release: ReleaseRecipe
     rehearsal: RehearsalRecipe
     images: dict[str, ImageRecipe] = Field(min_length=1, description="image name -> its recipe")
+    deploy: DeployRecipe = Field(default_factory=DeployRecipe)
     # Where the recipe was read from: relative paths in it (manifests) resolve against it.
     _source: Path | None = PrivateAttr(None)
 
@@ -110,9 +112,29 @@ class Recipe(Strict):
                     )
                 )
         problems += self._image_problems()
+        problems += self._deploy_problems()
         if problems:
             raise CrossReferenceError(problems)
         return self
+
+    def _deploy_problems(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if self.deploy.profile is not None and self.deploy.profile not in self.profiles:
+            problems.append(("deploy.profile", f"expected one of {sorted(self.profiles)}"))
+        if self.deploy.kubernetes.image not in self.images:
+            problems.append(("deploy.kubernetes.image", f"expected one of {sorted(self.images)}"))
+        for name, profile in self.profiles.items():
+            hw, server = profile.hardware, profile.server
+            stages = server.pp_size or 1
+            if server.tp <= hw.gpu_count and server.tp * stages > hw.gpu_count * hw.nodes:
+                problems.append(
+                    (
+                        f"profiles.{name}.server",
+                        f"tp {server.tp} x pp {stages} needs {server.tp * stages} GPUs; "
+                        f"hardware has {hw.nodes} node(s) x {hw.gpu_count}",
+                    )
+                )
+        return problems
 
     def _image_problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

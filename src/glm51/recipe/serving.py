@@ -53,6 +53,7 @@ class Hardware(Strict):
     compute_capability: str = Field(pattern=r"^\d+\.\d+$", description="e.g. '12.0'")
     min_driver: str = Field(pattern=r"^\d+(\.\d+)*$", description="minimum driver, e.g. '595'")
     min_memory_mib: int = Field(0, ge=0, description="minimum memory per GPU")
+    nodes: int = Field(1, ge=1, description="nodes one replica spans; gpu_count is per node")
 
     @property
     def major(self) -> int:
@@ -72,6 +73,7 @@ class ServerArgs(Strict):
     reasoning_parser: str | None = None
     tool_call_parser: str | None = None
     tp: int = Field(1, ge=1)
+    pp_size: int | None = Field(None, ge=1, description="pipeline-parallel stages (--pp-size)")
     trust_remote_code: bool = False
     quantization: str | None = None
     kv_cache_dtype: str | None = None
@@ -100,6 +102,11 @@ class Profile(Strict):
     evidence: str = Field(description="where the numbers and the configuration come from")
     hardware: Hardware
     env: dict[str, str] = Field(default_factory=dict)
+    node_env: tuple[str, ...] = Field(
+        (),
+        description="environment variables every node must set itself (NCCL/Gloo network "
+        "interfaces): preflight refuses to start a node without them",
+    )
     server: ServerArgs
 
     @field_validator("env")

@@ -27,6 +27,15 @@ class GateResult(BaseModel):
     passed: bool
 
 
+class FailedRequest(BaseModel):
+    """A request the figure lost (allowed by --max-failed-requests), and why it stayed lost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    at_s: float  # seconds after the figure started (warmup included)
+    error: str
+    why_not_retried: str
+
+
 class BenchFigure(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str  # one of FIGURES, or an extra measurement
@@ -40,6 +49,8 @@ class BenchFigure(BaseModel):
     accept_length: float | None = None
     requests: int = 0  # requests whose output fell (partly) inside the window
     gate: GateResult | None = None
+    # Lost requests: their tokens are not counted (the server's usage never arrived).
+    failed_requests: tuple[FailedRequest, ...] = ()
 
     def title(self, names: dict[str, str]) -> str:
         """The figure's name, or, measured at another size than the card's, that size."""

@@ -24,3 +24,9 @@ class ImageRecord(Record):
     lock: str = ""  # the lock file the build installed, relative to the repository
     labels: dict[str, str] = Field(default_factory=dict)
     buildx_metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def by_digest(self) -> str | None:
+        """The pushed image by digest (`registry/name@sha256:...`); None until pushed."""
+        if not (self.pushed and self.digest and self.tags):
+            return None
+        return f"{self.tags[0].rsplit(':', 1)[0]}@{self.digest}"

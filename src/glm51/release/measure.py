@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from glm51.apikey import KeySource
 from glm51.bench.report import TITLES
 from glm51.bench.run import Settings
 from glm51.bench.stage import BenchRequest, run_bench
@@ -29,13 +30,16 @@ def smoke_and_bench(
 ) -> None:
     """Smoke first (a failed check stops before minutes of measuring), then the bench; each
     writes its record into the run folder and raises its own exit (5 gate, 6 server)."""
+    # The key (if the recipe's variable is set here) is what the server was started with.
+    key = KeySource(env=recipe.deploy.api_key_env)
     smoke = SmokeRequest(
         endpoint=endpoint,
         out_dir=context.path(SMOKE).parent,
         tiers=tiers,
         served_name=served_name,
+        api_key=key,
     )
-    bench_req = replace(bench, endpoint=endpoint, out_dir=context.path(BENCH).parent)
+    bench_req = replace(bench, endpoint=endpoint, out_dir=context.path(BENCH).parent, api_key=key)
     smoke.check()
     bench_req.check()  # both checked before either runs
     say = context.log  # each check and figure as it ends: long work shows progress

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[
         f"{checkpoint.resolve()}:/models/checkpoint:ro",
         "-v",
         "glm51-jit-cache:/cache/jit",
+        # The API key by name only: docker copies its value from this environment (never argv).
+        *(["-e", recipe.deploy.api_key_env] if _key_set(recipe) else []),
         image,
         "glm51",
         "serve",
@@ -118,6 +121,11 @@ def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[
         "--model",
         "/models/checkpoint",
     ]
+
+
+def _key_set(recipe: Recipe) -> bool:
+    name = recipe.deploy.api_key_env
+    return bool(name and os.environ.get(name))
 
 
 def _answers(url: str) -> bool:

@@ -9,6 +9,7 @@ import typer
 from glm51 import env
 from glm51.options import (
     SECONDS_MAX,
+    ApiKeyFileOption,
     ModelIdOption,
     ModelOption,
     ProfileOption,
@@ -47,15 +48,45 @@ def serve_command(
         float,
         typer.Option(min=0.1, max=SECONDS_MAX, help="Seconds --wait-ready waits for /health."),
     ] = 1800.0,
+    api_key_file: ApiKeyFileOption = None,
+    nnodes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Nodes this replica spans (a multi-node profile: its hardware.nodes)."
+        ),
+    ] = None,
+    node_rank: Annotated[
+        int | None,
+        typer.Option(
+            help="This node's rank, 0 to nnodes-1 (a dry run without it prints every node)."
+        ),
+    ] = None,
+    dist_init_addr: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of node 0, where a multi-node replica's ranks meet."),
+    ] = None,
     recipe: RecipeOption = None,
 ) -> None:
-    """Run SGLang with a recipe profile (the validated launch configuration)."""
+    """Run SGLang with a recipe profile (the validated launch configuration).
+
+    The API key (--api-key-file, or the variable the recipe's deploy.api_key_env names)
+    reaches SGLang in a private 0600 --config file, never in argv or a log.
+    """
+    from glm51.apikey import KeySource
     from glm51.recipe.load import load_recipe
     from glm51.serve import launch
 
     loaded = load_recipe(recipe)
     options = launch.Options(
-        host, port, dry_run, skip_preflight, ready_timeout if wait_ready else None
+        host,
+        port,
+        dry_run,
+        skip_preflight,
+        ready_timeout if wait_ready else None,
+        api_key=KeySource(file=api_key_file, env=loaded.deploy.api_key_env),
+        nnodes=nnodes,
+        node_rank=node_rank,
+        dist_init_addr=dist_init_addr,
     )
     model_path = launch.checkpoint(loaded, model, model_id, revision)
     code = launch.serve(loaded, profile, model_path, tuple(extra or ()), options)

@@ -16,6 +16,7 @@ from rich.table import Table
 from glm51.errors import InputError
 from glm51.options import (
     SECONDS_MAX,
+    ApiKeyFileOption,
     EndpointOption,
     ProfileOption,
     RecipeOption,
@@ -98,13 +99,16 @@ def smoke_command(
         typer.Option(min=0.1, max=SECONDS_MAX, help="With --launch: seconds to wait for /health."),
     ] = 1800.0,
     profile: ProfileOption = None,
+    api_key_file: ApiKeyFileOption = None,
     recipe: RecipeOption = None,
 ) -> None:
     """Smoke-test a served GLM-5.1: protocol tier (any OpenAI server), GLM tier (the model).
 
     Writes a table, OUT/smoke.json (a typed record) and OUT/smoke.xml (JUnit). Exit 5 when a
-    check fails, 6 when the server cannot be reached or dies.
+    check fails, 6 when the server cannot be reached or dies, 3 when it answers 401 (the API
+    key is missing or wrong).
     """
+    from glm51.apikey import KeySource
     from glm51.endpoint.launch import launched
     from glm51.recipe.load import load_recipe
     from glm51.smoke.stage import SmokeRequest, raise_for, run_smoke
@@ -127,9 +131,12 @@ def smoke_command(
         max_tokens=max_tokens,
         gsm8k_items=gsm8k_items,
         timeout_s=timeout,
+        api_key=KeySource(file=api_key_file, env=rec.deploy.api_key_env),
     )
     request.check()  # before a server is launched or a request sent
     args = list(serve_args or ())
+    if launch and api_key_file is not None and "--api-key-file" not in args:
+        args = ["--api-key-file", str(api_key_file), *args]
     if launch and profile and "--profile" not in args:
         args = ["--profile", profile, *args]
     ctx_manager = (

@@ -5,9 +5,10 @@ away as InfraError. The CLI and the release both call `run_smoke`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from glm51.apikey import KeySource
 from glm51.endpoint.client import Endpoint, base_url, sync_client
 from glm51.errors import GateFailed, InfraError, InputError
 from glm51.outputs import claim_output_folder, write_text
@@ -29,6 +30,7 @@ class SmokeRequest:
     max_tokens: int = 1024
     gsm8k_items: int | None = None  # None: the recipe's
     timeout_s: float = 600.0
+    api_key: KeySource = field(default_factory=KeySource)  # where the key comes from, if any
 
     def check(self) -> None:
         """Every option, before any request (each refusal names its option)."""
@@ -51,6 +53,7 @@ class SmokeRequest:
         if self.timeout_s <= 0:
             raise InputError(f"--timeout {self.timeout_s}: expected more than 0 seconds")
         base_url(self.endpoint)  # bad input (exit 3), not a server that failed
+        self.api_key.read()  # a missing or empty key file: exit 3 before any request
         claim_output_folder(self.out_dir, option="--out", command="smoke", create=False)
 
 
@@ -65,9 +68,11 @@ def run_smoke(
     req.check()
     name = req.served_name or recipe.model.served_name
     url = base_url(req.endpoint)
-    with sync_client(req.timeout_s) as http:
+    with sync_client(req.timeout_s, req.api_key.read()) as http:
+        endpoint = Endpoint(url, name, http)
+        endpoint.check_access()  # a missing or wrong key (401) is exit 3, before any check
         ctx = Context(
-            endpoint=Endpoint(url, name, http),
+            endpoint=endpoint,
             served_name=name,
             floors=recipe.smoke,
             needle_tokens=req.needle_tokens or recipe.smoke.needle_tokens,

@@ -65,6 +65,21 @@ def parser(variant: str) -> argparse.ArgumentParser:
         default=1,
         help="The tensor parallelism size.",
     )
+    # Multi-node (fields/parallel.py): the two-node profile and `glm51 serve --nnodes`.
+    a(
+        "--pp-size",
+        "--pipeline-parallel-size",
+        type=int,
+        default=1,
+        help="The pipeline parallelism size.",
+    )
+    a(
+        "--dist-init-addr",
+        "--nccl-init-addr",
+        help="The host address for initializing distributed backend (e.g., `192.168.0.2:25000`).",
+    )
+    a("--nnodes", type=int, default=1, help="The number of nodes.")
+    a("--node-rank", type=int, default=0, help="The node rank.")
     a(
         "--mem-fraction-static",
         type=float,

@@ -29,6 +29,24 @@ def _last(argv: list[str], flag: str, default: str) -> str:
     return value
 
 
+def _config_key(argv: list[str]) -> tuple[str | None, dict | None]:
+    """--api-key, or `api-key` in the --config YAML file (read as SGLang 0.5.23's
+    ConfigArgumentMerger reads it); and the config file's mode and folder mode, as seen."""
+    key = _last(argv, "--api-key", "") or None
+    path = _last(argv, "--config", "")
+    if not path:
+        return key, None
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text())
+    seen = {
+        "mode": oct(os.stat(path).st_mode & 0o777),
+        "folder_mode": oct(os.stat(Path(path).parent).st_mode & 0o777),
+        "path": path,
+    }
+    return data.get("api-key", key), seen
+
+
 def main(argv: list[str]) -> int:
     if "--help" in argv or "-h" in argv:
         sys.stdout.write(Path(os.environ.get("FAKE_SGLANG_HELP", HELP)).read_text())
@@ -37,7 +55,8 @@ def main(argv: list[str]) -> int:
     host, port = _last(argv, "--host", "127.0.0.1"), int(_last(argv, "--port", "30000"))
     faults = frozenset(f for f in os.environ.get("FAKE_SGLANG_FAULTS", "").split(",") if f)
     name = _last(argv, "--served-model-name", "GLM-5.1")
-    server = Server((host, port), Config(served_name=name, faults=faults))
+    key, config = _config_key(argv)
+    server = Server((host, port), Config(served_name=name, faults=faults, api_key=key))
 
     def stop(signum: int, _frame: object) -> None:
         server.server_close()
@@ -51,7 +70,8 @@ def main(argv: list[str]) -> int:
     # Written once the signals are handled, so a test may signal as soon as it sees it.
     if os.environ.get("FAKE_SGLANG_MARKER"):
         env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "SGLANG_ENABLE_SPEC_V2")}
-        Path(os.environ["FAKE_SGLANG_MARKER"]).write_text(json.dumps({"argv": argv, "env": env}))
+        seen = {"argv": argv, "env": env, "config": config, "has_key": key is not None}
+        Path(os.environ["FAKE_SGLANG_MARKER"]).write_text(json.dumps(seen))
     print(f"fake sglang listening on {host}:{port}", flush=True)
     server.serve_forever()
     return 0

@@ -20,7 +20,7 @@ from glm51.checkpoint.folder import Checkpoint
 from glm51.checkpoint.layout import moe_layers
 from glm51.quantize.artifact import Artifact
 from glm51.quantize.layers import load_into, release
-from glm51.quantize.ranks import SINGLE, Ranks, test_fault
+from glm51.quantize.ranks import SINGLE, Ranks, fault_injection_hook, without_modelopt_sync
 from glm51.quantize.targets import all_disabled
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -233,7 +233,7 @@ def calibrate_bounded(
         def loop(_m, layer=layer, i=i) -> None:
             for s in range(len(samples)):
                 counter.at(offsets[s])
-                test_fault(ranks, unit, i)
+                fault_injection_hook(ranks, unit, i)
                 h, mask, pos, rope = layer_inputs(s)
                 out, topk[s] = layer(
                     h,
@@ -246,7 +246,7 @@ def calibrate_bounded(
                 )
                 hidden[s] = out.cpu()
 
-        cfg = qcfg if i in layers else all_disabled(qcfg)
+        cfg = without_modelopt_sync(qcfg if i in layers else all_disabled(qcfg), ranks)
         # A rank whose share is empty still calibrates (a loop that runs nothing), so that
         # it measures what a process with data does: no weight-only calibration of its own.
         loop_or_none = loop if whole else None

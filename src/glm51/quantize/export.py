@@ -34,7 +34,7 @@ from glm51.outputs import (
 from glm51.quantize.calibrate import Resident
 from glm51.quantize.layers import load_into, release
 from glm51.quantize.nvfp4 import correctly_rounded_scales
-from glm51.quantize.ranks import SINGLE, Ranks
+from glm51.quantize.ranks import SINGLE, Ranks, without_modelopt_sync
 from glm51.quantize.targets import all_disabled, bf16_patterns, modelopt_config
 
 # Everything a server needs beside the weights; copied verbatim when present.
@@ -145,6 +145,7 @@ def _export_bounded(
         qcfg = modelopt_config(recipe, mini)
         if mini["mlp_layer_types"] == ["dense"]:
             qcfg = all_disabled(qcfg)
+        qcfg = without_modelopt_sync(qcfg, ranks)  # each rank has other layers than the rest
         with torch.no_grad():
             mtq.quantize(model, qcfg, forward_loop=None)
         mine, real = "model.layers.0.", f"model.layers.{i}."

@@ -183,6 +183,18 @@ class Ranks:
 SINGLE = Ranks()
 
 
+def without_modelopt_sync(qcfg: dict[str, Any], ranks: Ranks) -> dict[str, Any]:
+    """The ModelOpt config a rank calibrates with. Under torch.distributed ModelOpt would
+    all-reduce each amax it has itself; a rank without a quantizer's amax (no sample of its
+    share reached it) skips that all-reduce while the others wait in it. glm51 reduces every
+    amax itself (`Ranks.max_amax`), absent ones included, so ModelOpt's sync is turned off."""
+    if ranks.world == 1:
+        return qcfg
+    algorithm = qcfg["algorithm"]
+    algorithm = {"method": algorithm} if isinstance(algorithm, str) else dict(algorithm)
+    return {**qcfg, "algorithm": {**algorithm, "distributed_sync": False}}
+
+
 def join(device: str) -> Ranks:
     """This process's rank under torchrun (its env: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*),
     with the process group started: NCCL for a CUDA device (cuda:LOCAL_RANK), gloo for the
@@ -218,7 +230,7 @@ def join(device: str) -> Ranks:
     return Ranks(rank, world, local, device)
 
 
-def test_fault(ranks: Ranks, unit: str, layer: int) -> None:
+def fault_injection_hook(ranks: Ranks, unit: str, layer: int) -> None:
     """TEST HOOK, for the fault-injection tests only: GLM51_TEST_KILL_RANK=RANK:UNIT:LAYER
     kills this rank with SIGKILL in the middle of calibrating LAYER of UNIT, as the OOM
     killer or a lost node would. Unset (always, outside those tests): nothing."""

@@ -141,22 +141,6 @@ def test_nproc_zero_exits_3_before_anything_is_read(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_estimate_gives_each_rank_its_share_of_the_replay():
-    from glm51.quantize import estimate as est
-    from tests.unit.test_estimate import GLM51 as config
-
-    units = [est.CalibShape("a", 64, 64 * 2048, 2048)]
-    one = est.estimate(config, units)
-    eight = est.estimate(config, units, ranks=8)
-    assert "per rank" not in one.render() and one.rank_host_bytes == one.layerwise_host_bytes
-    assert eight.layerwise_gpu_bytes == one.layerwise_gpu_bytes  # a whole layer on each
-    replay_share = eight.rank_host_bytes - 2 * eight.largest_layer_bytes
-    assert replay_share == (64 * 2048 // 8 + 2048) * config["hidden_size"] * 2 * 2
-    assert "per rank          GPU" in eight.render() and "on 8 ranks" in eight.render()
-    with pytest.raises(InputError, match="ranks 0: give 1 or more"):
-        est.estimate(config, units, ranks=0)
-
-
 def test_the_fault_hook_is_inert_unless_it_names_this_rank_unit_and_layer(monkeypatch):
     monkeypatch.delenv(env.TEST_KILL_RANK, raising=False)
     fault_injection_hook(Ranks(rank=1, world=2), "u", 1)

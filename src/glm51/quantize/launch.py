@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from glm51.errors import GateFailed, Glm51Error, InfraError, InputError
+from glm51.quantize.pipeline import RECORD
 
 if TYPE_CHECKING:
     from glm51.quantize.stage import Request
@@ -98,8 +99,6 @@ def launch(req: Request) -> Launched:
     """Start `req.nproc` ranks on this box and wait for them; a failed rank stops them all."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    from glm51.quantize.pipeline import RECORD
 
     argv = rank_argv(req)
     log.info("$ torchrun --standalone --nproc-per-node %d %s", req.nproc, shlex.join(argv))

@@ -97,6 +97,7 @@ def failed(nproc: int, failures: dict) -> Glm51Error:
 
 def launch(req: Request) -> Launched:
     """Start `req.nproc` ranks on this box and wait for them; a failed rank stops them all."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -116,6 +117,11 @@ def launch(req: Request) -> Launched:
         elastic_launch(config, sys.executable)(*argv)
     except ChildFailedError as exc:
         raise failed(req.nproc, exc.failures) from None
+    except SignalException as exc:  # this process was told to stop: the ranks were stopped
+        raise InfraError(
+            f"stopped by {exc.sigval.name}: the {req.nproc} ranks were stopped with it; nothing "
+            "was swapped into --output, and a re-run resumes at the first unfinished unit"
+        ) from None
     except (RuntimeError, OSError) as exc:  # the rendezvous itself
         raise InfraError(f"could not start {req.nproc} ranks on this box: {exc}") from None
     return Launched(

@@ -428,20 +428,23 @@ def rank_child(model: str, out: str, device: str, samples: int, length: int) -> 
             keys = ckpt.keys(f"model.layers.{i}.")
             dist.barrier()
             t0 = time.perf_counter()
-            mine = {k: v.to(device) for k, v in ckpt.read(keys).items()}
+            # copy=True: the bytes are really read (safetensors may hand out a lazy mmap view).
+            mine = {k: v.to(device, copy=True) for k, v in ckpt.read(keys).items()}
             sync()
             read_s = time.perf_counter() - t0
+            shapes = {k: (v.shape, v.dtype) for k, v in mine.items()}
+            del mine
             dist.barrier()
             t0 = time.perf_counter()
-            for k in keys:  # rank 0's tensors to every rank, one broadcast each
-                buf = mine[k] if ranks.leader else torch.empty_like(mine[k])
+            if ranks.leader:  # rank 0 reads the layer, then sends every tensor to every rank
+                src = {k: v.to(device, copy=True) for k, v in ckpt.read(keys).items()}
+            for k in keys:
+                shape, dtype = shapes[k]
+                buf = src[k] if ranks.leader else torch.empty(shape, dtype=dtype, device=device)
                 dist.broadcast(buf, src=0)
-            if ranks.leader:  # rank 0 reads once more: what it would do alone
-                ckpt.read(keys)
             sync()
             bcast_s = time.perf_counter() - t0
             transfer.append({"layer": i, "read_s": read_s, "broadcast_s": bcast_s})
-            del mine
         dist.barrier()
 
     loads: list[dict] = []
@@ -557,53 +560,54 @@ def run_parallel(args) -> None:
             f"bounded memory on {device} ({name}); 1 process, then {args.nproc} ranks",
             flush=True,
         )
-        runs = {}
-        for world in (1, args.nproc):
-            out = Path(tmp) / f"ranks-{world}"
-            out.mkdir()
-            child = [
-                __file__,
-                "--rank-child",
-                str(model),
-                str(out),
-                device,
-                "--samples",
-                str(args.samples),
-                "--length",
-                str(args.length),
-            ]
-            launcher = (
-                []
-                if world == 1
-                else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world)]
-            )
-            t0 = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, *launcher, *child], capture_output=True, text=True, check=False
-            )
-            wall = time.perf_counter() - t0
-            if done.returncode:
-                sys.exit(f"{world} rank(s) failed:\n{done.stderr[-3000:]}")
-            ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in range(world)]
-            runs[world] = {"wall": wall, "ranks": ranks, "out": out / "out"}
-            print(
-                f"{world} rank(s): quantize {max(r['seconds'] for r in ranks):.1f} s "
-                f"({ranks[0]['threads']} threads per rank); process wall {wall:.1f} s",
-                flush=True,
-            )
-        one, many = runs[1], runs[args.nproc]
-        same = sorted(
-            p.relative_to(one["out"]) for p in one["out"].rglob("*") if p.is_file()
-        ) == sorted(p.relative_to(many["out"]) for p in many["out"].rglob("*") if p.is_file())
-        same = same and all(
-            p.read_bytes() == (many["out"] / p.relative_to(one["out"])).read_bytes()
-            for p in one["out"].rglob("*")
-            if p.is_file()
-        )
-    n = args.layers
-    print(f"\n{'layer':>5} {'rank':>4} {'load s':>7} {'calib s':>8} {'export s':>9}")
-    for world, run in sorted(runs.items()):
-        for r in run["ranks"]:
+        reps = []  # (1 process, N ranks) in turns, so a busy moment hits both alike
+        for rep in range(args.repeat):
+            runs = {}
+            for world in (1, args.nproc):
+                out = Path(tmp) / f"ranks-{world}-{rep}"
+                out.mkdir()
+                child = [__file__, "--rank-child", str(model), str(out), device]
+                child += ["--samples", str(args.samples), "--length", str(args.length)]
+                launcher = ["-m", "torch.distributed.run", "--standalone"]
+                launcher += ["--nproc-per-node", str(world)]
+                t0 = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, *(launcher if world > 1 else []), *child],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                wall = time.perf_counter() - t0
+                if done.returncode:
+                    sys.exit(f"{world} rank(s) failed:\n{done.stderr[-3000:]}")
+                ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in range(world)]
+                runs[world] = {"wall": wall, "ranks": ranks, "out": out / "out"}
+                print(
+                    f"run {rep + 1}, {world} rank(s): quantize "
+                    f"{max(r['seconds'] for r in ranks):.1f} s ({ranks[0]['threads']} threads "
+                    f"per rank); process wall {wall:.1f} s",
+                    flush=True,
+                )
+            runs["same"] = _same_files(runs[1]["out"], runs[args.nproc]["out"])
+            reps.append(runs)
+    print_parallel(reps, args.nproc, args.layers, name)
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    if names != sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()):
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def print_parallel(reps: list[dict], nproc: int, n: int, name: str) -> None:
+    runs = reps[-1]
+    print(
+        f"\nthe last run, per layer and rank:\n{'layer':>5} {'rank':>6} {'load s':>7} "
+        f"{'calib s':>8} {'export s':>9}"
+    )
+    for world in (1, nproc):
+        for r in runs[world]["ranks"]:
             for row in _rank_rows(r, n):
                 label = "1 proc" if world == 1 else f"{r['rank']}/{world}"
                 exp = f"{row['export_s']:.2f}" if "export_s" in row else "-"
@@ -611,35 +615,50 @@ def run_parallel(args) -> None:
                     f"{row['layer']:>5} {label:>6} {row['load_s']:>7.2f} "
                     f"{row['calib_s']:>8.2f} {exp:>9}"
                 )
-    transfer = many["ranks"][0]["transfer"]
-    print("\nthe layer on every rank (rank 0's clock, warm page cache):")
+    transfer = runs[nproc]["ranks"][0]["transfer"]
+    print("\nthe layer on every rank (the last run, rank 0's clock, warm page cache):")
     for t in transfer:
         print(
             f"  layer {t['layer']}: every rank reads it {t['read_s']:.3f} s; rank 0 reads it "
             f"and broadcasts it {t['broadcast_s']:.3f} s"
         )
-    read = sum(t["read_s"] for t in transfer)
-    bcast = sum(t["broadcast_s"] for t in transfer)
+    read = sum(t["read_s"] for r in reps for t in r[nproc]["ranks"][0]["transfer"])
+    bcast = sum(t["broadcast_s"] for r in reps for t in r[nproc]["ranks"][0]["transfer"])
     print(
-        f"  all layers: read {read:.3f} s, broadcast {bcast:.3f} s: "
+        f"  every layer of every run: read {read:.3f} s, broadcast {bcast:.3f} s: "
         f"{'every rank reading' if read <= bcast else 'the broadcast'} is faster "
         f"(x{max(read, bcast) / max(min(read, bcast), 1e-9):.1f})"
     )
-    t1 = max(r["seconds"] for r in one["ranks"])
-    tn = max(r["seconds"] for r in many["ranks"])
-    calib = {
-        w: max(max(e["t"] for e in r["events"] if e["what"] == "bench") for r in run["ranks"])
-        for w, run in runs.items()
-    }
-    speedup, calib_speedup = t1 / tn, calib[1] / calib[args.nproc]
+
+    def quantize_s(run) -> float:
+        return max(r["seconds"] for r in run["ranks"])
+
+    def calib_s(run) -> float:
+        return max(max(e["t"] for e in r["events"] if e["what"] == "bench") for r in run["ranks"])
+
+    speedups = [quantize_s(r[1]) / quantize_s(r[nproc]) for r in reps]
+    calib = [calib_s(r[1]) / calib_s(r[nproc]) for r in reps]
+    median = sorted(speedups)[len(speedups) // 2]
     print(
-        f"\nspeed-up, {args.nproc} ranks against 1 process on {name}: x{speedup:.2f} "
-        f"(quantize {t1:.1f} s -> {tn:.1f} s; calibration alone x{calib_speedup:.2f}, "
-        f"{calib[1]:.1f} s -> {calib[args.nproc]:.1f} s); parallel efficiency "
-        f"{speedup / args.nproc:.0%}"
+        f"\nspeed-up, {nproc} ranks against 1 process on {name}, per run (quantize call): "
+        + ", ".join(f"x{x:.2f}" for x in speedups)
+        + f"; median x{median:.2f}"
     )
-    print(f"checkpoints byte-identical: {'yes' if same else 'NO'}")
-    project_ranks(speedup / args.nproc, args.nproc)
+    print(
+        "  calibration alone: "
+        + ", ".join(f"x{x:.2f}" for x in calib)
+        + "; quantize s, 1 process: "
+        + ", ".join(f"{quantize_s(r[1]):.1f}" for r in reps)
+        + f"; {nproc} ranks: "
+        + ", ".join(f"{quantize_s(r[nproc]):.1f}" for r in reps)
+    )
+    efficiency = min(median / nproc, 1.0)
+    print(f"  parallel efficiency (median, at most 100%): {efficiency:.0%}")
+    print(
+        f"checkpoints byte-identical, 1 process against {nproc} ranks: "
+        + ", ".join("yes" if r["same"] else "NO" for r in reps)
+    )
+    project_ranks(efficiency, nproc)
 
 
 # Issue 21, measured on an NVIDIA H200 with main's code (one process, bounded mode): one
@@ -682,6 +701,7 @@ def main() -> None:
     ap.add_argument("--child", nargs=3, metavar=("MODEL", "MODE", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--glm51-child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--nproc", type=int, default=0, help="ranks against 1 process")
+    ap.add_argument("--repeat", type=int, default=3, help="--nproc: runs of each, in turns")
     ap.add_argument("--rank-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rank_child:

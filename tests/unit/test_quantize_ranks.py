@@ -148,3 +148,17 @@ def test_the_fault_hook_is_inert_unless_it_names_this_rank_unit_and_layer(monkey
     for ranks, unit, layer in ((Ranks(rank=0, world=2), "u", 1), (Ranks(1, 2), "v", 1)):
         fault_injection_hook(ranks, unit, layer)  # another rank or unit: still alive
     fault_injection_hook(Ranks(1, 2), "u", 2)
+
+
+def test_a_torchrun_environment_without_its_rank_is_refused_by_name(monkeypatch):
+    from glm51.quantize.ranks import join, torchrun_world
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert join("cpu") is SINGLE  # outside torchrun: one process, no process group
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(InputError, match="WORLD_SIZE='two': not a number"):
+        torchrun_world()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(InputError, match="WORLD_SIZE=2 but RANK, LOCAL_RANK or LOCAL_WORLD_SIZE"):
+        join("cpu")

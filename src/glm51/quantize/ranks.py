@@ -205,8 +205,14 @@ def join(device: str) -> Ranks:
     import torch
     import torch.distributed as dist
 
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    try:
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    except (KeyError, ValueError) as exc:
+        raise InputError(
+            f"WORLD_SIZE={world} but RANK, LOCAL_RANK or LOCAL_WORLD_SIZE is unset or not a "
+            f"number ({exc}): start the ranks with torchrun (or glm51 quantize --nproc)"
+        ) from None
     if device.startswith("cuda"):
         device = f"cuda:{local}"
         torch.cuda.set_device(local)

@@ -152,3 +152,46 @@ def test_ranks_given_other_calibration_data_are_refused_before_work(tiny_model, 
         assert "rank 1 has another calibration data" in stderr
     assert not (tmp_path / "out.work" / "artifacts").exists()
     assert not (tmp_path / "out").exists()
+
+
+def _collectives_rank(rank: int, world: int, init: str, out: str) -> None:
+    """One rank of test_the_reductions_are_the_single_process_ones (spawned)."""
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    from glm51.calib.coverage import ExpertCounts
+    from glm51.quantize.ranks import Ranks
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    ranks = Ranks(rank=rank, world=world)
+    amax = {"both": torch.tensor([1.0 + rank, 5.0 - rank]), "bf16": torch.tensor(2.5 - rank)}
+    amax["bf16"] = amax["bf16"].to(torch.bfloat16)
+    if rank == 1:  # a quantizer only this rank's share reached
+        amax["only_rank_1"] = torch.tensor(7.0)
+    counts = [np.array([[1, 0], [0, 2]]), np.array([[3, 1], [0, 0]])][rank]
+    first = [np.array([[4, -1], [-1, 0]]), np.array([[2, 9], [-1, -1]])][rank]
+    reduced = ranks.sum_counts(ExpertCounts((1, 2), counts, first, 10))
+    got = ranks.max_amax(amax)
+    result = {"amax": got, "counts": reduced.counts, "first": reduced.first_seen}
+    torch.save({**result, "tokens": reduced.tokens}, f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_the_reductions_are_the_single_process_ones(tmp_path):
+    """max over ranks (a quantizer absent on a rank contributes nothing, every dtype kept),
+    counts added, the earliest first sighting kept and "never" (-1) only where no rank saw."""
+    import torch
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'store'}"
+    mp.spawn(_collectives_rank, args=(2, init, str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"{rank}.pt", weights_only=False)
+        assert sorted(got["amax"]) == ["bf16", "both", "only_rank_1"]
+        assert torch.equal(got["amax"]["both"], torch.tensor([2.0, 5.0]))
+        assert got["amax"]["bf16"].dtype == torch.bfloat16 and float(got["amax"]["bf16"]) == 2.5
+        assert torch.equal(got["amax"]["only_rank_1"], torch.tensor(7.0))
+        assert got["counts"].tolist() == [[4, 1], [0, 2]]
+        assert got["first"].tolist() == [[2, 9], [-1, 0]]
+        assert got["tokens"] == 10

@@ -90,6 +90,18 @@ def test_ranks_give_the_bytes_of_one_process(tiny_model, data, one, tmp_path, np
     assert json.loads((work(one) / "glm51-quantize.json").read_text())["ranks"] == 1
 
 
+def test_torchrun_started_by_hand_gives_the_same_bytes(tiny_model, data, one, tmp_path):
+    """`torchrun -m glm51 quantize ...`: the ranks of a job glm51 did not start itself."""
+    out = tmp_path / "out"
+    argv = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    argv += ["-m", "glm51", "quantize", "--model", str(tiny_model), "--output", str(out)]
+    argv += ["--calib-file", str(data), "--bounded-memory", "--chunks", str(CHUNKS)]
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert_same_bytes(out, one)
+    assert done.stdout.count("NVFP4 checkpoint written") == 1  # rank 0 speaks for the run
+
+
 def test_a_killed_rank_is_named_and_a_rerun_resumes_to_the_same_bytes(
     tiny_model, data, one, tmp_path
 ):

@@ -45,8 +45,8 @@ def test_ranks_on_gpus_give_the_bytes_of_one_gpu(tmp_path, nproc):
     from glm51.calib.rehearsal_data import write_jsonl
     from glm51.quantize.tiny import build_tiny_model
 
-    n = _gpus() if nproc == "all" else 2
-    _gpus()
+    count = _gpus()  # skips with fewer than two
+    n = count if nproc == "all" else 2
     model = build_tiny_model(tmp_path / "tiny")
     data = write_jsonl(tmp_path / "calib.jsonl", 2 * n + 1, 5)  # not divisible by the ranks
     one = _quantize(model, data, tmp_path / "one", "--device", "cuda")

@@ -107,7 +107,9 @@ def update_pins(session: nox.Session) -> None:
 def bench_quantize(session: nox.Session) -> None:
     """Peak RSS and time per layer of `glm51 quantize`: both modes at increasing depth (CPU),
     or `-- --geometry glm51`: GLM-5.1's real layer geometry, per-layer load/calibration/export
-    time, peaks and a full-model projection (on CUDA when there is one, else a smaller CPU run).
+    time, peaks and a full-model projection (on CUDA when there is one, else a smaller CPU run);
+    or `-- --nproc N`: N ranks (torchrun) against one process in the same run: per-layer time
+    per rank, the layer read against its broadcast, the speed-up, the 8-GPU projection.
     On a GPU machine set GLM51_TORCH (as for `tests`) so that torch is a CUDA build."""
     _torch(session)
     session.install("-e", ".[quantize]")

@@ -107,3 +107,19 @@ def test_missing_config_key_is_an_input_error(tmp_path):
         estimate({k: v for k, v in GLM51.items() if k != "hidden_size"}, [DEEP])
     with pytest.raises(InputError, match=r"no config\.json"):
         load_model_config(tmp_path)
+
+
+def test_the_estimate_gives_each_rank_its_share_of_the_replay():
+    from glm51.quantize import estimate as est
+
+    config = GLM51
+    units = [est.CalibShape("a", 64, 64 * 2048, 2048)]
+    one = est.estimate(config, units)
+    eight = est.estimate(config, units, ranks=8)
+    assert "per rank" not in one.render() and one.rank_host_bytes == one.layerwise_host_bytes
+    assert eight.layerwise_gpu_bytes == one.layerwise_gpu_bytes  # a whole layer on each
+    replay_share = eight.rank_host_bytes - 2 * eight.largest_layer_bytes
+    assert replay_share == (64 * 2048 // 8 + 2048) * config["hidden_size"] * 2 * 2
+    assert "per rank          GPU" in eight.render() and "on 8 ranks" in eight.render()
+    with pytest.raises(InputError, match="ranks 0: give 1 or more"):
+        est.estimate(config, units, ranks=0)

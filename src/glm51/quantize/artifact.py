@@ -4,6 +4,8 @@ An artifact holds the amax of every enabled quantizer, the tokens routed to ever
 and the digest of the data it saw. Artifacts merge by element-wise max, which is what max
 calibration over the concatenated data computes, so a merged export equals a joint one.
 One safetensors file each, written atomically: a crashed run leaves whole files or none.
+Its metadata is one key holding sorted JSON: safetensors writes several keys in a random
+order, which would make two runs' artifacts differ in bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from glm51.errors import InputError
 from glm51.outputs import os_errors, save_tensors
 
 FORMAT = "glm51-calib-artifact/1"
+META = "glm51-calib-artifact"  # the one metadata key
 _COUNTS = ("__layers__", "__counts__", "__first_seen__")
 
 
@@ -52,7 +55,7 @@ class Artifact:
             {k: v for k, v in (("device", self.device), ("device_name", self.device_name)) if v}
         )
         tmp = path.with_name(f".{path.name}.tmp")
-        save_tensors(tensors, tmp, meta)
+        save_tensors(tensors, tmp, {META: json.dumps(meta, sort_keys=True)})
         with os_errors(path):
             os.replace(tmp, path)
         return path
@@ -65,6 +68,8 @@ class Artifact:
             with safe_open(str(path), "pt") as f:
                 meta = f.metadata() or {}
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            if META in meta:  # else: written by a glm51 that spread it over several keys
+                meta = json.loads(meta[META])
         except Exception as exc:
             raise InputError(f"{path}: not a calibration artifact ({exc})") from exc
         if meta.get("format") != FORMAT:

@@ -20,6 +20,7 @@ from glm51.checkpoint.folder import Checkpoint
 from glm51.checkpoint.layout import moe_layers
 from glm51.quantize.artifact import Artifact
 from glm51.quantize.layers import load_into, release
+from glm51.quantize.ranks import SINGLE, Ranks, fault_injection_hook, without_modelopt_sync
 from glm51.quantize.targets import all_disabled
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -177,7 +178,11 @@ def calibrate_bounded(
     digest: str,
     device: str = "cpu",
     progress: Progress = _quiet,
+    ranks: Ranks = SINGLE,
 ) -> Artifact:
+    """`samples`: the whole unit. Under torchrun (`ranks`) this rank runs its contiguous share
+    at the share's offsets in the unit's stream, and every layer's amaxes are reduced by max
+    over the ranks before the next layer; the counts are reduced at the end."""
     import modelopt.torch.quantization as mtq
     import torch
     from torch import nn
@@ -188,8 +193,10 @@ def calibrate_bounded(
     config = model.config
     layers = moe_layers(config.to_dict())
     counter = RouterCounter(layers, int(config.n_routed_experts))
-    offsets = _offsets(samples)
-    tokens = sum(len(s) for s in samples)
+    tokens, whole = sum(len(s) for s in samples), len(samples)
+    mine = ranks.share(whole)
+    offsets = _offsets(samples)[mine.start : mine.stop] if samples else []
+    samples = samples[mine.start : mine.stop]
     n_layers = int(config.num_hidden_layers)
 
     embed = model.model.embed_tokens
@@ -223,9 +230,10 @@ def calibrate_bounded(
         root.model.layers = nn.ModuleDict({str(i): layer})
         handle = _router(layer).register_forward_hook(counter.hook(i)) if i in layers else None
 
-        def loop(_m, layer=layer) -> None:
+        def loop(_m, layer=layer, i=i) -> None:
             for s in range(len(samples)):
                 counter.at(offsets[s])
+                fault_injection_hook(ranks, unit, i)
                 h, mask, pos, rope = layer_inputs(s)
                 out, topk[s] = layer(
                     h,
@@ -238,14 +246,17 @@ def calibrate_bounded(
                 )
                 hidden[s] = out.cpu()
 
-        cfg = qcfg if i in layers else all_disabled(qcfg)
+        cfg = without_modelopt_sync(qcfg if i in layers else all_disabled(qcfg), ranks)
+        # A rank whose share is empty still calibrates (a loop that runs nothing), so that
+        # it measures what a process with data does: no weight-only calibration of its own.
+        loop_or_none = loop if whole else None
         with torch.no_grad():
-            mtq.quantize(root, cfg, forward_loop=loop if samples else None)
+            mtq.quantize(root, cfg, forward_loop=loop_or_none)
         if handle:
             handle.remove()
-        amax.update(collect_amax(root))
+        amax.update(ranks.max_amax(collect_amax(root)))
         model.model.layers[i] = nn.Identity()  # drop the materialized weights
         del layer, root
         release()
         progress(unit, i + 1, n_layers)
-    return Artifact(unit, (digest,), amax, counter.result(tokens))
+    return Artifact(unit, (digest,), amax, ranks.sum_counts(counter.result(tokens)))

@@ -3,6 +3,7 @@ torch, transformers and ModelOpt, so it is imported when one of its commands run
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -71,11 +72,20 @@ def quantize_command(
         bool,
         typer.Option("--overwrite", help="Replace an existing output that glm51 wrote."),
     ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            help="Ranks on this box (with --bounded-memory): each calibrates a share of the "
+            "samples and exports a share of the layers; the same bytes as one process. "
+            "Across boxes: `torchrun --nnodes ... -m glm51 quantize ...` without --nproc.",
+        ),
+    ] = 1,
     recipe: RecipeOption = None,
 ) -> None:
     """NVFP4 of the routed experts (ModelOpt), calibrated pass by pass, coverage-gated.
 
-    Exit 3 bad input, 5 coverage or scale gate failed, 6 infrastructure.
+    Exit 3 bad input, 5 coverage or scale gate failed, 6 infrastructure (a rank that died).
     """
     from glm51.quantize import stage  # torch, transformers, ModelOpt
     from glm51.recipe.load import load_recipe
@@ -83,10 +93,26 @@ def quantize_command(
     loaded = load_recipe(recipe)
     calibration = stage.Calibration(tuple(calib_file or ()), data_dir, chunks, max_length)
     work_dir = work_dir or stage.Request.default_work_dir(output)
-    request = stage.Request(model, output, work_dir, calibration, bounded_memory, device, overwrite)
+    request = stage.Request(
+        model,
+        output,
+        work_dir,
+        calibration,
+        bounded_memory,
+        device,
+        overwrite,
+        nproc=nproc,
+        recipe_file=recipe,
+    )
     _quiet_libraries()  # stage.quantize checks the request once, before anything heavy
+    # Under torchrun, rank 0 speaks for the run; the other ranks print only their errors.
+    leader = os.environ.get("RANK", "0") == "0"
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not leader,
     ) as bar:
         tasks: dict[str, int] = {}
 
@@ -95,9 +121,16 @@ def quantize_command(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done, total=total)
 
-        outcome = stage.quantize(
-            request, loaded, progress=progress, log=lambda m: console.print(m, highlight=False)
-        )
+        def log(message: str) -> None:
+            if leader:
+                console.print(message, highlight=False)
+
+        outcome = stage.quantize(request, loaded, progress=progress, log=log)
+    if isinstance(outcome, stage.Launched):
+        typer.echo(f"{outcome.ranks} ranks finished (rank 0's report above)")
+        return
+    if not leader:
+        return
     warned = outcome.report.merged.warning
     if warned:
         shown = ", ".join(f"({layer}, {expert})" for layer, expert in warned[:20])

@@ -104,8 +104,22 @@ class Estimate:
     resident_host_bytes: int
     layerwise_gpu_bytes: int
     layerwise_host_bytes: int
+    # Data-parallel bounded mode (torchrun): each rank holds one layer and its share of the
+    # replay buffer; on one box the host holds every local rank's.
+    ranks: int = 1
+    rank_host_bytes: int = 0
 
     def render(self) -> str:
+        per_rank = (
+            [
+                f"per rank          GPU {gb(self.layerwise_gpu_bytes)}, host "
+                f"{gb(self.rank_host_bytes)} (bounded memory on {self.ranks} ranks: a layer "
+                f"and 1/{self.ranks} of the replay each; {self.ranks} ranks on one box: host "
+                f"{gb(self.ranks * self.rank_host_bytes)})"
+            ]
+            if self.ranks > 1
+            else []
+        )
         return "\n".join(
             [
                 f"parameters        {count(self.params)} "
@@ -120,6 +134,7 @@ class Estimate:
                 f"host {gb(self.resident_host_bytes)}",
                 f"bounded memory    GPU {gb(self.layerwise_gpu_bytes)}, "
                 f"host {gb(self.layerwise_host_bytes)} (one decoder layer at a time)",
+                *per_rank,
             ]
         )
 
@@ -164,8 +179,12 @@ def estimate(
     index: Mapping[str, Any] | None = None,
     batch_size: int = 1,
     eager_attention: bool = False,
+    ranks: int = 1,
 ) -> Estimate:
-    """Estimate for a model config (+ its safetensors index) and the calibration units."""
+    """Estimate for a model config (+ its safetensors index) and the calibration units;
+    `ranks`: the data-parallel bounded mode's processes (each replays 1/ranks of a unit)."""
+    if ranks < 1:
+        raise InputError(f"ranks {ranks}: give 1 or more")
     layers = layer_params(config)
     n_mtp = config.get("num_nextn_predict_layers", 0)
     h, vocab = _get(config, "hidden_size"), _get(config, "vocab_size")
@@ -181,6 +200,9 @@ def estimate(
     act = _activation_bytes(config, max_len, batch_size, eager_attention) if max_len else 0
     # Layerwise replay keeps every token's hidden state of the unit being calibrated, in and out.
     replay = max((u.tokens for u in calib), default=0) * h * BF16 * 2
+    # A rank's share: whole samples, so up to one longest sample more than 1/ranks of it.
+    share = max((-(-u.tokens // ranks) + u.max_len for u in calib), default=0) * h * BF16 * 2
+    share = min(share, replay)
     return Estimate(
         params=params,
         mtp_params=sum(x.attention + x.mlp_other for x in layers[len(layers) - n_mtp :]),
@@ -197,4 +219,6 @@ def estimate(
         layerwise_gpu_bytes=largest + act,
         # One layer read from the checkpoint, its quantized copy being written, the replay.
         layerwise_host_bytes=2 * largest + replay,
+        ranks=ranks,
+        rank_host_bytes=2 * largest + share,
     )

@@ -34,6 +34,7 @@ from glm51.outputs import (
 from glm51.quantize.calibrate import Resident
 from glm51.quantize.layers import load_into, release
 from glm51.quantize.nvfp4 import correctly_rounded_scales
+from glm51.quantize.ranks import SINGLE, Ranks, without_modelopt_sync
 from glm51.quantize.targets import all_disabled, bf16_patterns, modelopt_config
 
 # Everything a server needs beside the weights; copied verbatim when present.
@@ -114,24 +115,37 @@ def _one_layer_model(ckpt: Checkpoint, i: int, device: str):
         model.model.norm.weight.fill_(1)
         model.lm_head.weight.zero_()
     model.model.rotary_emb = type(model.model.rotary_emb)(config=config).to(device)
+    # This one-layer model is this rank's own: under torch.distributed, transformers'
+    # save_pretrained writes only on rank 0 unless the model says otherwise.
+    model.should_save_on_this_rank = lambda is_main_process: is_main_process
     return model, config.to_dict()
 
 
 def _export_bounded(
-    ckpt: Checkpoint, amax: dict, recipe, tmp: Path, device: str, progress: Progress
+    ckpt: Checkpoint,
+    amax: dict,
+    recipe,
+    tmp: Path,
+    device: str,
+    progress: Progress,
+    ranks: Ranks = SINGLE,
 ) -> None:
+    """Under torchrun each rank packs and writes its own layers (`Ranks.owns_layer`) into the
+    one staging folder; rank 0 then writes the rest and the config."""
     import modelopt.torch.quantization as mtq
     import torch
     from modelopt.torch.export import export_hf_checkpoint
     from safetensors.torch import load_file
 
     n = int(ckpt.config["num_hidden_layers"])
-    quant_config = None
-    for i in range(n):
+    mine = [i for i in range(n) if ranks.owns_layer(i)]
+    quant_config = None  # the first MoE layer's, as the exporter writes it
+    for done, i in enumerate(mine, 1):
         model, mini = _one_layer_model(ckpt, i, device)
         qcfg = modelopt_config(recipe, mini)
         if mini["mlp_layer_types"] == ["dense"]:
             qcfg = all_disabled(qcfg)
+        qcfg = without_modelopt_sync(qcfg, ranks)  # each rank has other layers than the rest
         with torch.no_grad():
             mtq.quantize(model, qcfg, forward_loop=None)
         mine, real = "model.layers.0.", f"model.layers.{i}."
@@ -139,7 +153,8 @@ def _export_bounded(
         part = tmp / f".layer{i}"
         export_hf_checkpoint(model, export_dir=str(part))
         if quant_config is None and mini["mlp_layer_types"] != ["dense"]:
-            quant_config = json.loads((part / "config.json").read_text())["quantization_config"]
+            exported = json.loads((part / "config.json").read_text())["quantization_config"]
+            quant_config = (i, exported)
         tensors = {}
         for f in sorted(part.glob("*.safetensors")):
             tensors.update(load_file(str(f)))
@@ -148,13 +163,17 @@ def _export_bounded(
         shutil.rmtree(part)
         del model, tensors, layer
         release()
-        progress("export", i + 1, n)
+        progress("export", done, len(mine))
+    # Every rank's layers are written (or a rank failed: the gather raises on every rank).
+    firsts = [q for q in ranks.all_gather(quant_config, "gathering the exported layers") if q]
+    if not ranks.leader:
+        return
     # Embeddings, final norm, lm_head: not quantized, copied through.
     rest = ckpt.read(k for k in ckpt.weight_map if not k.startswith("model.layers."))
     save_tensors(rest, tmp / "model-rest.safetensors", {"format": "pt"})
-    if quant_config is None:
+    if not firsts:
         raise InputError(f"{ckpt.dir}: no decoder layer has routed experts to quantize")
-    _write_config(tmp, ckpt, quant_config)
+    _write_config(tmp, ckpt, min(firsts, key=lambda q: q[0])[1])
 
 
 def _copy_mtp(ckpt: Checkpoint, tmp: Path) -> dict:
@@ -231,11 +250,14 @@ def export(
     progress: Progress = lambda *_: None,
     resident: Resident | None = None,
     provenance: dict | None = None,
+    ranks: Ranks = SINGLE,
 ) -> Path:
     """Write the NVFP4 checkpoint to `output` (atomically); returns it.
 
     resident: the run's model, already on the device (resident mode): exported as it is,
-    not loaded again. provenance: written to `hf_quant_config.json` under "glm51"."""
+    not loaded again. provenance: written to `hf_quant_config.json` under "glm51".
+    ranks (bounded mode under torchrun): the layers spread over the ranks; rank 0 makes the
+    staging folder, writes the index, configs and manifest, and swaps the folder in."""
     ckpt = Checkpoint(model_dir)
     output = Path(output)
     check_output_folder(
@@ -245,11 +267,15 @@ def export(
         command="quantize",
         inputs={"--model": ckpt.dir},
     )
-    tmp = staging_folder(output, "quantize")
+    tmp = ranks.from_leader(lambda: staging_folder(output, "quantize"))
     try:
         with os_errors(tmp), correctly_rounded_scales():  # the same weight bytes on every device
             if bounded:
-                _export_bounded(ckpt, amax, recipe, tmp, device, progress)
+                run_on = ranks.device if ranks.world > 1 else device
+                _export_bounded(ckpt, amax, recipe, tmp, run_on, progress, ranks)
+                if not ranks.leader:  # rank 0 finishes the folder and swaps it in
+                    ranks.barrier("waiting for rank 0 to swap the checkpoint in")
+                    return output
             else:
                 _export_resident(ckpt, amax, qcfg, tmp, device, resident)
             if not bounded:
@@ -267,7 +293,10 @@ def export(
             headers = {p.name: read_header(p) for p in tmp.glob("*.safetensors")}
             manifest.write(manifest.build(tmp, headers, recipe=recipe, timestamp=False), tmp)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if ranks.leader:  # rank 0 owns the staging folder
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     # Outside the cleanup: a refused swap keeps the finished export in `tmp` (it says where).
-    return publish_folder(tmp, output)
+    out = publish_folder(tmp, output)
+    ranks.barrier("waiting for rank 0 to swap the checkpoint in")
+    return out

@@ -22,6 +22,7 @@ from glm51.quantize.calibrate import Resident, calibrate_bounded
 from glm51.quantize.device import check_device, device_name, provenance, tool_versions
 from glm51.quantize.export import export
 from glm51.quantize.layers import release
+from glm51.quantize.ranks import SINGLE, Ranks
 from glm51.quantize.targets import config_digest, modelopt_config
 from glm51.recipe.quantize import QuantizeRecipe
 from glm51.records.base import ToolVersions, write_record
@@ -82,11 +83,20 @@ def quantize(
     overwrite: bool = False,
     progress: Progress = lambda *_: None,
     log: Log = lambda _: None,
+    ranks: Ranks = SINGLE,
 ) -> Outcome:
+    """Under torchrun (`ranks`, world > 1): every rank calls this with the same arguments;
+    each calibrates its share of every unit, rank 0 writes the artifacts, reports and record,
+    and the export is spread over the ranks. The same bytes as one process."""
     start = time.perf_counter()
     check_device(device)  # before anything is loaded
     if not passes:
         raise InputError("no calibration passes")
+    if ranks.world > 1 and not bounded:
+        raise InputError(
+            f"{ranks.world} ranks: data-parallel quantization runs in the bounded-memory mode "
+            "only (pass --bounded-memory)"
+        )
     # Before hours of calibration, not after.
     check_output_folder(
         Path(output),
@@ -99,8 +109,21 @@ def quantize(
     ckpt = Checkpoint(model_dir)
     qcfg = modelopt_config(recipe, ckpt.config)
     model_key = f"{ckpt.fingerprint()}\0{config_digest(qcfg)}"
-    gpu = device_name(device)
+    gpu = device_name(ranks.device if ranks.world > 1 else device)
     resident: Resident | None = None  # the resident mode's one model, loaded on first use
+    # Before any work: every rank was given the same source, recipe, data and output.
+    ranks.agree(
+        {
+            "source": ckpt.fingerprint(),
+            "recipe": hashlib.sha256(repr(recipe).encode()).hexdigest()[:16],
+            "calibration data": hashlib.sha256(
+                repr([(u.name, u.digest) for us in passes.values() for u in us]).encode()
+            ).hexdigest()[:16],
+            "--output": str(Path(output).resolve()),
+            "--work-dir": str(work_dir.resolve()),
+        }
+    )
+    run_on = ranks.device if ranks.world > 1 else device
 
     def calibrate(unit: CalibSet) -> Artifact:
         nonlocal resident
@@ -111,8 +134,9 @@ def quantize(
                 qcfg,
                 unit=unit.name,
                 digest=unit.digest,
-                device=device,
+                device=run_on,
                 progress=progress,
+                ranks=ranks,
             )
         else:
             if resident is None:
@@ -129,13 +153,15 @@ def quantize(
             parts = []
             for unit in units:
                 path = artifact_path(work_dir, unit, model_key)
-                art = Artifact.load(path) if path.is_file() else None
+                # Rank 0 decides, from its disk, and hands the artifact to every rank.
+                art = ranks.from_leader(lambda p=path: Artifact.load(p) if p.is_file() else None)
                 if art is not None and art.digests == (unit.digest,):
                     log(f"{unit.name}: reusing {path}")
                     reused.append(unit.name)
                 else:
                     art = calibrate(unit)
-                    art.save(path)
+                    if ranks.leader:
+                        art.save(path)
                     done.append(unit.name)
                 parts.append(art)
                 units_done.append((unit, art))
@@ -145,10 +171,11 @@ def quantize(
             raise InputError(f"calibration passes without any unit: {', '.join(empty)}")
 
         report = coverage.evaluate({n: a.counts for n, a in per_pass.items()}, recipe.coverage)
-        reports = coverage.write_reports(report, work_dir / "coverage")
+        reports = ranks.from_leader(lambda: coverage.write_reports(report, work_dir / "coverage"))
         coverage.gate(report)  # GateFailed: no data, or experts under fail_below
         merged = merge(list(per_pass.values()))
-        merged.save(work_dir / "merged.safetensors")
+        if ranks.leader:
+            merged.save(work_dir / "merged.safetensors")
         calibrated_on = [{"device": a.device, "device_name": a.device_name} for _, a in units_done]
         if not bounded and resident is None:  # every unit reused: load it for the export
             resident = Resident(ckpt.dir, qcfg, device)
@@ -164,6 +191,7 @@ def quantize(
             progress=progress,
             resident=resident,
             provenance=provenance(device, calibrated_on),
+            ranks=ranks,
         )
     finally:
         resident = None
@@ -177,6 +205,7 @@ def quantize(
         mode="bounded" if bounded else "resident",
         device=device,
         device_name=gpu,
+        ranks=ranks.world,
         calibration=tuple(
             CalibrationUnit(
                 name=u.name,
@@ -197,5 +226,7 @@ def quantize(
         tools=ToolVersions(**tool_versions()),
         seconds=round(time.perf_counter() - start, 3),
     )
-    record_path = write_record(record, work_dir / RECORD)
+    record_path = work_dir / RECORD
+    if ranks.leader:
+        write_record(record, record_path)
     return Outcome(out, merged, report, reports, tuple(reused), tuple(done), record, record_path)

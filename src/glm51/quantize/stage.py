@@ -17,8 +17,10 @@ from glm51.outputs import check_free_space, check_no_overlap, check_output_folde
 from glm51.quantize import estimate as est
 from glm51.quantize import library_output
 from glm51.quantize.device import check_device
+from glm51.quantize.launch import Launched, launch
 from glm51.quantize.pipeline import Log, Outcome, Progress, split
 from glm51.quantize.pipeline import quantize as run_pipeline
+from glm51.quantize.ranks import join, torchrun_world
 from glm51.recipe.schema import Recipe
 
 
@@ -42,15 +44,49 @@ class Request:
     bounded: bool = False
     device: str = "cpu"
     overwrite: bool = False
+    nproc: int = 1  # ranks to start on this box (bounded mode); under torchrun: 1
+    recipe_file: Path | None = None  # what the ranks of --nproc load (None: the default)
 
     @classmethod
     def default_work_dir(cls, output: Path) -> Path:
         return output.with_name(output.name + ".work")
 
 
+def check_ranks(req: Request) -> None:
+    """--nproc, and a run under torchrun: what data-parallel quantization needs."""
+    world = torchrun_world()
+    if req.nproc < 1:
+        raise InputError(f"--nproc {req.nproc}: give 1 or more processes")
+    if req.nproc > 1 and world > 1:
+        raise InputError(
+            f"--nproc {req.nproc} under torchrun (WORLD_SIZE={world}): torchrun already "
+            "started the ranks; leave --nproc out"
+        )
+    ranks = max(req.nproc, world)
+    if ranks > 1 and not req.bounded:
+        raise InputError(
+            f"{ranks} ranks: data-parallel quantization runs in the bounded-memory mode "
+            "only (pass --bounded-memory)"
+        )
+    if ranks > 1 and req.device.startswith("cuda:"):
+        raise InputError(
+            f"--device {req.device} with {ranks} ranks: each rank takes the GPU of its local "
+            "rank; give --device cuda (or cpu)"
+        )
+    if req.nproc > 1 and req.device == "cuda":
+        import torch
+
+        if torch.cuda.device_count() < req.nproc:
+            raise InputError(
+                f"--nproc {req.nproc} --device cuda: torch sees {torch.cuda.device_count()} "
+                "CUDA device(s), one per rank is needed"
+            )
+
+
 def check_request(req: Request) -> None:
     """Every refusal that needs no model load, in seconds: run before anything heavy."""
     check_device(req.device)
+    check_ranks(req)
     if not req.model.is_dir():
         # A path, never a Hub id: a typo must not turn into a minute of Hub retries.
         raise InputError(
@@ -88,10 +124,10 @@ def build_passes(req: Request, recipe: Recipe) -> dict[str, CalibSet]:
     }
 
 
-def estimate_of(req: Request, units: Mapping[str, list[CalibSet]]) -> est.Estimate:
+def estimate_of(req: Request, units: Mapping[str, list[CalibSet]], ranks: int = 1) -> est.Estimate:
     config, index = load_model_config(req.model)
     shapes = [est.CalibShape.of_set(u) for us in units.values() for u in us]
-    return est.estimate(config, shapes, index=index)
+    return est.estimate(config, shapes, index=index, ranks=ranks)
 
 
 def quantize(
@@ -100,10 +136,23 @@ def quantize(
     *,
     progress: Progress = lambda *_: None,
     log: Log = lambda _: None,
-) -> Outcome:
+) -> Outcome | Launched:
+    """One process, or a rank of a torchrun job (the same call on every rank), or with
+    --nproc N the parent that starts N ranks of this command and waits for them."""
     check_request(req)
+    if req.nproc > 1:
+        log(f"starting {req.nproc} ranks (torchrun) on this box")
+        return launch(req)
+    ranks = join(req.device)
+    try:
+        return _quantize(req, recipe, ranks, progress, log)
+    finally:
+        ranks.close()
+
+
+def _quantize(req: Request, recipe: Recipe, ranks, progress: Progress, log: Log) -> Outcome:
     units = split(build_passes(req, recipe), req.calibration.chunks)
-    estimate = estimate_of(req, units)
+    estimate = estimate_of(req, units, ranks.world)
     log(estimate.render())
     # The export is staged beside --output and swapped in whole: the old one (if any) stays
     # until then, so the new one needs its whole size free, checked before calibration.
@@ -113,7 +162,8 @@ def quantize(
         what="the NVFP4 checkpoint (the estimate above)",
         option="--output",
     )
-    log(f"mode: {'bounded memory' if req.bounded else 'resident'} on {req.device}")
+    on = f"{ranks.world} ranks ({ranks.device} on rank 0)" if ranks.world > 1 else req.device
+    log(f"mode: {'bounded memory' if req.bounded else 'resident'} on {on}")
     with library_output.captured() as printed:
         outcome = run_pipeline(
             req.model,
@@ -126,6 +176,7 @@ def quantize(
             overwrite=req.overwrite,
             progress=progress,
             log=log,
+            ranks=ranks,
         )
     for line in library_output.summary(printed.getvalue(), outcome.output):
         log(line)

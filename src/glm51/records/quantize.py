@@ -28,6 +28,7 @@ class QuantizeRecord(Record):
     mode: Literal["resident", "bounded"]
     device: str  # "cpu", "cuda", "cuda:1"... (the run's: calibration and export)
     device_name: str | None = None  # the GPU's name when the device is CUDA
+    ranks: int = 1  # torchrun processes that shared the calibration and the export
     calibration: tuple[CalibrationUnit, ...]
     config_digest: str  # the ModelOpt quantization config
     quantized_tensors: int = 0

@@ -25,6 +25,7 @@ from glm51.bench import cli as bench_cli
 from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
 from glm51.errors import Glm51Error, from_os_error
+from glm51.fidelity import cli as fidelity_cli
 from glm51.image import cli as image_cli
 from glm51.preflight import cli as preflight_cli
 from glm51.publish import cli as publish_cli
@@ -151,6 +152,7 @@ for _stage in (
     release_cli,
     smoke_cli,
     bench_cli,
+    fidelity_cli,
 ):
     _stage.register(app)
 _guard(app)

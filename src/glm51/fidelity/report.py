@@ -7,7 +7,7 @@ from pathlib import Path
 
 from glm51.errors import InfraError
 from glm51.outputs import os_errors, save_figure
-from glm51.records.fidelity import FidelityGate, FidelityRecord
+from glm51.records.fidelity import FidelityGate, FidelityRecord, LayerError
 
 GATE_TITLES = {"kl_mean": "KL mean", "kl_p99": "KL P99", "top1": "top-1 agreement"}
 
@@ -15,6 +15,12 @@ GATE_TITLES = {"kl_mean": "KL mean", "kl_p99": "KL P99", "top1": "top-1 agreemen
 def _gate(g: FidelityGate) -> str:
     mark = "pass" if g.passed else "**FAIL**"
     return f"{mark} ({'<=' if g.bound == 'max' else '>='} {g.threshold:g})"
+
+
+def _experts(record: FidelityRecord, layer: LayerError) -> str:
+    if str(layer.layer) in record.expert_errors:
+        return "routed: NVFP4"
+    return "routed: BF16" if layer.moe else "dense MLP: BF16"
 
 
 def markdown(record: FidelityRecord) -> str:
@@ -41,7 +47,7 @@ def markdown(record: FidelityRecord) -> str:
     ]
     for x in record.layers:
         lines.append(
-            f"| {x.layer} | {'NVFP4' if x.moe else 'dense BF16'} | {x.relative_error:.3g} "
+            f"| {x.layer} | {_experts(record, x)} | {x.relative_error:.3g} "
             f"| {x.cosine:.6f} | {x.local_relative_error:.3g} |"
         )
     if record.worst_experts:

@@ -22,7 +22,16 @@ GLM51 = [
     "-c",
     "import sys; from glm51.cli import main; sys.argv[0] = 'glm51'; main()",
 ]
-STEPS = ["tiny-model", "quantize", "verify", "serve-copy", "smoke-bench", "card", "publish"]
+STEPS = [
+    "tiny-model",
+    "quantize",
+    "verify",
+    "fidelity",
+    "serve-copy",
+    "smoke-bench",
+    "card",
+    "publish",
+]
 
 pytestmark = pytest.mark.slow
 

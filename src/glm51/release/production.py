@@ -1,6 +1,7 @@
 """The real release's steps, run on the Blackwell runners by .github/workflows/release.yml:
-image (build, push by digest), verify, gates (serve in the pushed image, smoke, bench),
-card, publish (the Hub), tag (the image's release tags), notes (the GitHub release text).
+image (build, push by digest), verify, fidelity (KL against the BF16 source), gates (serve
+in the pushed image, smoke, bench), card, publish (the Hub), tag (the image's release tags),
+notes (the GitHub release text).
 Each writes its record into the run directory; `glm51 release --steps` picks the ones a job
 runs, and a re-run skips those whose records are still valid."""
 
@@ -18,6 +19,9 @@ from glm51.checkpoint.manifest import MANIFEST
 from glm51.checkpoint.verify import verify
 from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InfraError, InputError, PreflightError
+from glm51.fidelity.request import FidelityRequest
+from glm51.fidelity.stage import raise_for as fidelity_gates
+from glm51.fidelity.stage import run_fidelity
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
 from glm51.outputs import write_text
@@ -25,12 +29,12 @@ from glm51.publish.card import Records, render_card
 from glm51.publish.hub import Hub
 from glm51.publish.run import publish
 from glm51.recipe.schema import Recipe
-from glm51.records import BenchRecord, ImageRecord, SmokeRecord, read_record
+from glm51.records import BenchRecord, FidelityRecord, ImageRecord, SmokeRecord, read_record
 from glm51.release.measure import BENCH, SMOKE, release_bench, smoke_and_bench
 from glm51.release.names import STEPS
 from glm51.release.runner import Context, Outcome, Step
 
-IMAGE, VERIFY = "image.json", "verify.json"
+IMAGE, VERIFY, FIDELITY = "image.json", "verify.json", "fidelity"
 CARD, PUBLISHED, TAGS, NOTES = "README.md", "publish.json", "tags.json", "release-notes.md"
 
 
@@ -92,6 +96,28 @@ def step_verify(recipe: Recipe):
         if not report.ok:
             raise InputError(f"{_checkpoint(context)}: verify failed: {report.problems[0]}")
         return Outcome(VERIFY, "checkpoint verified")
+
+    return run
+
+
+def step_fidelity(recipe: Recipe):
+    """KL of the checkpoint against its BF16 source on the recipe's held-out text, one layer
+    at a time on the runner's GPU; [gates.fidelity] decides (a miss stops the release before
+    the card and publish)."""
+
+    def run(context: Context) -> Outcome:
+        request = FidelityRequest(
+            source=Path(context.request.source or ""),
+            checkpoint=_checkpoint(context),
+            out_dir=context.path(FIDELITY),
+            device=context.request.fidelity_device,
+        )
+        record = run_fidelity(request, recipe, log=context.log)
+        fidelity_gates(record)
+        return Outcome(
+            f"{FIDELITY}/fidelity.json",
+            f"KL mean {record.kl.mean:.4g} over {record.positions} positions: gates passed",
+        )
 
     return run
 
@@ -174,6 +200,7 @@ def _records(context: Context) -> Records:
         image=maybe(IMAGE, ImageRecord),
         smoke=maybe(SMOKE, SmokeRecord),
         bench=maybe(BENCH, BenchRecord),
+        fidelity=maybe(f"{FIDELITY}/fidelity.json", FidelityRecord),
     )
 
 
@@ -282,6 +309,7 @@ def steps(recipe: Recipe) -> list[Step]:
     made = {
         "image": step_image,
         "verify": step_verify,
+        "fidelity": step_fidelity,
         "gates": step_gates,
         "card": step_card,
         "publish": step_publish,
@@ -291,5 +319,12 @@ def steps(recipe: Recipe) -> list[Step]:
     digest = hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()
     version = lambda c: {"version": c.request.version, "recipe": digest}  # noqa: E731
     checkpoint = lambda c: {"checkpoint": _checkpoint_identity(c), **version(c)}  # noqa: E731
-    inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}
+    # The fidelity step is keyed like verify: by the checkpoint's identity (the later jobs of a
+    # release run without the BF16 source on their disks).
+    inputs = {
+        "verify": checkpoint,
+        "fidelity": checkpoint,
+        "gates": checkpoint,
+        "publish": checkpoint,
+    }
     return [Step(name, made[name](recipe), inputs.get(name, version)) for name in STEPS]

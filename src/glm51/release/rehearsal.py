@@ -1,6 +1,6 @@
 """The rehearsal: the whole release chain on the CPU with the embedded default, the tiny
-`glm_moe_dsa` model. Real code paths end to end (ModelOpt, verify, the card, a publish that
-is verified before it is tagged); only the Hub is a local folder."""
+`glm_moe_dsa` model. Real code paths end to end (ModelOpt, verify, fidelity against BF16, the
+card, a publish that is verified before it is tagged); only the Hub is a local folder."""
 
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ from glm51.checkpoint.dequant import to_bf16
 from glm51.checkpoint.verify import verify
 from glm51.endpoint.health import wait_ready
 from glm51.errors import InputError
+from glm51.fidelity.request import FidelityRequest
+from glm51.fidelity.stage import raise_for as fidelity_gates
+from glm51.fidelity.stage import run_fidelity
 from glm51.outputs import copy_file, is_marked, write_text
 from glm51.publish.card import Records, render_card
 from glm51.publish.local import publish_to_folder
 from glm51.quantize import stage
 from glm51.quantize.tiny import build_tiny_model
 from glm51.recipe.schema import Recipe
-from glm51.records import BenchRecord, QuantizeRecord, SmokeRecord, read_record
+from glm51.records import BenchRecord, FidelityRecord, QuantizeRecord, SmokeRecord, read_record
 from glm51.release.measure import BENCH as BENCH_RECORD
 from glm51.release.measure import SMOKE as SMOKE_RECORD
 from glm51.release.measure import rehearsal_bench, smoke_and_bench
@@ -30,7 +33,8 @@ from glm51.release.runner import Context, Outcome, Step
 
 TINY, CALIB, CHECKPOINT = "tiny-bf16", "calib.jsonl", "checkpoint"
 SERVED_CACHE, CACHE_REVISION, SERVER_LOG = "served-hub-cache", "0" * 40, "server.log"
-PLOT = "assets/bench.png"
+PLOT, FIDELITY_PLOT = "assets/bench.png", "assets/fidelity.png"
+FIDELITY, FIDELITY_TEXT = "fidelity", "fidelity-text.jsonl"
 QUANTIZE_RECORD, VERIFY_REPORT, CARD = "quantize.json", "verify.json", "card/README.md"
 HUB = "hub"
 
@@ -65,6 +69,33 @@ def _verify(recipe: Recipe):
         if not report.ok:
             raise InputError(f"{context.path(CHECKPOINT)}: verify failed: {report.problems[0]}")
         return Outcome(VERIFY_REPORT, "checkpoint verified (manifest, layout)")
+
+    return run
+
+
+def _fidelity(recipe: Recipe):
+    """KL of the tiny NVFP4 checkpoint against its BF16 source, on synthetic text of another
+    seed than the calibration set's; [rehearsal.gates.fidelity] decides (a miss: exit 5,
+    nothing served, carded or published)."""
+
+    def run(context: Context) -> Outcome:
+        sequences = recipe.rehearsal.fidelity.sequences
+        text = write_jsonl(context.path(FIDELITY_TEXT), sequences, context.request.seed + 1)
+        request = FidelityRequest(
+            source=context.path(TINY),
+            checkpoint=context.path(CHECKPOINT),
+            out_dir=context.path(FIDELITY),
+            text_files=(text,),
+            coverage=context.path("quantize-work") / "merged.safetensors",
+            gate_set="rehearsal",
+        )
+        record = run_fidelity(request, recipe, log=context.log)
+        fidelity_gates(record)
+        return Outcome(
+            f"{FIDELITY}/fidelity.json",
+            f"KL mean {record.kl.mean:.3g}, top-1 {record.top1_agreement:.2%} over "
+            f"{record.positions} positions: gates passed",
+        )
 
     return run
 
@@ -139,14 +170,22 @@ def _card(recipe: Recipe):
             quantize=read_record(context.path(QUANTIZE_RECORD), QuantizeRecord),
             smoke=read_record(context.path(SMOKE_RECORD), SmokeRecord),
             bench=read_record(context.path(BENCH_RECORD), BenchRecord),
+            fidelity=read_record(context.path(FIDELITY) / "fidelity.json", FidelityRecord),
         )
-        text = render_card(recipe, records, version=context.request.version, plot=PLOT)
+        text = render_card(
+            recipe,
+            records,
+            version=context.request.version,
+            plot=PLOT,
+            fidelity_plot=FIDELITY_PLOT,
+        )
         card = context.path(CARD)
         card.parent.mkdir(exist_ok=True)
         write_text(card, text)
         # The card links its plot relative to itself: put it there, so the link resolves.
         (card.parent / PLOT).parent.mkdir(parents=True, exist_ok=True)
         copy_file(context.path("bench") / "bench.png", card.parent / PLOT)
+        copy_file(context.path(FIDELITY) / "fidelity.png", card.parent / FIDELITY_PLOT)
         return Outcome(CARD, f"{card}")
 
     return run
@@ -160,7 +199,10 @@ def _publish(recipe: Recipe):
             context.path(HUB),
             repo=recipe.model.published,
             version=context.request.version,
-            extra={PLOT: context.path("bench") / "bench.png"},
+            extra={
+                PLOT: context.path("bench") / "bench.png",
+                FIDELITY_PLOT: context.path(FIDELITY) / "fidelity.png",
+            },
         )
         return Outcome(str(tag.relative_to(context.run_dir)), f"published and tagged: {tag}")
 
@@ -184,6 +226,14 @@ def steps(recipe: Recipe) -> list[Step]:
         ),
         Step("verify", _verify(recipe)),
         Step(
+            "fidelity",
+            _fidelity(recipe),
+            lambda c: {
+                "fidelity": rehearsal.fidelity.model_dump(mode="json"),
+                "gates": rehearsal.gates.fidelity.model_dump(mode="json"),
+            },
+        ),
+        Step(
             "serve-copy",
             _served_copy(recipe),
             lambda c: {"served": rehearsal.served_name},
@@ -205,6 +255,7 @@ def where(run_dir: Path) -> dict[str, Path]:
         "checkpoint": run_dir / CHECKPOINT,
         "card": run_dir / CARD,
         "reports": run_dir / "bench",
+        "fidelity": run_dir / FIDELITY,
         "smoke": run_dir / SMOKE_RECORD,
         "published": run_dir / HUB,
         "run": run_dir / "run.json",

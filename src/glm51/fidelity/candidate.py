@@ -42,15 +42,16 @@ class Projection:
     input_scale: object  # FP32 scalar
 
 
-def load_projection(ckpt: Checkpoint, prefix: str) -> Projection:
+def load_projection(ckpt: Checkpoint, tensors: dict, prefix: str, device: str) -> Projection:
+    """One projection from the layer's tensors (``tensors``, read once per layer), its unit
+    weight made on ``device``."""
     import torch
 
     names = [f"{prefix}.{part}" for part in PARTS]
-    missing = [n for n in names if n not in ckpt.weight_map]
+    missing = [n for n in names if n not in tensors]
     if missing:
         raise InputError(f"{ckpt.dir}: {missing[0]} is missing (an NVFP4 projection needs {PARTS})")
-    t = ckpt.read(names)
-    packed, block_scale = t[names[0]], t[names[1]]
+    packed, block_scale = tensors[names[0]], tensors[names[1]]
     if packed.dtype != torch.uint8 or block_scale.dtype != torch.float8_e4m3fn:
         raise InputError(
             f"{ckpt.dir}: {prefix}: expected uint8 weight and float8_e4m3fn weight_scale, got "
@@ -63,8 +64,12 @@ def load_projection(ckpt: Checkpoint, prefix: str) -> Projection:
         )
     group = packed.shape[1] * 2 // block_scale.shape[1]
     one = torch.ones((), dtype=torch.float32)
-    unit = dequantize(packed, block_scale, one, group).to(torch.bfloat16)  # exact
-    return Projection(unit, t[names[2]].float().reshape(()), t[names[3]].float().reshape(()))
+    unit = dequantize(packed.to(device), block_scale.to(device), one, group)
+    return Projection(
+        unit.to(torch.bfloat16),  # exact: e2m1 * E4M3 has 6 significant bits
+        tensors[names[2]].float().reshape(()).to(device),
+        tensors[names[3]].float().reshape(()).to(device),
+    )
 
 
 def _module_class():
@@ -129,12 +134,14 @@ def candidate_experts(ckpt: Checkpoint, layer: int, reference, device: str):
             f"has {experts}: not the source's quantization"
         )
     inter = reference.down_proj.shape[-1]
-    gate_up, down, gu_scale, d_scale, errors = [], [], [], [], []
+    prefix = f"model.layers.{layer}.mlp.experts."
+    tensors = ckpt.read(ckpt.keys(prefix))  # each shard opened once for the layer
+    # Filled in place: a list stacked at the end would hold the layer's experts twice.
+    gate_up = torch.empty(reference.gate_up_proj.shape, dtype=torch.bfloat16, device=device)
+    down = torch.empty(reference.down_proj.shape, dtype=torch.bfloat16, device=device)
+    gu_scale, d_scale, errors = [], [], []
     for e in range(experts):
-        p = {
-            n: load_projection(ckpt, f"model.layers.{layer}.mlp.experts.{e}.{n}")
-            for n in PROJECTIONS
-        }
+        p = {n: load_projection(ckpt, tensors, f"{prefix}{e}.{n}", device) for n in PROJECTIONS}
         ref_gu = reference.gate_up_proj[e].detach()
         ref_down = reference.down_proj[e].detach()
         shapes = {
@@ -155,19 +162,21 @@ def candidate_experts(ckpt: Checkpoint, layer: int, reference, device: str):
             ("up_proj", ref_gu[inter:]),
             ("down_proj", ref_down),
         ):
-            err.add(ref.cpu(), p[name].unit.float() * p[name].weight_scale_2)
+            err.add(ref, p[name].unit.float() * p[name].weight_scale_2)
         errors.append(err.relative)
-        gate_up.append(torch.cat([p["gate_proj"].unit, p["up_proj"].unit]))
-        down.append(p["down_proj"].unit)
+        gate_up[e, :inter] = p["gate_proj"].unit
+        gate_up[e, inter:] = p["up_proj"].unit
+        down[e] = p["down_proj"].unit
         shared_input = torch.maximum(p["gate_proj"].input_scale, p["up_proj"].input_scale)
         gu_scale.append(
             torch.stack([p["gate_proj"].weight_scale_2, p["up_proj"].weight_scale_2, shared_input])
         )
         d_scale.append(torch.stack([p["down_proj"].weight_scale_2, p["down_proj"].input_scale]))
+    del tensors
     module = _module_class()(
-        torch.stack(gate_up),
+        gate_up,
         torch.stack(gu_scale),
-        torch.stack(down),
+        down,
         torch.stack(d_scale),
         reference.act_fn,
     )

@@ -70,6 +70,7 @@ def plot(record: FidelityRecord, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -78,25 +79,29 @@ def plot(record: FidelityRecord, path: Path) -> Path:
     ax.plot(layers, [x.relative_error for x in record.layers], "o-", label="stream")
     ax.plot(layers, [x.local_relative_error for x in record.layers], "s--", label="layer alone")
     ax.set_xlabel("decoder layer")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("hidden-state relative error")
     ax.set_title("error by layer")
     ax.grid(alpha=0.3)
     ax.legend()
 
     ax = axes[1]
-    values = [record.kl.mean, record.kl.median, record.kl.p95, record.kl.p99, record.kl.max]
-    names = ["mean", "median", "P95", "P99", "max"]
-    ax.bar(names, values, color="tab:blue")
+    kl = np.array(record.kl_percentiles)
+    shown = np.maximum(kl, kl[kl > 0].min() if (kl > 0).any() else 1e-12)
+    ax.plot(shown, np.arange(101), "-", color="tab:blue", label="positions at or below")
     for g in record.gates:
         if g.name in ("kl_mean", "kl_p99"):
-            x = names.index("mean" if g.name == "kl_mean" else "P99")
-            ax.plot([x - 0.4, x + 0.4], [g.threshold] * 2, "r-", lw=2)
-    positive = [v for v in values if v > 0]
-    if positive:
-        ax.set_yscale("log")
-    ax.set_ylabel("KL(BF16 ‖ NVFP4), nats")
-    ax.set_title(f"KL over {record.positions:,} positions (red: gates)")
-    ax.grid(alpha=0.3, axis="y")
+            label = "mean gate" if g.name == "kl_mean" else "P99 gate"
+            style = "r--" if g.name == "kl_mean" else "r:"
+            ax.axvline(g.threshold, color="r", ls=style[1:], label=label)
+    ax.axvline(max(record.kl.mean, shown.min()), color="tab:green", label="mean")
+    if (kl > 0).any():
+        ax.set_xscale("log")
+    ax.set_xlabel("KL(BF16 ‖ NVFP4), nats")
+    ax.set_ylabel("% of positions")
+    ax.set_title(f"KL distribution over {record.positions:,} positions")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
 
     ax = axes[2]
     errors = [

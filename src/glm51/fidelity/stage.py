@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 import glm51
 from glm51.calib import data as calibdata
 from glm51.calib.coverage import ExpertCounts
@@ -140,6 +142,7 @@ def run_fidelity(
         tokens_per_sequence=budget.tokens_per_sequence,
         seed=budget.seed,
         kl=kl,
+        kl_percentiles=tuple(float(v) for v in np.percentile(m.kl.numpy(), np.arange(101))),
         top1_agreement=top1,
         layers=tuple(
             LayerError(

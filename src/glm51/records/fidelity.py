@@ -67,6 +67,7 @@ class FidelityRecord(Record):
     tokens_per_sequence: int  # the budget; a shorter sequence is measured whole
     seed: int
     kl: KLStats
+    kl_percentiles: tuple[float, ...]  # the KL at 0, 1, ..., 100 percent of the positions
     top1_agreement: float
     layers: tuple[LayerError, ...]
     nvfp4_layers: int  # decoder layers whose routed experts are NVFP4 in the checkpoint

@@ -86,3 +86,40 @@ def test_the_release_gates_requests_are_the_clis(tmp_path, recipe, intercepted):
     assert done.exit_code == 0, done.output
     assert intercepted["smoke"][0] == intercepted["smoke"][1]
     assert intercepted["bench"][0] == intercepted["bench"][1]
+
+
+def test_the_release_fidelity_request_is_the_clis(tmp_path, recipe, monkeypatch):
+    import glm51.fidelity.report as fidelity_report
+    import glm51.fidelity.stage as fidelity_stage
+    from glm51.release import production
+
+    seen = []
+
+    def run(req, recipe, **kw):
+        seen.append(req)
+        return SimpleNamespace(kl=SimpleNamespace(mean=0.0), positions=0, top1_agreement=1.0)
+
+    for module in (fidelity_stage, production):
+        monkeypatch.setattr(module, "run_fidelity", run)
+    monkeypatch.setattr(fidelity_stage, "raise_for", lambda record: None)
+    monkeypatch.setattr(production, "fidelity_gates", lambda record: None)
+    monkeypatch.setattr(fidelity_report, "markdown", lambda record: "")  # no real record
+    request = ReleaseRequest(checkpoint=tmp_path / "nvfp4", source=tmp_path / "bf16")
+    production.step_fidelity(recipe)(Context(tmp_path / "run", request))
+    done = CliRunner().invoke(
+        app,
+        [
+            "fidelity",
+            "--source",
+            str(tmp_path / "bf16"),
+            "--checkpoint",
+            str(tmp_path / "nvfp4"),
+            "--out",
+            str(tmp_path / "run" / "fidelity"),
+            "--device",
+            request.fidelity_device,
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0].gate_set == "release" and seen[0].out_dir == tmp_path / "run" / "fidelity"

@@ -63,8 +63,8 @@ def fidelity_command(
         str,
         typer.Option(
             "--gates",
-            help="release: [fidelity] and [gates.fidelity]; rehearsal: [rehearsal.fidelity] "
-            "and [rehearsal.gates.fidelity] (the tiny model's budget and gates).",
+            help="Which of the recipe's budgets and gates: release (fidelity, gates.fidelity) "
+            "or rehearsal (rehearsal.fidelity, rehearsal.gates.fidelity: the tiny model's).",
         ),
     ] = "release",
     worst_experts: Annotated[

@@ -275,3 +275,25 @@ def test_a_fidelity_manifest_overlapping_a_calibration_pass_exits_3(
     )
     assert exit_code(result) == 3
     assert "is calibration pass 'broad'" in error_text(result) and not out.exists()
+
+
+def test_a_bf16_tensor_that_is_not_the_sources_is_refused(tiny_model, quantized, text, tmp_path):
+    """The walk compares every tensor both streams share: a changed attention weight means
+    the checkpoint is not this source's quantization (exit 3, no reports)."""
+    from safetensors.torch import load_file, save_file
+
+    checkpoint, _ = quantized
+    other = tmp_path / "other"
+    shutil.copytree(checkpoint, other)
+    name = "model.layers.1.self_attn.o_proj.weight"
+    shard = json.loads((other / "model.safetensors.index.json").read_text())["weight_map"][name]
+    tensors = load_file(str(other / shard))
+    tensors[name] = tensors[name] * 2
+    save_file(tensors, str(other / shard), {"format": "pt"})
+    out = tmp_path / "out"
+    result = _fidelity(
+        "--source", str(tiny_model), "--checkpoint", str(other), "--out", str(out),
+        "--text-file", str(text),
+    )  # fmt: skip
+    assert exit_code(result) == 3
+    assert f"{name} differs from the source's" in error_text(result) and not out.exists()

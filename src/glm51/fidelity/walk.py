@@ -70,7 +70,7 @@ def _bf16_names(ckpt: Checkpoint, prefix: str) -> list[str]:
     quantized = {
         k.removesuffix(".weight_scale") for k in ckpt.keys(prefix) if k.endswith(".weight_scale")
     }
-    return [k for k in ckpt.keys(prefix) if not any(k.startswith(q + ".") for q in quantized)]
+    return [k for k in ckpt.keys(prefix) if k.rsplit(".", 1)[0] not in quantized]
 
 
 def measure(
@@ -91,6 +91,7 @@ def measure(
     n_layers = int(config.num_hidden_layers)
 
     embed = model.model.embed_tokens
+    _same_tensors(source, candidate, source.keys("model.embed_tokens."))
     load_into(embed, source, "model.embed_tokens.", device)
     rotary = type(model.model.rotary_emb)(config=config).to(device)
     with torch.no_grad():

@@ -47,6 +47,21 @@ def _quiet(_what: str, _done: int, _total: int) -> None:
     pass
 
 
+# glibc's M_MMAP_THRESHOLD: allocations from this size on are mmapped, so a dropped layer's
+# tensors go back to the OS when freed. Left to itself glibc raises the threshold to the
+# largest block freed (up to 32 MiB), serves later layers from a fragmented heap, and the
+# peak grows layer after layer (measured: benchmarks/fidelity_memory.py, docs/fidelity.md).
+_M_MMAP_THRESHOLD, _MMAP_FROM = -3, 1 << 20
+
+
+def _return_freed_layers_to_the_os() -> None:
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
+
+
 def _same_tensors(source: Checkpoint, candidate: Checkpoint, names: Sequence[str]) -> None:
     """The tensors both stream share must be the checkpoint's own, byte for byte."""
     import torch
@@ -85,6 +100,7 @@ def measure(
     from torch import nn
     from transformers.masking_utils import create_causal_mask
 
+    _return_freed_layers_to_the_os()
     model = skeleton(source)
     config = model.config
     sparse = set(moe_layers(config.to_dict()))

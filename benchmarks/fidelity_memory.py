@@ -32,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quantize_memory import FULL, GLM51_LAYER, peak_rss_kib
 
 
+BOUND = 1.1  # peak RSS, deepest / shallowest (issue 19)
+
+
 def _samples(n: int, length: int, vocab: int) -> list[list[int]]:
     import torch
 
@@ -142,11 +145,12 @@ def run_tiny(args) -> None:
                 flush=True,
             )
     (d0, s0, r0), (d1, s1, r1) = rows[0], rows[-1]
+    ratio = r1["peak_rss"] / r0["peak_rss"]
     print(
         f"\nhidden {args.hidden}, {args.experts} experts, {args.samples} x {args.length} tokens "
-        f"on the CPU. Peak RSS at {d1} layers / at {d0} layers: "
-        f"{r1['peak_rss'] / r0['peak_rss']:.3f} (the BF16 model grew {s1 / s0:.2f}x: "
-        f"{s0 / 2**20:.0f} -> {s1 / 2**20:.0f} MiB)"
+        f"on the CPU. Peak RSS at {d1} layers / at {d0} layers: {ratio:.3f} "
+        f"({'within' if ratio <= BOUND else 'ABOVE'} the bound {BOUND}; the BF16 model grew "
+        f"{s1 / s0:.2f}x: {s0 / 2**20:.0f} -> {s1 / 2**20:.0f} MiB)"
     )
 
 

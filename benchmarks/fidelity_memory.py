@@ -31,7 +31,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quantize_memory import FULL, GLM51_LAYER, peak_rss_kib
 
-
 BOUND = 1.1  # peak RSS, deepest / shallowest (issue 19)
 
 

@@ -235,7 +235,7 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2, help="glm51 geometry: decoder layers")
     ap.add_argument("--device", default="cuda", help="glm51 geometry: cuda, cuda:N or cpu")
-    ap.add_argument("--cpu-experts", type=int, default=4, help="glm51 without a GPU")
+    ap.add_argument("--cpu-experts", type=int, default=8, help="glm51 without a GPU (>= top-8)")
     ap.add_argument("--cpu-length", type=int, default=128, help="glm51 without a GPU")
     ap.add_argument("--tmp", default=os.environ.get("TMPDIR"), help="where models are built")
     ap.add_argument("--quantize-child", nargs=3, help=argparse.SUPPRESS)

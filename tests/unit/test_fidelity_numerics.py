@@ -151,3 +151,20 @@ def test_the_draw_is_seeded_ordered_and_cut_to_the_budget():
     assert all(len(s) <= 12 for s in a) and [s[0] for s in a] == sorted(s[0] for s in a)
     with pytest.raises(InputError, match="21"):
         select(samples, 21, 12, seed=7, where="x")
+
+
+def test_the_estimate_at_glm51_scale_holds_one_layer_twice_over_its_experts_and_the_streams():
+    from glm51.fidelity.estimate import estimate
+    from glm51.quantize import estimate as quantize_estimate
+    from tests.unit.test_estimate import GLM51
+
+    e = estimate(GLM51, [1024] * 200, device="cuda")
+    assert e.positions == 204_800
+    assert e.streams_bytes == 2 * 204_800 * 6144 * 2  # 5.0 GB, as docs/fidelity.md says
+    routed = max(x.mlp_routed for x in quantize_estimate.layer_params(GLM51)) * 2
+    assert e.candidate_bytes == routed and 18e9 < routed < 20e9  # 256 x 3 x 2048 x 6144 BF16
+    assert e.device_bytes < 80e9  # one layer at a time fits one GPU
+    assert e.host_bytes == e.streams_bytes + e.layer_bytes + routed
+    on_cpu = estimate(GLM51, [1024] * 200, device="cpu")
+    assert on_cpu.host_bytes > on_cpu.device_bytes + on_cpu.streams_bytes
+    assert "204,800 positions" in e.render()

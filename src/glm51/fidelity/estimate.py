@@ -50,8 +50,10 @@ def estimate(config: Mapping[str, Any], lengths: Sequence[int], device: str = "c
     streams = 2 * sum(lengths) * hidden * BF16
     logits = 2 * min(longest, LOGIT_CHUNK) * vocab * 8 * 3 + 2 * longest * vocab * BF16
     on_device = q.largest_layer_bytes + routed + q.activation_bytes + logits
-    read = q.largest_layer_bytes + routed  # tensors pass through the host on their way
-    host = streams + (on_device if device == "cpu" else read)
+    # A layer passes through the host on its way: the shards' per-expert tensors and their
+    # fused copy while it loads (quantize's load_into), besides what the device holds.
+    read = q.largest_layer_bytes + routed
+    host = streams + (on_device + routed if device == "cpu" else read)
     return Estimate(
         positions=sum(lengths),
         layer_bytes=q.largest_layer_bytes,

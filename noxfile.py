@@ -1,6 +1,6 @@
 """Sessions: lint, tests (default), publish_hub, rehearsal, image, update_pins, bench_quantize,
-bench_accuracy, bench_cli, mutants, docs. `nox -l` lists them all. Glue only: each session
-installs and calls glm51 or pytest; the pins it installs live in pyproject.toml's
+bench_fidelity, bench_accuracy, bench_cli, mutants, docs. `nox -l` lists them all. Glue only:
+each session installs and calls glm51 or pytest; the pins it installs live in pyproject.toml's
 [dependency-groups]."""
 
 from __future__ import annotations
@@ -114,6 +114,17 @@ def bench_quantize(session: nox.Session) -> None:
     _torch(session)
     session.install("-e", ".[quantize]")
     session.run("python", "benchmarks/quantize_memory.py", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench_fidelity(session: nox.Session) -> None:
+    """Peak RSS of `glm51 fidelity` at 2 and 8 layers (CPU; the ratio must stay <= 1.1), or
+    `-- --geometry glm51`: one fidelity layer at GLM-5.1's geometry and a full-model projection
+    on one GPU (on CUDA when there is one, else a smaller CPU run). Set GLM51_TORCH on a GPU
+    machine, as for `tests`."""
+    _torch(session)
+    session.install("-e", ".[quantize]")
+    session.run("python", "benchmarks/fidelity_memory.py", *session.posargs)
 
 
 @nox.session(python=PY)

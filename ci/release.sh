@@ -4,7 +4,8 @@
 #   bash ci/release.sh image | verify gates | card publish tag notes
 #   bash ci/release.sh --install-only   (install first, in a step that holds no secret)
 # Environment: VERSION (vX.Y.Z; the git tag, which must be the commit checked out), RUN_DIR
-# [out/release/run], GLM51_CHECKPOINT (the runner's NVFP4 checkpoint), HF_TOKEN (publish; read
+# [out/release/run], GLM51_CHECKPOINT (the runner's NVFP4 checkpoint), GLM51_SOURCE (its BF16
+# source, for the fidelity step; read by glm51 from the environment), HF_TOKEN (publish; read
 # by huggingface_hub), GLM51_NOX_REUSE=1 (run without installing: the step after
 # --install-only).
 set -euo pipefail

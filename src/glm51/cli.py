@@ -24,6 +24,7 @@ from glm51.calib import cli as calib_cli
 from glm51.checkpoint import cli as checkpoint_cli
 from glm51.deploy import cli as deploy_cli
 from glm51.errors import Glm51Error, from_os_error
+from glm51.fidelity import cli as fidelity_cli
 from glm51.image import cli as image_cli
 from glm51.options import Group, command_class
 from glm51.preflight import cli as preflight_cli
@@ -147,6 +148,7 @@ for _stage in (
     bench_cli,
     router_cli,
     deploy_cli,
+    fidelity_cli,
 ):
     _stage.register(app)
 _guard(app)

@@ -42,6 +42,7 @@ KIND_OF = {
     "tiny-model": CHECKPOINT,
     "smoke": REPORTS,
     "bench": REPORTS,
+    "fidelity": REPORTS,
     "image build": REPORTS,
     "deploy k8s": REPORTS,
     "release": RUN,

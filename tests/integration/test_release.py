@@ -22,7 +22,16 @@ GLM51 = [
     "-c",
     "import sys; from glm51.cli import main; sys.argv[0] = 'glm51'; main()",
 ]
-STEPS = ["tiny-model", "quantize", "verify", "serve-copy", "smoke-bench", "card", "publish"]
+STEPS = [
+    "tiny-model",
+    "quantize",
+    "verify",
+    "fidelity",
+    "serve-copy",
+    "smoke-bench",
+    "card",
+    "publish",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -86,6 +95,11 @@ def test_killed_midway_it_resumes_without_redoing_finished_steps(tmp_path):
     assert "![Throughput](assets/bench.png)" in card
     for where in (run_dir / "card", tag.parents[1]):
         assert (where / "assets" / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (where / "assets" / "fidelity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The fidelity table, from the fidelity step's record, and its plot.
+    fidelity = card.split("## Fidelity vs BF16")[1].split("## Smoke tests")[0]
+    assert "| KL mean | KL median | KL P95 | KL P99 | KL max | Top-1 agreement |" in fidelity
+    assert "1,024 positions" in fidelity and "![Fidelity vs BF16](assets/fidelity.png)" in fidelity
     # The calibration table is what ran (the rehearsal's `local` pass), not the recipe's plan.
     assert "| local | not one of the recipe's passes |" in card
     # Everything it wrote is readable by another user (the image runs as uid 1000).
@@ -106,6 +120,7 @@ FORCED = {
         "quantize",
     ),
     "throughput": ("short_tg_tok_s = 1.0\n", "short_tg_tok_s = 1000000000.0\n", "smoke-bench"),
+    "fidelity": ("kl_mean_max = 0.001\n", "kl_mean_max = 0.0\n", "fidelity"),
 }
 
 
@@ -125,3 +140,42 @@ def test_a_failed_gate_publishes_and_tags_nothing_and_exits_with_the_gates_code(
     assert recorded.entry(step).status == "failed" and recorded.entry(step).exit_code == 5
     assert recorded.entry("card") is None and recorded.entry("publish") is None
     assert not (run_dir / "hub").exists() and not (run_dir / "card").exists()
+
+
+def test_a_planted_bad_scale_stops_the_rehearsal_at_fidelity_before_anything_is_published(
+    tmp_path,
+):
+    from safetensors.torch import load_file, save_file
+
+    run_dir = tmp_path / "run"
+    first = _release(run_dir, "--steps", "tiny-model,quantize,verify")
+    assert first.returncode == 0, first.stderr
+    from glm51.quantize.artifact import Artifact
+
+    # The expert of layer 2 that calibration routed the most tokens to: used often enough in
+    # the fidelity text that a bad scale moves the mean KL, not only its tail.
+    counts = Artifact.load(run_dir / "quantize-work" / "merged.safetensors").counts
+    expert = int(counts.counts[counts.layers.index(2)].argmax())
+    checkpoint = run_dir / "checkpoint"
+    name = f"model.layers.2.mlp.experts.{expert}.down_proj.weight_scale_2"
+    index = json.loads((checkpoint / "model.safetensors.index.json").read_text())
+    shard = checkpoint / index["weight_map"][name]
+    tensors = load_file(str(shard))
+    tensors[name] = tensors[name] * 64  # one expert's global scale, 64 times too large
+    save_file(tensors, str(shard), {"format": "pt"})
+
+    done = _release(run_dir)
+    assert done.returncode == 5, done.stderr
+    assert "kl_mean" in done.stderr.split("gate failed")[1]
+    recorded = read_record(run_dir / "run.json", RunManifest)
+    assert recorded.entry("fidelity").status == "failed"
+    assert recorded.entry("fidelity").exit_code == 5
+    assert recorded.entry("card") is None and recorded.entry("publish") is None
+    assert not (run_dir / "hub").exists() and not (run_dir / "card").exists()
+    # The reports were written before the exit; they name the planted layer and expert.
+    from glm51.records.fidelity import FidelityRecord
+
+    record = read_record(run_dir / "fidelity" / "fidelity.json", FidelityRecord)
+    assert (run_dir / "fidelity" / "fidelity.md").is_file()
+    assert record.worst_layer.layer == 2
+    assert (record.worst_experts[0].layer, record.worst_experts[0].expert) == (2, expert)

@@ -184,3 +184,24 @@ def test_the_calibration_table_is_what_the_record_says_ran(recipe, records):
     plan = render_card(recipe, Records(), version="v1.2.3")
     assert "No quantize record was given for this card" in plan
     assert all(f"| {p.name} | {p.description} |" in plan for p in recipe.quantize.passes)
+
+
+def test_the_fidelity_section_comes_from_the_record(recipe, records):
+    from glm51.records import FidelityRecord
+
+    fidelity = read_record(DATA / "fidelity.json", FidelityRecord)
+    with_it = Records(bench=records.bench, fidelity=fidelity)
+    text = render_card(recipe, with_it, fidelity_plot="assets/fidelity.png")
+    section = text.split("## Fidelity vs BF16")[1].split("## Smoke tests")[0]
+    assert f"{fidelity.positions:,} positions" in section
+    assert f"{fidelity.sequences} sequences" in section and fidelity.text.description in section
+    assert f"| {fidelity.kl.mean:.4g} | {fidelity.kl.median:.4g} |" in section
+    assert f"{fidelity.top1_agreement * 100:.2f}%" in section
+    assert "kl_mean pass" in section and "![Fidelity vs BF16](assets/fidelity.png)" in section
+
+
+def test_a_card_without_the_fidelity_record_says_so(recipe, records):
+    text = render_card(recipe, records)
+    section = text.split("## Fidelity vs BF16")[1].split("## Smoke tests")[0]
+    assert "No fidelity record was given for this card" in section
+    assert "KL mean" not in section and "positions" not in section

@@ -85,6 +85,8 @@ def test_one_meaning_per_flag_name():
     alike_in_meaning |= {"--dry-run", "--json", "--data-dir", "--overwrite", "--ready-timeout"}
     # the address this command listens on (serve, router); the model name; the image record
     alike_in_meaning |= {"--host", "--port", "--served-name", "--image-record"}
+    # the BF16 source, the NVFP4 checkpoint, a torch device, which gate set (release|rehearsal)
+    alike_in_meaning |= {"--source", "--checkpoint", "--device", "--gates"}
     helps: dict[str, set[str]] = {}
     for command in _commands().values():
         for p in command.params:

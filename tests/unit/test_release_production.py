@@ -215,7 +215,7 @@ def test_later_jobs_refuse_earlier_steps_done_on_other_weights(context, recipe, 
         steps,
         context,
         RunManifest(version="v1.2.3", rehearsal=False),
-        only=["image", "verify", "gates"],
+        only=["image", "verify", "fidelity", "gates"],
     )
     (context.path("ckpt") / MANIFEST).write_text('{"weights": "B"}')
     with pytest.raises(InputError, match=r"step verify .* ran with other inputs"):

@@ -280,6 +280,11 @@ def test_a_steps_inputs_are_read_from_the_context(tmp_path):
         ),
         (ReleaseRequest(), "--checkpoint PATH (or GLM51_CHECKPOINT)"),
         (ReleaseRequest(steps=("verify",)), "needed by every step but image"),
+        (ReleaseRequest(checkpoint=Path("c")), "--source PATH (or GLM51_SOURCE)"),
+        (
+            ReleaseRequest(rehearsal=True, source=Path("s")),
+            "--source: not used with --rehearsal",
+        ),
     ],
 )
 def test_a_release_request_that_contradicts_itself_is_refused(request_, words):
@@ -290,7 +295,8 @@ def test_a_release_request_that_contradicts_itself_is_refused(request_, words):
 
 def test_a_consistent_release_request_passes():
     ReleaseRequest(steps=("image",)).check()  # the image needs no checkpoint
-    ReleaseRequest(checkpoint=Path("c")).check()
+    ReleaseRequest(checkpoint=Path("c"), source=Path("s")).check()
+    ReleaseRequest(checkpoint=Path("c"), steps=("verify", "gates")).check()  # no fidelity step
     ReleaseRequest(rehearsal=True, steps=("tiny-model",)).check()  # the rehearsal's own steps
     with pytest.raises(TypeError):
         ReleaseRequest("v1.0.0")  # keyword-only: no option is passed by position

@@ -22,6 +22,28 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path / "ckpt"
 
 
+def test_the_fidelity_plot_goes_beside_the_card_with_the_bench_plot(tmp_path, recipe):
+    plots = {name: tmp_path / "run" / name / f"{name}.png" for name in ("bench", "fidelity")}
+    for name, path in plots.items():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(name.encode())
+    records = RunRecords(
+        bench_record=DATA / "bench.json",
+        plot=plots["bench"],
+        fidelity_record=DATA / "fidelity.json",
+        fidelity_plot=plots["fidelity"],
+    )
+    (tmp_path / "card").mkdir()
+    text = run_card(CardRequest(records=records, output=tmp_path / "card" / "README.md"), recipe)
+    assert "## Fidelity vs BF16" in text and "![Fidelity vs BF16](assets/fidelity.png)" in text
+    for name in plots:
+        assert (tmp_path / "card" / "assets" / f"{name}.png").read_bytes() == name.encode()
+    clash = RunRecords(plot=plots["bench"], fidelity_plot=tmp_path / "bench.png")
+    clash.fidelity_plot.write_bytes(b"other")
+    with pytest.raises(InputError, match=r"^--plot and --fidelity-plot: the same file name"):
+        CardRequest(records=clash).check()
+
+
 @pytest.mark.parametrize(
     ("fields", "refusal"),
     [
@@ -80,7 +102,7 @@ def test_the_cards_plot_goes_where_the_card_links_it(tmp_path, recipe):
         output=tmp_path / "card" / "README.md",
     )
     mark(tmp_path / "card", "release")  # a run folder: its card is glm51's to rewrite
-    assert in_place.plot_beside() is None and run_card(in_place, recipe) == text  # not copied
+    assert in_place.plots_beside() == {} and run_card(in_place, recipe) == text  # not copied
 
 
 def test_the_cards_plot_never_lands_on_a_file_glm51_did_not_write(tmp_path, recipe):

@@ -149,8 +149,10 @@ def production_run(tmp_path, monkeypatch):
     checkpoint.mkdir()
     (run / "smoke").mkdir(parents=True)
     (run / "bench").mkdir()
+    (run / "fidelity").mkdir()
     mark(run, "release")  # a run folder, as `glm51 release` claims it
-    for record in ("smoke/smoke.json", "bench/bench.json"):
+    records = ("smoke/smoke.json", "bench/bench.json", "bench/bench.png")
+    for record in (*records, "fidelity/fidelity.json", "fidelity/fidelity.png"):
         (run / record).write_text("{}")  # the card step names the records the run holds
     image = SimpleNamespace(tags=("ghcr.io/o/glm51:build-1",), image="cu130", digest="sha256:d")
     monkeypatch.setattr(production, "_image", lambda context: image)
@@ -172,10 +174,13 @@ def test_the_releases_verify_card_and_publish_requests_are_the_clis(
     _cli(
         *("card", "--output", run / "README.md", "--version", "v1.2.3"),
         *("--smoke-record", run / "smoke/smoke.json", "--bench-record", run / "bench/bench.json"),
+        *("--plot", run / "bench/bench.png", "--fidelity-record", run / "fidelity/fidelity.json"),
+        *("--fidelity-plot", run / "fidelity/fidelity.png"),
     )
     _cli(
         *("publish", checkpoint, "--repo", recipe.model.published, "--version", "v1.2.3"),
         *("--card", run / "README.md", "--report", run / "publish.json"),
+        *("--plot", run / "bench/bench.png", "--fidelity-plot", run / "fidelity/fidelity.png"),
     )
     for stage in ("verify", "card", "publish"):
         release, cli = seen[stage]
@@ -189,10 +194,11 @@ def test_the_rehearsals_quantize_verify_card_and_publish_requests_are_the_clis(
 
     run, seen = tmp_path / "run", intercepted_stages
     context = Context(run, ReleaseRequest(rehearsal=True, version="v0.1.0"))
-    for folder in ("tiny-bf16", "checkpoint", "bench", "smoke"):
+    for folder in ("tiny-bf16", "checkpoint", "bench", "smoke", "fidelity"):
         (run / folder).mkdir(parents=True)
     mark(run, "release")
-    for record in ("calib.jsonl", "smoke/smoke.json", "bench/bench.json", "bench/bench.png"):
+    records = ("calib.jsonl", "smoke/smoke.json", "bench/bench.json", "bench/bench.png")
+    for record in (*records, "fidelity/fidelity.json", "fidelity/fidelity.png"):
         (run / record).write_text("{}")
     chain = {step.name: step.run for step in rehearsal.steps(recipe)}
     for step in ("quantize", "verify", "card", "publish"):
@@ -207,11 +213,51 @@ def test_the_rehearsals_quantize_verify_card_and_publish_requests_are_the_clis(
         *("card", "--output", run / "card/README.md", "--version", "v0.1.0"),
         *("--quantize-record", run / "quantize.json", "--smoke-record", run / "smoke/smoke.json"),
         *("--bench-record", run / "bench/bench.json", "--plot", run / "bench/bench.png"),
+        *("--fidelity-record", run / "fidelity/fidelity.json"),
+        *("--fidelity-plot", run / "fidelity/fidelity.png"),
     )
     _cli(
         *("publish", run / "checkpoint", "--repo", recipe.model.published, "--version", "v0.1.0"),
         *("--card", run / "card/README.md", "--plot", run / "bench/bench.png", "--to", run / "hub"),
+        *("--fidelity-plot", run / "fidelity/fidelity.png"),
     )
     for stage in ("quantize", "verify", "card", "publish"):
         release, cli = seen[stage]
         assert cli == release, stage
+
+
+def test_the_release_fidelity_request_is_the_clis(tmp_path, recipe, monkeypatch):
+    import glm51.fidelity.report as fidelity_report
+    import glm51.fidelity.stage as fidelity_stage
+    from glm51.release import production
+
+    seen = []
+
+    def run(req, recipe, **kw):
+        seen.append(req)
+        return SimpleNamespace(kl=SimpleNamespace(mean=0.0), positions=0, top1_agreement=1.0)
+
+    for module in (fidelity_stage, production):
+        monkeypatch.setattr(module, "run_fidelity", run)
+    monkeypatch.setattr(fidelity_stage, "raise_for", lambda record: None)
+    monkeypatch.setattr(production, "fidelity_gates", lambda record: None)
+    monkeypatch.setattr(fidelity_report, "markdown", lambda record: "")  # no real record
+    request = ReleaseRequest(checkpoint=tmp_path / "nvfp4", source=tmp_path / "bf16")
+    production.step_fidelity(recipe)(Context(tmp_path / "run", request))
+    done = CliRunner().invoke(
+        app,
+        [
+            "fidelity",
+            "--source",
+            str(tmp_path / "bf16"),
+            "--checkpoint",
+            str(tmp_path / "nvfp4"),
+            "--out",
+            str(tmp_path / "run" / "fidelity"),
+            "--device",
+            request.fidelity_device,
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0].gate_set == "release" and seen[0].out_dir == tmp_path / "run" / "fidelity"

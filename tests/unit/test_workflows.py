@@ -124,7 +124,7 @@ def test_the_workflow_steps_call_glm51_through_the_repos_scripts():
     runs = [s["run"] for job in release["jobs"].values() for s in job["steps"] if "run" in s]
     assert runs[:4] == [
         "bash ci/release.sh image",
-        "bash ci/release.sh verify gates",
+        "bash ci/release.sh verify fidelity gates",
         "bash ci/release.sh --install-only",
         "bash ci/release.sh card publish tag notes",
     ]

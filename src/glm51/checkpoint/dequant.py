@@ -39,12 +39,12 @@ def dequantize(packed, block_scale, global_scale, group: int = 16):
     """[out, in/2] uint8 + [out, in/group] E4M3 + scalar -> [out, in] float32."""
     import torch
 
-    grid = torch.tensor(E2M1, dtype=torch.float32)
+    grid = torch.tensor(E2M1, dtype=torch.float32, device=packed.device)  # on its device
     lo, hi = packed & 0x0F, packed >> 4
     codes = torch.stack((lo, hi), dim=-1).reshape(packed.shape[0], -1).long()
     values = grid[codes & 7] * torch.where(codes >= 8, -1.0, 1.0)
     scales = block_scale.float().repeat_interleave(group, dim=1)
-    return values * scales * global_scale.float().reshape(())
+    return values * scales * global_scale.float().reshape(()).to(packed.device)
 
 
 def compare(

@@ -3,7 +3,8 @@
 The YAML metadata is built with huggingface_hub's ModelCardData and must survive a round
 trip (parse the rendered card back, compare); the body comes from the template. The launch
 command is rendered from the serve profile, the table from the bench record: a card
-rendered without a bench record says so instead of showing numbers.
+rendered without a bench record says so instead of showing numbers; the same for the
+fidelity record (KL against BF16).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from glm51.errors import InputError
 from glm51.recipe.load import default_recipe_path
 from glm51.recipe.schema import Recipe
-from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord
+from glm51.records import BenchRecord, FidelityRecord, ImageRecord, QuantizeRecord, SmokeRecord
 from glm51.sglang.command import render
 
 TEMPLATE = "model-card.md.j2"
@@ -36,6 +37,7 @@ class Records:
     quantize: QuantizeRecord | None = None
     smoke: SmokeRecord | None = None
     bench: BenchRecord | None = None
+    fidelity: FidelityRecord | None = None
 
 
 def template_path(recipe: Recipe) -> Path:
@@ -70,6 +72,7 @@ def render_card(
     version: str | None = None,
     profile: str | None = None,
     plot: str | None = None,
+    fidelity_plot: str | None = None,
     template: Path | None = None,
     license: str = LICENSE,
 ) -> str:
@@ -103,6 +106,8 @@ def render_card(
             bench=records.bench,
             plot=plot,
             figure_names=FIGURE_NAMES,
+            fidelity=records.fidelity,
+            fidelity_plot=fidelity_plot,
         )
     except jinja2.TemplateError as exc:
         raise InputError(f"{template}: the card template failed to render ({exc})") from None

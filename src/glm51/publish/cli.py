@@ -52,17 +52,28 @@ PlotOption = Annotated[
     ),
 ]
 
+FidelityRecordOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--fidelity-record",
+        dir_okay=False,
+        help="glm51 fidelity's record (without it the card shows no KL figures).",
+    ),
+]
+FidelityPlotOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--fidelity-plot",
+        dir_okay=False,
+        help="Fidelity plot (PNG): the card links it as assets/NAME, and it goes there.",
+    ),
+]
 
-def _records(image, quantize, smoke, bench, plot) -> RunRecords:
+
+def _records(**paths: Path | None) -> RunRecords:
     from glm51.publish.request import RunRecords
 
-    return RunRecords(
-        image_record=image,
-        quantize_record=quantize,
-        smoke_record=smoke,
-        bench_record=bench,
-        plot=plot,
-    )
+    return RunRecords(**paths)
 
 
 def card_command(
@@ -76,6 +87,8 @@ def card_command(
     smoke_record: SmokeRecordOption = None,
     bench_record: BenchRecordOption = None,
     plot: PlotOption = None,
+    fidelity_record: FidelityRecordOption = None,
+    fidelity_plot: FidelityPlotOption = None,
     profile: ProfileOption = None,
     recipe: RecipeOption = None,
 ) -> None:
@@ -84,7 +97,15 @@ def card_command(
     from glm51.recipe.load import load_recipe
 
     request = CardRequest(
-        records=_records(image_record, quantize_record, smoke_record, bench_record, plot),
+        records=_records(
+            image_record=image_record,
+            quantize_record=quantize_record,
+            smoke_record=smoke_record,
+            bench_record=bench_record,
+            plot=plot,
+            fidelity_record=fidelity_record,
+            fidelity_plot=fidelity_plot,
+        ),
         output=output,
         version=version,
         profile=profile,
@@ -112,6 +133,8 @@ def publish_command(
     smoke_record: SmokeRecordOption = None,
     bench_record: BenchRecordOption = None,
     plot: PlotOption = None,
+    fidelity_record: FidelityRecordOption = None,
+    fidelity_plot: FidelityPlotOption = None,
     dry_run: Annotated[
         bool, dry_run_option("Print the plan (files, sizes, commits, tag); touch nothing.")
     ] = False,
@@ -156,7 +179,15 @@ def publish_command(
         repo=repo,
         version=version,
         card=card,
-        records=_records(image_record, quantize_record, smoke_record, bench_record, plot),
+        records=_records(
+            image_record=image_record,
+            quantize_record=quantize_record,
+            smoke_record=smoke_record,
+            bench_record=bench_record,
+            plot=plot,
+            fidelity_record=fidelity_record,
+            fidelity_plot=fidelity_plot,
+        ),
         profile=profile,
         dry_run=dry_run,
         commit_bytes=int(commit_gb * 1e9),

@@ -12,7 +12,14 @@ from glm51.outputs import check_output_file
 from glm51.publish.card import Records
 from glm51.publish.hub import DEFAULT_TIMEOUT_S, check_endpoint
 from glm51.publish.plan import DEFAULT_COMMIT_BYTES, VERSION, check_names
-from glm51.records import BenchRecord, ImageRecord, QuantizeRecord, SmokeRecord, read_record
+from glm51.records import (
+    BenchRecord,
+    FidelityRecord,
+    ImageRecord,
+    QuantizeRecord,
+    SmokeRecord,
+    read_record,
+)
 
 ASSETS = "assets"  # where the card links its plot, beside the card (and in the Hub repo)
 
@@ -30,6 +37,8 @@ class RunRecords:
     smoke_record: Path | None = None
     bench_record: Path | None = None
     plot: Path | None = None  # the throughput plot (PNG), linked as assets/NAME
+    fidelity_record: Path | None = None  # without it the card says no KL was measured
+    fidelity_plot: Path | None = None  # the fidelity plot (PNG), linked as assets/NAME
 
     def inputs(self) -> dict[str, Path | None]:
         return {
@@ -38,12 +47,23 @@ class RunRecords:
             "--smoke-record": self.smoke_record,
             "--bench-record": self.bench_record,
             "--plot": self.plot,
+            "--fidelity-record": self.fidelity_record,
+            "--fidelity-plot": self.fidelity_plot,
         }
+
+    def plots(self) -> dict[str, Path]:
+        """The plots given, by option: each is linked (and copied) as assets/NAME."""
+        given = {"--plot": self.plot, "--fidelity-plot": self.fidelity_plot}
+        return {option: path for option, path in given.items() if path is not None}
 
     def check(self) -> None:
         for option, path in self.inputs().items():
             if path is not None and not path.is_file():
                 raise InputError(f"{option} {path}: does not exist (or is not a file)")
+        if len({path.name for path in self.plots().values()}) < len(self.plots()):
+            raise InputError(
+                "--plot and --fidelity-plot: the same file name; each is linked as assets/NAME"
+            )
 
     def read(self) -> Records:
         read = lambda path, cls: read_record(path, cls) if path else None  # noqa: E731
@@ -52,6 +72,7 @@ class RunRecords:
             quantize=read(self.quantize_record, QuantizeRecord),
             smoke=read(self.smoke_record, SmokeRecord),
             bench=read(self.bench_record, BenchRecord),
+            fidelity=read(self.fidelity_record, FidelityRecord),
         )
 
 
@@ -70,18 +91,19 @@ class CardRequest:
         self.records.check()
         if self.output is not None:  # before anything is read or rendered
             check_output_file(self.output, option="--output", inputs=self.records.inputs())
-            plot = self.plot_beside()
-            if plot is not None and plot.parent.is_dir():  # never over a file not glm51's
-                check_output_file(plot, option="--output (its --plot)", inputs={"--plot": None})
+            for option, (_, beside) in self.plots_beside().items():
+                if beside.parent.is_dir():  # never over a file not glm51's
+                    check_output_file(beside, option=f"--output (its {option})", inputs={})
 
-    def plot_beside(self) -> Path | None:
-        """Where the plot goes beside the written card; None: nothing to copy (no card file,
-        no plot, or the plot is already there)."""
-        plot = self.records.plot
-        if self.output is None or plot is None:
-            return None
-        beside = self.output.parent / plot_link(plot)
-        return None if beside.resolve() == plot.resolve() else beside
+    def plots_beside(self) -> dict[str, tuple[Path, Path]]:
+        """Each plot to copy beside the written card, by option: (the plot, where it goes).
+        Empty without a card file; a plot already in place is not copied."""
+        if self.output is None:
+            return {}
+        beside = {
+            o: (p, self.output.parent / plot_link(p)) for o, p in self.records.plots().items()
+        }
+        return {o: (p, b) for o, (p, b) in beside.items() if b.resolve() != p.resolve()}
 
 
 @dataclass(frozen=True, kw_only=True)

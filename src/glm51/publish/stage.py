@@ -21,21 +21,22 @@ def run_card(req: CardRequest, recipe: Recipe, *, log: Log = quiet) -> str:
     """The card's text; with ``req.output``, written there with its plot beside it (the
     link resolves where the card lies, as it does in the Hub repo)."""
     req.check()
-    plot = req.records.plot
+    plot, fidelity_plot = req.records.plot, req.records.fidelity_plot
     text = render_card(
         recipe,
         req.records.read(),
         version=req.version,
         profile=req.profile,
         plot=plot_link(plot) if plot else None,
+        fidelity_plot=plot_link(fidelity_plot) if fidelity_plot else None,
     )
     if req.output is not None:
         write_text(req.output, text)
         log(f"wrote {req.output}")
-    if plot is not None and (beside := req.plot_beside()) is not None:
+    for source, beside in req.plots_beside().values():
         with os_errors(beside.parent):
             beside.parent.mkdir(exist_ok=True)
-        copy_file(plot, beside)
+        copy_file(source, beside)
     return text
 
 
@@ -52,7 +53,7 @@ def run_publish(
     """Publish (see glm51.publish.run), write ``req.report``, return the outcome."""
     req.check()
     card = _card_text(req, recipe)
-    plot = req.records.plot
+    plots = {plot_link(path): path for path in req.records.plots().values()}
     if req.to is not None:
         tag = publish_to_folder(
             req.checkpoint,
@@ -60,7 +61,7 @@ def run_publish(
             req.to,
             repo=req.repo,
             version=req.version,
-            extra={plot_link(plot): plot} if plot else None,
+            extra=plots or None,
             option="--to",
         )
         outcome = Outcome(req.repo, req.version, "published", f"copied into {tag.parents[1]}")
@@ -68,7 +69,7 @@ def run_publish(
     else:
         check_online()
         hub = Hub(endpoint=req.hub_endpoint, timeout_s=req.hub_timeout_s)
-        extra = {plot_link(plot): plot.read_bytes()} if plot else {}
+        extra = {link: path.read_bytes() for link, path in plots.items()}
         outcome = publish(req, recipe, card=card, hub=hub, extra=extra, log=log, progress=progress)
     if req.report is not None:
         write_text(req.report, outcome.to_json())

@@ -1,8 +1,10 @@
-"""Throughput gates: the model card's figures, which a release must reach."""
+"""Gates: the model card's throughput figures, which a release must reach, and the fidelity
+to BF16 (`[gates.fidelity]`)."""
 
 from pydantic import Field
 
 from glm51.recipe.base import Strict
+from glm51.recipe.fidelity import FidelityGates
 
 
 class Gates(Strict):
@@ -13,6 +15,7 @@ class Gates(Strict):
     tg_128k_tok_s: float = Field(gt=0, description="single-stream decode at 128K context")
     c32_tok_s: float = Field(gt=0, description="aggregate decode at 32 concurrent streams")
     c64_tok_s: float = Field(gt=0, description="aggregate decode at 64 concurrent streams")
+    fidelity: FidelityGates = Field(description="KL against BF16 (`glm51 fidelity`)")
 
 
 class SmokeFloors(Strict):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from glm51.recipe.base import Strict
+from glm51.recipe.fidelity import FidelityBudget
 from glm51.recipe.gates import Gates
 
 
@@ -20,4 +21,7 @@ class RehearsalRecipe(Strict):
     warmup_s: float = Field(2.0, ge=0, description="seconds of each figure before its window")
     duration_s: float = Field(5.0, gt=0, description="seconds each figure is measured for")
     max_tokens: int = Field(64, ge=2, description="output tokens per request")
-    gates: Gates = Field(description="the CPU rehearsal's throughput gates (tok/s)")
+    gates: Gates = Field(description="the CPU rehearsal's throughput and fidelity gates")
+    fidelity: FidelityBudget = Field(
+        description="the token budget of the rehearsal's `glm51 fidelity` (synthetic text)"
+    )

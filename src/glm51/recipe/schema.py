@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from glm51.errors import InputError
 from glm51.recipe.base import Strict
 from glm51.recipe.deploy import DeployRecipe
+from glm51.recipe.fidelity import FidelityRecipe
 from glm51.recipe.gates import Gates, SmokeFloors
 from glm51.recipe.images import ImageRecipe
 from glm51.recipe.quantize import QuantizeRecipe
@@ -36,6 +37,7 @@ class Recipe(Strict):
     quantize: QuantizeRecipe
     gates: Gates
     smoke: SmokeFloors
+    fidelity: FidelityRecipe
     release: ReleaseRecipe
     rehearsal: RehearsalRecipe
     images: dict[str, ImageRecipe] = Field(min_length=1, description="image name -> its recipe")
@@ -61,6 +63,10 @@ class Recipe(Strict):
                 f"{where}: no calibration pass {pass_name!r} (passes: {', '.join(passes)})"
             )
         return (self._source.parent if self._source else Path.cwd()) / passes[pass_name].manifest
+
+    def fidelity_manifest(self) -> Path:
+        """The fidelity text's manifest file (relative to the recipe's folder)."""
+        return (self._source.parent if self._source else Path.cwd()) / self.fidelity.manifest
 
     def image(self, name: str | None = None) -> tuple[str, ImageRecipe]:
         """An image recipe by name (default: the first in the recipe)."""

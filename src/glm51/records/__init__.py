@@ -6,6 +6,7 @@ back through `read_record`, which names the file and the key when a record is no
 
 from glm51.records.base import Record, ToolVersions, read_record, write_record
 from glm51.records.bench import BenchFigure, BenchRecord, GateResult
+from glm51.records.fidelity import FidelityRecord
 from glm51.records.image import ImageRecord
 from glm51.records.quantize import QuantizeRecord
 from glm51.records.smoke import SmokeCheck, SmokeRecord
@@ -13,6 +14,7 @@ from glm51.records.smoke import SmokeCheck, SmokeRecord
 __all__ = [
     "BenchFigure",
     "BenchRecord",
+    "FidelityRecord",
     "GateResult",
     "ImageRecord",
     "QuantizeRecord",

@@ -42,6 +42,15 @@ def release_command(
             help="The NVFP4 checkpoint to verify, gate and publish (not with --rehearsal).",
         ),
     ] = None,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GLM51_SOURCE",
+            file_okay=False,
+            help="The BF16 checkpoint the fidelity step measures --checkpoint against (not "
+            "with --rehearsal).",
+        ),
+    ] = None,
     run_dir: Annotated[
         Path | None,
         typer.Option(
@@ -81,6 +90,7 @@ def release_command(
         version=version,
         rehearsal=rehearsal_mode,
         checkpoint=checkpoint,
+        source=source,
         seed=0 if seed is None else seed,
         samples=16 if samples is None else samples,
         repo=Path.cwd(),
@@ -90,7 +100,10 @@ def release_command(
     name = ("rehearsal-" if rehearsal_mode else "") + version
     folder = run_dir or Path("out") / "release" / name
     claim_output_folder(
-        folder, option="--run-dir", command="release", inputs={"--checkpoint": checkpoint}
+        folder,
+        option="--run-dir",
+        command="release",
+        inputs={"--checkpoint": checkpoint, "--source": source},
     )
     manifest = load_manifest(folder) or RunManifest(
         glm51_version=__version__,

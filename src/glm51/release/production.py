@@ -1,6 +1,7 @@
 """The real release's steps, run on the Blackwell runners by .github/workflows/release.yml:
-image (build, push by digest), verify, gates (serve in the pushed image, smoke, bench),
-card, publish (the Hub), tag (the image's release tags), notes (the GitHub release text).
+image (build, push by digest), verify, fidelity (KL against the BF16 source), gates (serve
+in the pushed image, smoke, bench), card, publish (the Hub), tag (the image's release tags),
+notes (the GitHub release text).
 Each writes its record into the run directory; `glm51 release --steps` picks the ones a job
 runs, and a re-run skips those whose records are still valid."""
 
@@ -19,6 +20,9 @@ from glm51.checkpoint.manifest import MANIFEST
 from glm51.checkpoint.verify.stage import VerifyRequest
 from glm51.endpoint.health import health_url, wait_ready
 from glm51.errors import InfraError, InputError, PreflightError
+from glm51.fidelity.request import FidelityRequest
+from glm51.fidelity.stage import raise_for as fidelity_gates
+from glm51.fidelity.stage import run_fidelity
 from glm51.image import build as image_build
 from glm51.image import runner as image_runner
 from glm51.outputs import write_text
@@ -31,7 +35,7 @@ from glm51.release.names import STEPS
 from glm51.release.runner import Context, Outcome, Step, recipe_digest
 from glm51.release.steps import VERIFY
 
-IMAGE = "image.json"
+IMAGE, FIDELITY = "image.json", "fidelity"
 CARD, PUBLISHED, TAGS, NOTES = "README.md", "publish.json", "tags.json", "release-notes.md"
 
 
@@ -92,6 +96,28 @@ def verify_request(context: Context) -> VerifyRequest:
 
 def step_verify(recipe: Recipe):
     return shared.step_verify(recipe, verify_request)
+
+
+def step_fidelity(recipe: Recipe):
+    """KL of the checkpoint against its BF16 source on the recipe's held-out text, one layer
+    at a time on the runner's GPU; [gates.fidelity] decides (a miss stops the release before
+    the card and publish)."""
+
+    def run(context: Context) -> Outcome:
+        request = FidelityRequest(
+            source=Path(context.request.source or ""),
+            checkpoint=_checkpoint(context),
+            out_dir=context.path(FIDELITY),
+            device=context.request.fidelity_device,
+        )
+        record = run_fidelity(request, recipe, log=context.log)
+        fidelity_gates(record)
+        return Outcome(
+            f"{FIDELITY}/fidelity.json",
+            f"KL mean {record.kl.mean:.4g} over {record.positions} positions: gates passed",
+        )
+
+    return run
 
 
 def serve_argv(recipe: Recipe, image: str, checkpoint: Path, name: str) -> list[str]:
@@ -171,11 +197,26 @@ def step_gates(recipe: Recipe):
     return run
 
 
+def _maybe(context: Context, name: str) -> Path | None:
+    return context.path(name) if context.path(name).is_file() else None
+
+
+def _plots(context: Context) -> RunRecords:
+    """The plots this run holds: the card links them as assets/NAME, publish uploads them."""
+    return RunRecords(
+        plot=_maybe(context, "bench/bench.png"),
+        fidelity_plot=_maybe(context, f"{FIDELITY}/fidelity.png"),
+    )
+
+
 def _records(context: Context) -> RunRecords:
     """The records this run holds so far (a card without a bench record says so)."""
-    maybe = lambda name: context.path(name) if context.path(name).is_file() else None  # noqa: E731
-    return RunRecords(
-        image_record=maybe(IMAGE), smoke_record=maybe(SMOKE), bench_record=maybe(BENCH)
+    return replace(
+        _plots(context),
+        image_record=_maybe(context, IMAGE),
+        smoke_record=_maybe(context, SMOKE),
+        bench_record=_maybe(context, BENCH),
+        fidelity_record=_maybe(context, f"{FIDELITY}/fidelity.json"),
     )
 
 
@@ -195,6 +236,7 @@ def publish_request(recipe: Recipe, context: Context) -> PublishRequest:
         repo=recipe.model.published,
         version=context.request.version,
         card=context.path(CARD),
+        records=_plots(context),
         report=context.path(PUBLISHED),
     )
 
@@ -287,6 +329,7 @@ def steps(recipe: Recipe) -> list[Step]:
     made = {
         "image": step_image,
         "verify": step_verify,
+        "fidelity": step_fidelity,
         "gates": step_gates,
         "card": step_card,
         "publish": step_publish,
@@ -296,5 +339,12 @@ def steps(recipe: Recipe) -> list[Step]:
     digest = recipe_digest(recipe)
     version = lambda c: {"version": c.request.version, "recipe": digest}  # noqa: E731
     checkpoint = lambda c: {"checkpoint": _checkpoint_identity(c), **version(c)}  # noqa: E731
-    inputs = {"verify": checkpoint, "gates": checkpoint, "publish": checkpoint}
+    # The fidelity step is keyed like verify: by the checkpoint's identity (the later jobs of a
+    # release run without the BF16 source on their disks).
+    inputs = {
+        "verify": checkpoint,
+        "fidelity": checkpoint,
+        "gates": checkpoint,
+        "publish": checkpoint,
+    }
     return [Step(name, made[name](recipe), inputs.get(name, version)) for name in STEPS]

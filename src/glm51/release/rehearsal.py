@@ -1,6 +1,6 @@
 """The rehearsal: the whole release chain on the CPU with the embedded default, the tiny
-`glm_moe_dsa` model. Real code paths end to end (ModelOpt, verify, the card, a publish that
-is verified before it is tagged); only the Hub is a local folder."""
+`glm_moe_dsa` model. Real code paths end to end (ModelOpt, verify, fidelity against BF16, the
+card, a publish that is verified before it is tagged); only the Hub is a local folder."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from glm51.calib.rehearsal_data import write_jsonl
 from glm51.checkpoint.dequant import to_bf16
 from glm51.checkpoint.verify.stage import VerifyRequest
 from glm51.endpoint.health import wait_ready
+from glm51.fidelity.request import FidelityRequest
+from glm51.fidelity.stage import raise_for as fidelity_gates
+from glm51.fidelity.stage import run_fidelity
 from glm51.outputs import copy_file, is_marked, write_text
 from glm51.publish.request import CardRequest, PublishRequest, RunRecords
 from glm51.quantize import stage
@@ -29,6 +32,8 @@ from glm51.release.runner import Context, Outcome, Step
 TINY, CALIB, CHECKPOINT = "tiny-bf16", "calib.jsonl", "checkpoint"
 SERVED_CACHE, CACHE_REVISION, SERVER_LOG = "served-hub-cache", "0" * 40, "server.log"
 PLOT = "bench/bench.png"  # the bench's; the card links it as assets/bench.png
+FIDELITY, FIDELITY_TEXT = "fidelity", "fidelity-text.jsonl"
+FIDELITY_PLOT = "fidelity/fidelity.png"  # linked as assets/fidelity.png
 QUANTIZE_RECORD, CARD = "quantize.json", "card/README.md"
 HUB = "hub"
 
@@ -60,6 +65,33 @@ def _quantize(recipe: Recipe):
 
 def verify_request(context: Context) -> VerifyRequest:
     return VerifyRequest(checkpoint=context.path(CHECKPOINT), report=context.path(shared.VERIFY))
+
+
+def _fidelity(recipe: Recipe):
+    """KL of the tiny NVFP4 checkpoint against its BF16 source, on synthetic text of another
+    seed than the calibration set's; [rehearsal.gates.fidelity] decides (a miss: exit 5,
+    nothing served, carded or published)."""
+
+    def run(context: Context) -> Outcome:
+        sequences = recipe.rehearsal.fidelity.sequences
+        text = write_jsonl(context.path(FIDELITY_TEXT), sequences, context.request.seed + 1)
+        request = FidelityRequest(
+            source=context.path(TINY),
+            checkpoint=context.path(CHECKPOINT),
+            out_dir=context.path(FIDELITY),
+            text_files=(text,),
+            coverage=context.path("quantize-work") / "merged.safetensors",
+            gate_set="rehearsal",
+        )
+        record = run_fidelity(request, recipe, log=context.log)
+        fidelity_gates(record)
+        return Outcome(
+            f"{FIDELITY}/fidelity.json",
+            f"KL mean {record.kl.mean:.3g}, top-1 {record.top1_agreement:.2%} over "
+            f"{record.positions} positions: gates passed",
+        )
+
+    return run
 
 
 def _served_copy(recipe: Recipe):
@@ -133,6 +165,8 @@ def card_request(context: Context) -> CardRequest:
             smoke_record=context.path(SMOKE_RECORD),
             bench_record=context.path(BENCH_RECORD),
             plot=context.path(PLOT),
+            fidelity_record=context.path(FIDELITY) / "fidelity.json",
+            fidelity_plot=context.path(FIDELITY_PLOT),
         ),
         output=context.path(CARD),
         version=context.request.version,
@@ -146,7 +180,7 @@ def publish_request(recipe: Recipe, context: Context) -> PublishRequest:
         repo=recipe.model.published,
         version=context.request.version,
         card=context.path(CARD),
-        records=RunRecords(plot=context.path(PLOT)),
+        records=RunRecords(plot=context.path(PLOT), fidelity_plot=context.path(FIDELITY_PLOT)),
         to=context.path(HUB),
     )
 
@@ -172,6 +206,14 @@ def steps(recipe: Recipe) -> list[Step]:
             _folder_still_there(CHECKPOINT),
         ),
         Step("verify", shared.step_verify(recipe, verify_request)),
+        Step(
+            "fidelity",
+            _fidelity(recipe),
+            lambda c: {
+                "fidelity": rehearsal.fidelity.model_dump(mode="json"),
+                "gates": rehearsal.gates.fidelity.model_dump(mode="json"),
+            },
+        ),
         Step(
             "serve-copy",
             _served_copy(recipe),
@@ -202,6 +244,7 @@ def where(run_dir: Path) -> dict[str, Path]:
         "checkpoint": run_dir / CHECKPOINT,
         "card": run_dir / CARD,
         "reports": run_dir / "bench",
+        "fidelity": run_dir / FIDELITY,
         "smoke": run_dir / SMOKE_RECORD,
         "published": run_dir / HUB,
         "run": run_dir / "run.json",

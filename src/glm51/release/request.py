@@ -15,6 +15,8 @@ class ReleaseRequest:
     version: str = "v0.0.0"
     rehearsal: bool = False
     checkpoint: Path | None = None  # the NVFP4 checkpoint a production release verifies
+    source: Path | None = None  # its BF16 source: what the fidelity step measures it against
+    fidelity_device: str = "cuda"  # where the production fidelity step walks the layers
     seed: int = 0  # rehearsal: the tiny model's seed
     samples: int = 16  # rehearsal: calibration conversations
     repo: Path = Path(".")  # the checkout the image step builds (its git sha and source)
@@ -29,14 +31,20 @@ class ReleaseRequest:
         if unknown:
             raise InputError(f"--steps: unknown {unknown}; expected some of {list(known)}")
         if self.rehearsal:
-            if self.checkpoint is not None:
-                raise InputError(
-                    "--checkpoint: not used with --rehearsal (it builds and quantizes the tiny "
-                    "model)"
-                )
+            for option, value in (("--checkpoint", self.checkpoint), ("--source", self.source)):
+                if value is not None:
+                    raise InputError(
+                        f"{option}: not used with --rehearsal (it builds and quantizes the "
+                        "tiny model)"
+                    )
             return
         if self.checkpoint is None and set(self.steps or STEPS) - {"image"}:
             raise InputError(
                 "--checkpoint PATH (or GLM51_CHECKPOINT): the NVFP4 checkpoint to release "
                 "(needed by every step but image)"
+            )
+        if self.source is None and "fidelity" in (self.steps or STEPS):
+            raise InputError(
+                "--source PATH (or GLM51_SOURCE): the BF16 checkpoint the fidelity step "
+                "measures --checkpoint against"
             )

@@ -423,8 +423,17 @@ def save_tensors(tensors: dict[str, Any], path: Path, metadata: dict[str, str]) 
 
 
 def save_figure(fig: Any, path: Path, **kwargs: Any) -> Path:
-    with os_errors(path, exact=True):
-        fig.savefig(path, **kwargs)
+    """A matplotlib figure saved at ``path`` (its folder made), readable per the umask, and
+    closed: a plot is drawn once, and an open figure holds its memory until the process ends."""
+    import matplotlib.pyplot as plt  # only where a plot is saved: --help stays light
+
+    with os_errors(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with os_errors(path, exact=True):
+            fig.savefig(path, **kwargs)
+    finally:
+        plt.close(fig)
     return make_readable(path)
 
 

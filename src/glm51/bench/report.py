@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glm51.errors import InfraError
-from glm51.outputs import os_errors, save_figure
+from glm51.outputs import save_figure
 from glm51.records.bench import BenchFigure, BenchRecord
 
 TITLES = {
@@ -135,8 +135,5 @@ def plot(record: BenchRecord, path: Path) -> Path:
     axes[1].set_title("single-stream decode vs context")
     fig.suptitle(f"glm51 bench: {record.served_model} {record.hardware}".strip())
     fig.tight_layout()
-    with os_errors(path.parent):
-        path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
     return path

@@ -353,7 +353,6 @@ def plot(report: CoverageReport, path: Path) -> Path:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     save_figure(fig, path, format="png")
-    plt.close(fig)
     return path
 
 

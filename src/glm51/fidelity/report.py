@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glm51.errors import InfraError
-from glm51.outputs import os_errors, save_figure
+from glm51.outputs import save_figure
 from glm51.records.fidelity import FidelityGate, FidelityRecord, LayerError
 
 GATE_TITLES = {"kl_mean": "KL mean", "kl_p99": "KL P99", "top1": "top-1 agreement"}
@@ -133,8 +133,5 @@ def plot(record: FidelityRecord, path: Path) -> Path:
     ax.grid(alpha=0.3)
     fig.suptitle(f"glm51 fidelity: {Path(record.checkpoint).name} vs BF16")
     fig.tight_layout()
-    with os_errors(path.parent):
-        path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
     return path

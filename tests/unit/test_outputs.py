@@ -685,13 +685,18 @@ def test_tensors_and_figures_are_written_readable_and_their_faults_typed(tmp_pat
     try:
         shard = save_tensors({"w": torch.zeros(2)}, tmp_path / "s.safetensors", {"format": "pt"})
 
-        class Figure:
+        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+
+        class Private(Figure):  # a real figure, saved 0600 as a library might write it
             def savefig(self, path, **kw):
                 assert kw == {"dpi": 50}
                 Path(path).write_bytes(b"png")
                 os.chmod(path, 0o600)
 
-        plot = save_figure(Figure(), tmp_path / "p.png", dpi=50)
+        fig = plt.figure(FigureClass=Private)
+        plot = save_figure(fig, tmp_path / "new" / "p.png", dpi=50)
+        assert not plt.fignum_exists(fig.number)  # closed: its memory is not held on
     finally:
         os.umask(old)
     for path in (shard, plot):
@@ -704,12 +709,14 @@ def test_tensors_and_figures_are_written_readable_and_their_faults_typed(tmp_pat
     with safe_open(str(shard), "pt") as f:
         assert f.metadata() == {"format": "pt"}  # what transformers looks for
 
-    class Refusing:
+    class Refusing(Figure):
         def savefig(self, path, **kw):
             raise OSError(27, "File too large")
 
+    refused = plt.figure(FigureClass=Refusing)
     with pytest.raises(InfraError, match=rf"^{tmp_path / 'q.png'}: File too large"):
-        save_figure(Refusing(), tmp_path / "q.png")
+        save_figure(refused, tmp_path / "q.png")
+    assert not plt.fignum_exists(refused.number)  # closed on a fault too
     with pytest.raises(InputError, match="does not exist"):
         save_tensors({"w": torch.zeros(1)}, tmp_path / "no" / "s.safetensors", {})
 

@@ -43,7 +43,8 @@ class RouterRequest:
                 "--worker-url: no replicas; name each replica's base URL (repeat the option) "
                 "or list them in the recipe's deploy.router.worker_urls"
             )
-        seen = [base_url(u) for u in urls]  # each a URL with a host, or exit 3 naming it
+        where = "--worker-url" if self.worker_urls else "recipe deploy.router.worker_urls"
+        seen = [base_url(u, option=where) for u in urls]  # or exit 3 naming where it came from
         twice = sorted({u for u in seen if seen.count(u) > 1})
         if twice:
             raise InputError(f"--worker-url: {', '.join(twice)} named twice")

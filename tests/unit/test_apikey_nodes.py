@@ -111,6 +111,22 @@ def test_dry_run_says_where_the_key_comes_from_never_the_key(tmp_path):
     assert "--api-key" not in words
 
 
+@pytest.mark.parametrize("flag", [["--api-key", KEY], [f"--api-key={KEY}"]])
+def test_a_pass_through_api_key_is_refused_without_echoing_it(flag):
+    result = _serve("--", *flag)
+    assert exit_code(result) == 3, result.output
+    assert "pass-through --api-key: the key would be in argv" in error_text(result)
+    assert KEY not in result.output
+
+
+def test_a_pass_through_config_beside_the_keys_is_refused(tmp_path):
+    (tmp_path / "key").write_text(KEY)
+    result = _serve("--api-key-file", str(tmp_path / "key"), "--", "--config", "mine.yaml")
+    assert exit_code(result) == 3, result.output
+    assert "pass-through --config: glm51 serve passes the API key" in error_text(result)
+    assert _serve("--", "--config", "mine.yaml").exit_code == 0  # no key: the user's own
+
+
 def test_a_missing_key_file_stops_serve_with_exit_3(tmp_path):
     result = _serve("--api-key-file", str(tmp_path / "nope"))
     assert exit_code(result) == 3

@@ -51,6 +51,13 @@ class RouterRequest:
         for option, value in (("--port", self.port), ("--prometheus-port", self.prometheus_port)):
             if value is not None and not 1 <= value <= 65535:
                 raise InputError(f"{option} {value}: expected a port, 1 to 65535")
+        r = recipe.deploy.router
+        port, metrics = self.port or r.port, self.prometheus_port or r.prometheus_port
+        if port == metrics:
+            raise InputError(
+                f"--port {port} and --prometheus-port {metrics}: the same port; smg serves "
+                "requests and /metrics on two ports (defaults: the recipe's deploy.router)"
+            )
         if self.preflight_timeout_s <= 0:
             raise InputError(f"--preflight-timeout {self.preflight_timeout_s}: expected > 0")
         self.api_key.read()  # a missing or empty key file: exit 3, nothing started

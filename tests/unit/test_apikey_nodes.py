@@ -227,6 +227,13 @@ def test_bad_node_options_are_exit_3(args, words):
     assert words in error_text(result)
 
 
+@pytest.mark.parametrize("args", [["--nnodes", "1"], ["--node-rank", "0"]])
+def test_a_one_node_profile_takes_the_one_node_options_as_they_are(args):
+    result = _serve("--profile", "rtx-pro-6000-x8", *args)
+    assert result.exit_code == 0, result.output
+    assert "--dist-init-addr" not in result.output and "--nnodes" not in result.output
+
+
 def test_a_real_launch_needs_this_nodes_rank(recipe):
     name, profile = recipe.profile(TWO_NODE)
     with pytest.raises(InputError, match="--node-rank: profile"):

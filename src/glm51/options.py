@@ -146,10 +146,11 @@ class Command(_FlagsShowNoType, TyperCommand):
     """Every glm51 command; a renamed flag's old spelling still works (RENAMED)."""
 
     renamed: ClassVar[Mapping[str, str]] = {}
+    path: ClassVar[str] = ""  # "verify", "image build": the program's name (`glm51`,
+    # `python -m glm51`, ...) is not part of it, so the warning reads the same however run
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        path = ctx.command_path.split(" ", 1)[-1]  # without the program's name
-        return super().parse_args(ctx, respell(path, self.renamed, args))
+        return super().parse_args(ctx, respell(self.path, self.renamed, args))
 
 
 def command_class(path: str) -> type[Command]:
@@ -157,7 +158,7 @@ def command_class(path: str) -> type[Command]:
     renamed = RENAMED.get(path)
     if not renamed:
         return Command
-    return type("Command", (Command,), {"renamed": renamed})
+    return type("Command", (Command,), {"renamed": renamed, "path": path})
 
 
 # The API key's file (serve, router, smoke, bench). Without it, the variable the recipe's

@@ -297,3 +297,16 @@ def test_a_bf16_tensor_that_is_not_the_sources_is_refused(tiny_model, quantized,
     )  # fmt: skip
     assert exit_code(result) == 3
     assert f"{name} differs from the source's" in error_text(result) and not out.exists()
+
+
+def test_too_few_samples_name_the_budget_the_gates_chose(tiny_model, tmp_path):
+    """--gates rehearsal draws on [rehearsal.fidelity]: the refusal names that table."""
+    few = write_jsonl(tmp_path / "few.jsonl", 1, 99)
+    out = tmp_path / "out"
+    result = _fidelity(
+        "--source", str(tiny_model), "--checkpoint", str(tiny_model), "--text-file", str(few),
+        "--out", str(out),
+    )  # fmt: skip
+    assert exit_code(result) == 3, result.output
+    assert "1 samples, the recipe's rehearsal.fidelity.sequences asks for" in error_text(result)
+    assert not out.exists()

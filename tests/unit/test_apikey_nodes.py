@@ -111,6 +111,22 @@ def test_dry_run_says_where_the_key_comes_from_never_the_key(tmp_path):
     assert "--api-key" not in words
 
 
+@pytest.mark.parametrize("flag", [["--api-key", KEY], [f"--api-key={KEY}"]])
+def test_a_pass_through_api_key_is_refused_without_echoing_it(flag):
+    result = _serve("--", *flag)
+    assert exit_code(result) == 3, result.output
+    assert "pass-through --api-key: the key would be in argv" in error_text(result)
+    assert KEY not in result.output
+
+
+def test_a_pass_through_config_beside_the_keys_is_refused(tmp_path):
+    (tmp_path / "key").write_text(KEY)
+    result = _serve("--api-key-file", str(tmp_path / "key"), "--", "--config", "mine.yaml")
+    assert exit_code(result) == 3, result.output
+    assert "pass-through --config: glm51 serve passes the API key" in error_text(result)
+    assert _serve("--", "--config", "mine.yaml").exit_code == 0  # no key: the user's own
+
+
 def test_a_missing_key_file_stops_serve_with_exit_3(tmp_path):
     result = _serve("--api-key-file", str(tmp_path / "nope"))
     assert exit_code(result) == 3
@@ -209,6 +225,13 @@ def test_bad_node_options_are_exit_3(args, words):
     result = _serve("--profile", TWO_NODE, *args)
     assert exit_code(result) == 3
     assert words in error_text(result)
+
+
+@pytest.mark.parametrize("args", [["--nnodes", "1"], ["--node-rank", "0"]])
+def test_a_one_node_profile_takes_the_one_node_options_as_they_are(args):
+    result = _serve("--profile", "rtx-pro-6000-x8", *args)
+    assert result.exit_code == 0, result.output
+    assert "--dist-init-addr" not in result.output and "--nnodes" not in result.output
 
 
 def test_a_real_launch_needs_this_nodes_rank(recipe):

@@ -229,3 +229,16 @@ def test_a_dry_run_prints_and_writes_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "# ---- 10-replicas.yaml" in result.output and "kind: Deployment" in result.output
     assert not (tmp_path / "k8s").exists()
+
+
+def test_an_image_record_inside_out_is_refused_and_left_as_it_was(tmp_path):
+    """--out is rewritten whole: an input inside it (here under a name the render writes)
+    would be written over."""
+    assert _deploy(tmp_path).exit_code == 0
+    inside = tmp_path / "k8s" / "10-replicas.yaml"
+    inside.write_text(_image_record(tmp_path).read_text())
+    before = inside.read_bytes()
+    result = _deploy(tmp_path, record=inside)
+    assert exit_code(result) == 3, result.output
+    assert "--out" in error_text(result) and "--image-record" in error_text(result)
+    assert inside.read_bytes() == before

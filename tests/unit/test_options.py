@@ -95,3 +95,13 @@ def test_one_meaning_per_flag_name():
                     helps.setdefault(o, set()).add(p.help or "")
     differing = {o for o, h in helps.items() if len(h) > 1} - alike_in_meaning
     assert differing == set(), {o: helps[o] for o in differing}
+
+
+def test_an_old_spelling_names_the_command_however_glm51_was_started(tmp_path):
+    """`python -m glm51 verify` (how the release and the tests start it) warns as
+    `glm51 verify`, not as `glm51 -m glm51 verify`."""
+    done = CliRunner().invoke(
+        app, ["verify", str(tmp_path / "absent"), "--samples", "2"], prog_name="python -m glm51"
+    )
+    assert "glm51 verify: --samples is deprecated" in done.output, done.output
+    assert "-m glm51" not in done.output, done.output

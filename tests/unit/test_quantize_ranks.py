@@ -112,8 +112,8 @@ def test_the_ranks_run_the_requests_options_without_nproc(tmp_path):
     [
         ({"nproc": 0}, None, "--nproc 0: give 1 or more processes"),
         ({"nproc": -2}, None, "--nproc -2: give 1 or more processes"),
-        ({"bounded": False}, None, "2 ranks: data-parallel quantization runs in the bounded"),
-        ({"nproc": 1, "bounded": False}, "3", "3 ranks: data-parallel quantization runs in"),
+        ({"bounded": False}, None, "--nproc 2: data-parallel quantization runs in the bounded"),
+        ({"nproc": 1, "bounded": False}, "3", "3 ranks (torchrun's WORLD_SIZE): data-parallel"),
         ({}, "2", "--nproc 2 under torchrun (WORLD_SIZE=2): torchrun already started"),
         ({"device": "cuda:1"}, None, "--device cuda:1 with 2 ranks: each rank takes the GPU"),
     ],

@@ -71,6 +71,10 @@ def test_recipe_objects_are_frozen(recipe):
             "a full 40-hex sha",
         ),
         (("schema_version = 1", "schema_version = ["), "not valid TOML"),
+        (
+            ("prometheus_port = 29000", "prometheus_port = 8000"),
+            "deploy.router: port and prometheus_port are both 8000",
+        ),
     ],
 )
 def test_bad_recipe_names_file_key_and_expectation(recipe_text, edit, expected):

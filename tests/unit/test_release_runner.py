@@ -293,10 +293,13 @@ def test_a_release_request_that_contradicts_itself_is_refused(request_, words):
     assert words in str(err.value)
 
 
-def test_a_consistent_release_request_passes():
+def test_a_consistent_release_request_passes(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "s").mkdir()
+    c, s = tmp_path / "c", tmp_path / "s"
     ReleaseRequest(steps=("image",)).check()  # the image needs no checkpoint
-    ReleaseRequest(checkpoint=Path("c"), source=Path("s")).check()
-    ReleaseRequest(checkpoint=Path("c"), steps=("verify", "gates")).check()  # no fidelity step
+    ReleaseRequest(checkpoint=c, source=s).check()
+    ReleaseRequest(checkpoint=c, steps=("verify", "gates")).check()  # no fidelity step
     ReleaseRequest(rehearsal=True, steps=("tiny-model",)).check()  # the rehearsal's own steps
     with pytest.raises(TypeError):
         ReleaseRequest("v1.0.0")  # keyword-only: no option is passed by position
@@ -310,3 +313,25 @@ def test_the_step_names_the_request_checks_are_the_chains_own(recipe):
     assert tuple(s.name for s in rehearsal.steps(recipe)) == REHEARSAL_STEPS
     with pytest.raises(InputError, match=r"--steps: unknown \['bogus'\]"):
         ReleaseRequest(rehearsal=True, steps=("bogus",)).check()
+
+
+@pytest.mark.parametrize("missing", ["--checkpoint", "--source"])
+def test_a_missing_checkpoint_or_source_is_refused_before_any_step(tmp_path, missing):
+    """Through the CLI: exit 3 naming the option, the run folder not created (the image
+    build would otherwise run first, and the typo surface only at verify or fidelity)."""
+    from typer.testing import CliRunner
+
+    from glm51.cli import app
+    from tests.support.cli import error_text, exit_code
+
+    folders = {"--checkpoint": tmp_path / "nvfp4", "--source": tmp_path / "bf16"}
+    for option, path in folders.items():
+        if option != missing:
+            path.mkdir()
+    argv = ["release", "--version", "v1.0.0", "--run-dir", str(tmp_path / "run")]
+    for option, path in folders.items():
+        argv += [option, str(path)]
+    result = CliRunner().invoke(app, argv)
+    assert exit_code(result) == 3, result.output
+    assert f"{missing} {folders[missing]}: no such folder" in error_text(result)
+    assert not (tmp_path / "run").exists()

@@ -66,8 +66,15 @@ def test_the_dry_run_prints_the_command_from_the_recipe_and_the_keys_source(tmp_
     ("args", "words"),
     [
         ([], "--worker-url: no replicas"),
-        (["--worker-url", "10.0.0.1:5000"], "expected an http(s) URL"),
+        (
+            ["--worker-url", "10.0.0.1:5000"],
+            "--worker-url '10.0.0.1:5000': expected an http(s) URL",
+        ),
         (["--worker-url", "http://h:1", "--worker-url", "http://h:1/"], "named twice"),
+        (
+            ["--worker-url", "http://h:1", "--port", "29001", "--prometheus-port", "29001"],
+            "--port 29001 and --prometheus-port 29001: the same port",
+        ),
         (["--worker-url", "http://127.0.0.1:9"], "http://127.0.0.1:9: does not answer"),
         (["--worker-url", "http://h:1", "--api-key-file", "/nonexistent/key"], "does not exist"),
     ],

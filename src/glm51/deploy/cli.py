@@ -33,7 +33,7 @@ def k8s_command(
     ] = None,
     router_image: Annotated[
         str | None,
-        typer.Option(help="The gateway's image, with glm51[router] (default: the recipe's)."),
+        typer.Option(help="The gateway's image, with glm51\\[router] (default: the recipe's)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the manifests; write nothing.")

@@ -11,7 +11,7 @@ import yaml
 
 from glm51.deploy.k8s import Target, render
 from glm51.errors import InputError
-from glm51.outputs import claim_output_folder, write_text
+from glm51.outputs import check_no_overlap, claim_output_folder, write_text
 from glm51.recipe.schema import Recipe
 from glm51.records import ImageRecord, read_record
 
@@ -63,6 +63,7 @@ class K8sRequest:
                 f"profile {name} names {', '.join(missing)} (node_env): set their values in the "
                 "recipe's [deploy.kubernetes.node_env]"
             )
+        check_no_overlap(self.out_dir, {"--image-record": self.image_record}, "--out")
         claim_output_folder(self.out_dir, option="--out", command="deploy k8s", create=False)
         return Target(profile_name=name, image=image, router_image=router_image, replicas=replicas)
 

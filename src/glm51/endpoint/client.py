@@ -69,12 +69,13 @@ class BadAnswer(EndpointError):
     """An answer that is not a valid chat completion."""
 
 
-def base_url(url: str) -> str:
+def base_url(url: str, *, option: str = "--endpoint") -> str:
     """`http://h:p`, `http://h:p/`, `http://h:p/v1` all mean the same server. Anything that
-    is not an http(s) URL with a host is bad input (exit 3), not a server that failed."""
+    is not an http(s) URL with a host is bad input (exit 3) naming ``option``, not a server
+    that failed."""
     parsed = httpx.URL(url) if "://" in url else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InputError(f"--endpoint {url!r}: expected an http(s) URL, e.g. http://127.0.0.1:5000")
+        raise InputError(f"{option} {url!r}: expected an http(s) URL, e.g. http://127.0.0.1:5000")
     url = url.rstrip("/")
     return url[: -len("/v1")] if url.endswith("/v1") else url
 

@@ -122,15 +122,21 @@ def check_held_out(recipe: Recipe) -> Manifest:
 
 
 def select(
-    samples: Sequence[Sequence[int]], sequences: int, tokens: int, seed: int, where: str
+    samples: Sequence[Sequence[int]],
+    sequences: int,
+    tokens: int,
+    seed: int,
+    where: str,
+    budget_key: str = "fidelity",
 ) -> list[list[int]]:
     """``sequences`` samples drawn with ``seed`` (kept in their order), each cut to its first
-    ``tokens`` tokens."""
+    ``tokens`` tokens. ``budget_key`` is the recipe table the budget came from."""
     import numpy as np
 
     if len(samples) < sequences:
         raise InputError(
-            f"{where}: {len(samples)} samples, the recipe's fidelity.sequences asks for {sequences}"
+            f"{where}: {len(samples)} samples, the recipe's {budget_key}.sequences asks for "
+            f"{sequences}"
         )
     chosen = np.sort(np.random.default_rng(seed).choice(len(samples), sequences, replace=False))
     out = [list(samples[int(i)])[:tokens] for i in chosen]

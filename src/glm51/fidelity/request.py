@@ -44,6 +44,10 @@ class FidelityRequest:
         """[fidelity] for a release, [rehearsal.fidelity] for the rehearsal."""
         return recipe.fidelity if self.gate_set == "release" else recipe.rehearsal.fidelity
 
+    def budget_key(self) -> str:
+        """Where budget() comes from, as a refusal names it."""
+        return "fidelity" if self.gate_set == "release" else "rehearsal.fidelity"
+
     def thresholds(self, recipe: Recipe) -> FidelityGates:
         """[gates.fidelity] for a release, [rehearsal.gates.fidelity] for the rehearsal."""
         gates = recipe.gates if self.gate_set == "release" else recipe.rehearsal.gates
@@ -74,9 +78,8 @@ class FidelityRequest:
         tokens = self.budget(recipe).tokens_per_sequence
         longest = Checkpoint(self.source).config.get("max_position_embeddings")
         if longest and tokens > int(longest):
-            key = "fidelity" if self.gate_set == "release" else "rehearsal.fidelity"
             raise InputError(
-                f"{recipe.source}: {key}.tokens_per_sequence {tokens} is more than the "
-                f"source's max_position_embeddings ({longest})"
+                f"{recipe.source}: {self.budget_key()}.tokens_per_sequence {tokens} is more "
+                f"than the source's max_position_embeddings ({longest})"
             )
         check_pair(Checkpoint(self.source), Checkpoint(self.checkpoint))

@@ -59,7 +59,12 @@ def build_text(req: FidelityRequest, recipe: Recipe) -> tuple[list[list[int]], T
         root = recipe.source.parent if recipe.source else None
         where = str(manifest_path.relative_to(root) if root else manifest_path)
     samples = select(
-        calib.samples, budget.sequences, budget.tokens_per_sequence, budget.seed, where
+        calib.samples,
+        budget.sequences,
+        budget.tokens_per_sequence,
+        budget.seed,
+        where,
+        budget_key=req.budget_key(),
     )
     digest = calibdata.digest_of(samples)
     return samples, TextSource(

@@ -64,9 +64,12 @@ def check_ranks(req: Request) -> None:
         )
     ranks = max(req.nproc, world)
     if ranks > 1 and not req.bounded:
+        given = (
+            f"--nproc {req.nproc}" if req.nproc > 1 else f"{world} ranks (torchrun's WORLD_SIZE)"
+        )
         raise InputError(
-            f"{ranks} ranks: data-parallel quantization runs in the bounded-memory mode "
-            "only (pass --bounded-memory)"
+            f"{given}: data-parallel quantization runs in the bounded-memory mode only "
+            "(pass --bounded-memory)"
         )
     if ranks > 1 and req.device.startswith("cuda:"):
         raise InputError(

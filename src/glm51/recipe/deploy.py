@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from glm51.recipe.base import Strict
 
@@ -40,6 +40,12 @@ class RouterRecipe(Strict):
     worker_urls: tuple[str, ...] = Field(
         (), description="the replicas' base URLs (`glm51 router` takes --worker-url instead)"
     )
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> RouterRecipe:
+        if self.port == self.prometheus_port:
+            raise ValueError(f"port and prometheus_port are both {self.port}: smg needs two")
+        return self
 
 
 class KubernetesRecipe(Strict):

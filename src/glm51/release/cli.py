@@ -60,11 +60,11 @@ def release_command(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(min=0, max=2**32 - 1, help="Rehearsal: seed of the tiny model [default: 0]."),
+        typer.Option(min=0, max=2**32 - 1, help="Rehearsal: seed of the tiny model (default: 0)."),
     ] = None,
     samples: Annotated[
         int | None,
-        typer.Option(min=1, help="Rehearsal: calibration conversations [default: 16]."),
+        typer.Option(min=1, help="Rehearsal: calibration conversations (default: 16)."),
     ] = None,
     recipe: RecipeOption = None,
 ) -> None:

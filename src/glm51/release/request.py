@@ -48,3 +48,7 @@ class ReleaseRequest:
                 "--source PATH (or GLM51_SOURCE): the BF16 checkpoint the fidelity step "
                 "measures --checkpoint against"
             )
+        # A typo found here, not hours later when the step that reads the folder starts.
+        for option, path in (("--checkpoint", self.checkpoint), ("--source", self.source)):
+            if path is not None and not path.is_dir():
+                raise InputError(f"{option} {path}: no such folder (a checkpoint folder)")

@@ -43,7 +43,7 @@ def router_command(
 ) -> None:
     """Start smg in front of replicas: each must answer /health and serve the model first.
 
-    The policy, health thresholds, retries and ports come from the recipe's [deploy.router].
+    The policy, health thresholds, retries and ports come from the recipe's \\[deploy.router].
     The API key (--api-key-file or $GLM51_API_KEY) reaches smg on a pipe, never in argv.
     Exit 3, nothing started, for a replica that does not answer or serves another model.
     """

@@ -43,13 +43,21 @@ class RouterRequest:
                 "--worker-url: no replicas; name each replica's base URL (repeat the option) "
                 "or list them in the recipe's deploy.router.worker_urls"
             )
-        seen = [base_url(u) for u in urls]  # each a URL with a host, or exit 3 naming it
+        where = "--worker-url" if self.worker_urls else "recipe deploy.router.worker_urls"
+        seen = [base_url(u, option=where) for u in urls]  # or exit 3 naming where it came from
         twice = sorted({u for u in seen if seen.count(u) > 1})
         if twice:
             raise InputError(f"--worker-url: {', '.join(twice)} named twice")
         for option, value in (("--port", self.port), ("--prometheus-port", self.prometheus_port)):
             if value is not None and not 1 <= value <= 65535:
                 raise InputError(f"{option} {value}: expected a port, 1 to 65535")
+        r = recipe.deploy.router
+        port, metrics = self.port or r.port, self.prometheus_port or r.prometheus_port
+        if port == metrics:
+            raise InputError(
+                f"--port {port} and --prometheus-port {metrics}: the same port; smg serves "
+                "requests and /metrics on two ports (defaults: the recipe's deploy.router)"
+            )
         if self.preflight_timeout_s <= 0:
             raise InputError(f"--preflight-timeout {self.preflight_timeout_s}: expected > 0")
         self.api_key.read()  # a missing or empty key file: exit 3, nothing started

@@ -21,7 +21,7 @@ from glm51.preflight.findings import Report, Severity
 from glm51.preflight.run import MISSING_FIX, check
 from glm51.recipe.schema import Recipe
 from glm51.serve.nodes import placements
-from glm51.serve.secret import key_config
+from glm51.serve.secret import check_passthrough, key_config
 from glm51.sglang.command import Placement, render
 from glm51.sglang.help import install_hint
 
@@ -68,6 +68,7 @@ def serve(
     host, port, skip_preflight = options.host, options.port, options.skip_preflight
     nodes = placements(name, profile, options)
     key = options.api_key.read()  # a missing or empty key file: bad input, before anything
+    check_passthrough(passthrough, key_given=key is not None, env=recipe.deploy.api_key_env)
     words = (
         None
         if key is not None

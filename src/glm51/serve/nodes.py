@@ -31,6 +31,8 @@ def placements(profile_name: str, profile: Profile, options: Options) -> list[Pl
             f"expected 0 to {nnodes - 1}"
         )
     addr = options.dist_init_addr
+    if nodes == 1 and addr is None:
+        return [None]  # --nnodes 1 or --node-rank 0 on a one-node profile: nothing to place
     if addr is None:
         raise InputError(
             f"--dist-init-addr: profile {profile_name} spans {nnodes} nodes; give HOST:PORT of "

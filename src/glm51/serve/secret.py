@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from glm51.errors import InputError
 
 
 @contextmanager
@@ -29,3 +31,22 @@ def key_config(key: str | None) -> Iterator[Path | None]:
     finally:
         path.unlink(missing_ok=True)
         folder.rmdir()
+
+
+def check_passthrough(passthrough: Sequence[str], *, key_given: bool, env: str | None) -> None:
+    """Pass-through flags that would undo the above: `--api-key` puts a key in argv (and in a
+    dry run); a second `--config` while glm51 passes the key in its own would leave SGLang
+    reading one of the two. Refused by name, never echoing the value (exit 3)."""
+    for arg in passthrough:
+        name = arg.split("=", 1)[0]
+        if name == "--api-key":
+            raise InputError(
+                "pass-through --api-key: the key would be in argv, where every user of this "
+                "machine can read it (ps); give --api-key-file FILE or set "
+                f"${env or 'GLM51_API_KEY'}"
+            )
+        if name == "--config" and key_given:
+            raise InputError(
+                "pass-through --config: glm51 serve passes the API key to SGLang in its own "
+                "--config file; put those settings after `--` as flags instead"
+            )

@@ -82,7 +82,8 @@ def test_layerwise_kl_equals_the_whole_models_in_transformers(tiny_model, quanti
             Checkpoint(checkpoint), i, layer.mlp.experts, "cpu"
         )
     kls, agree = [], []
-    with torch.no_grad():
+    # The same CPU GEMM kernels as the walk (it turns oneDNN off: walk.py says why).
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
         for ids in samples:
             x = torch.tensor([ids])
             kl, a = position_kl(

@@ -47,21 +47,6 @@ def _quiet(_what: str, _done: int, _total: int) -> None:
     pass
 
 
-# glibc's M_MMAP_THRESHOLD: allocations from this size on are mmapped, so a dropped layer's
-# tensors go back to the OS when freed. Left to itself glibc raises the threshold to the
-# largest block freed (up to 32 MiB), serves later layers from a fragmented heap, and the
-# peak grows layer after layer (measured: benchmarks/fidelity_memory.py, docs/fidelity.md).
-_M_MMAP_THRESHOLD, _MMAP_FROM = -3, 1 << 20
-
-
-def _return_freed_layers_to_the_os() -> None:
-    import contextlib
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
-
-
 def _same_tensors(source: Checkpoint, candidate: Checkpoint, names: Sequence[str]) -> None:
     """The tensors both stream share must be the checkpoint's own, byte for byte."""
     import torch
@@ -97,10 +82,27 @@ def measure(
     progress: Progress = _quiet,
 ) -> Measurement:
     import torch
+
+    # oneDNN (torch's CPU BF16 matmul) caches a JIT-compiled primitive per GEMM shape, and
+    # each MoE layer routes a new token count to every expert: new shapes, new primitives,
+    # kept. Measured: 3-4 MiB of native heap more per layer, the whole depth creep of the
+    # host peak (docs/fidelity.md). Off for the walk only; on a GPU it is not used.
+    with torch.backends.mkldnn.flags(enabled=False):
+        return _measure(source, candidate, samples, device=device, progress=progress)
+
+
+def _measure(
+    source: Checkpoint,
+    candidate: Checkpoint,
+    samples: Sequence[Sequence[int]],
+    *,
+    device: str,
+    progress: Progress,
+) -> Measurement:
+    import torch
     from torch import nn
     from transformers.masking_utils import create_causal_mask
 
-    _return_freed_layers_to_the_os()
     model = skeleton(source)
     config = model.config
     sparse = set(moe_layers(config.to_dict()))

@@ -73,28 +73,21 @@ def build_text(req: FidelityRequest, recipe: Recipe) -> tuple[list[list[int]], T
 
 
 def gates(kl: KLStats, top1: float, thresholds: FidelityGates) -> tuple[FidelityGate, ...]:
-    return (
+    """Each of [gates.fidelity]'s thresholds against its figure: (name, value, threshold, bound)."""
+    checks = (
+        ("kl_mean", kl.mean, thresholds.kl_mean_max, "max"),
+        ("kl_p99", kl.p99, thresholds.kl_p99_max, "max"),
+        ("top1", top1, thresholds.top1_min, "min"),
+    )
+    return tuple(
         FidelityGate(
-            name="kl_mean",
-            value=kl.mean,
-            threshold=thresholds.kl_mean_max,
-            bound="max",
-            passed=kl.mean <= thresholds.kl_mean_max,
-        ),
-        FidelityGate(
-            name="kl_p99",
-            value=kl.p99,
-            threshold=thresholds.kl_p99_max,
-            bound="max",
-            passed=kl.p99 <= thresholds.kl_p99_max,
-        ),
-        FidelityGate(
-            name="top1",
-            value=top1,
-            threshold=thresholds.top1_min,
-            bound="min",
-            passed=top1 >= thresholds.top1_min,
-        ),
+            name=name,
+            value=value,
+            threshold=threshold,
+            bound=bound,
+            passed=value <= threshold if bound == "max" else value >= threshold,
+        )
+        for name, value, threshold, bound in checks
     )
 
 

@@ -20,7 +20,7 @@ from glm51.errors import InputError
 from glm51.fidelity.candidate import candidate_experts, nvfp4_experts_of
 from glm51.fidelity.numerics import ErrorSum, position_kl
 from glm51.quantize.calibrate import skeleton
-from glm51.quantize.layers import load_into, release
+from glm51.quantize.layers import decoder_inputs, load_into, release
 
 Progress = Callable[[str, int, int], None]
 
@@ -101,7 +101,6 @@ def _measure(
 ) -> Measurement:
     import torch
     from torch import nn
-    from transformers.masking_utils import create_causal_mask
 
     model = skeleton(source)
     config = model.config
@@ -120,21 +119,12 @@ def _measure(
     cand_topk: list = [None] * len(samples)
 
     def inputs(h):
-        h = h.to(device)
-        pos = torch.arange(h.shape[1], device=device).unsqueeze(0)
-        mask = create_causal_mask(
-            config=config,
-            inputs_embeds=h,
-            attention_mask=None,
-            past_key_values=None,
-            position_ids=pos,
-            allow_is_causal_skip=False,  # the DSA indexer needs the mask, as in the model
-        )
+        h, mask, pos, rope = decoder_inputs(config, rotary, h, device)
         return {
             "hidden_states": h,
             "attention_mask": mask,
             "position_ids": pos,
-            "position_embeddings": rotary(h, position_ids=pos),
+            "position_embeddings": rope,
             "past_key_values": None,
             "use_cache": False,
         }

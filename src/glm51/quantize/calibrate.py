@@ -19,7 +19,7 @@ from glm51.calib.coverage import ExpertCounter, ExpertCounts
 from glm51.checkpoint.folder import Checkpoint
 from glm51.checkpoint.layout import moe_layers
 from glm51.quantize.artifact import Artifact
-from glm51.quantize.layers import load_into, release
+from glm51.quantize.layers import decoder_inputs, load_into, release
 from glm51.quantize.ranks import SINGLE, Ranks, fault_injection_hook, without_modelopt_sync
 from glm51.quantize.targets import all_disabled
 
@@ -186,7 +186,6 @@ def calibrate_bounded(
     import modelopt.torch.quantization as mtq
     import torch
     from torch import nn
-    from transformers.masking_utils import create_causal_mask
 
     ckpt = Checkpoint(model_dir)
     model = skeleton(ckpt)
@@ -208,17 +207,7 @@ def calibrate_bounded(
     topk: list = [None] * len(samples)
 
     def layer_inputs(s: int):
-        h = hidden[s].to(device)
-        pos = torch.arange(h.shape[1], device=device).unsqueeze(0)
-        mask = create_causal_mask(
-            config=config,
-            inputs_embeds=h,
-            attention_mask=None,
-            past_key_values=None,
-            position_ids=pos,
-            allow_is_causal_skip=False,  # the DSA indexer needs the mask, as in the model
-        )
-        return h, mask, pos, rotary(h, position_ids=pos)
+        return decoder_inputs(config, rotary, hidden[s], device)
 
     amax: dict = {}
     for i in range(n_layers):

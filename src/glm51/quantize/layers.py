@@ -66,3 +66,22 @@ def release() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def decoder_inputs(config, rotary, h, device):  # type: ignore[no-untyped-def]
+    """What a decoder layer takes for one sample's hidden state ``h`` (batch 1): the state on
+    ``device``, the causal mask, the positions and the rotary embeddings."""
+    import torch
+    from transformers.masking_utils import create_causal_mask
+
+    h = h.to(device)
+    pos = torch.arange(h.shape[1], device=device).unsqueeze(0)
+    mask = create_causal_mask(
+        config=config,
+        inputs_embeds=h,
+        attention_mask=None,
+        past_key_values=None,
+        position_ids=pos,
+        allow_is_causal_skip=False,  # the DSA indexer needs the mask, as in the model
+    )
+    return h, mask, pos, rotary(h, position_ids=pos)

@@ -11,6 +11,7 @@ the streams' difference accumulates over the layers before it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -87,8 +88,12 @@ def measure(
     # each MoE layer routes a new token count to every expert: new shapes, new primitives,
     # kept. Measured: 3-4 MiB of native heap more per layer, the whole depth creep of the
     # host peak (docs/fidelity.md). Off for the walk only; on a GPU it is not used.
-    with torch.backends.mkldnn.flags(enabled=False):
-        return _measure(source, candidate, samples, device=device, progress=progress)
+    with warnings.catch_warnings():
+        # flags() also sets oneDNN's TF32 switch, which warns on every CPU build ("available
+        # for Intel GPUs"): noise to a user, nothing the walk uses.
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=False):
+            return _measure(source, candidate, samples, device=device, progress=progress)
 
 
 def _measure(

@@ -695,8 +695,13 @@ def test_tensors_and_figures_are_written_readable_and_their_faults_typed(tmp_pat
                 os.chmod(path, 0o600)
 
         fig = plt.figure(FigureClass=Private)
-        plot = save_figure(fig, tmp_path / "new" / "p.png", dpi=50)
+        other = plt.figure()  # pyplot's current figure: only the saved one is closed
+        plot = save_figure(fig, tmp_path / "new" / "deeper" / "p.png", dpi=50)
         assert not plt.fignum_exists(fig.number)  # closed: its memory is not held on
+        assert plt.fignum_exists(other.number)
+        plt.close(other)
+        beside = save_figure(plt.figure(FigureClass=Private), plot.with_name("q.png"), dpi=50)
+        assert beside.read_bytes() == b"png"  # into the folder that is there now
     finally:
         os.umask(old)
     for path in (shard, plot):
@@ -773,3 +778,25 @@ def test_a_copy_replaces_a_hard_link_instead_of_writing_through_it(tmp_path):
     assert (tmp_path / "dst.bin").read_bytes() == b"new"
     assert theirs.read_bytes() == b"someone's data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.bin", "src.bin", "theirs.bin"]
+
+
+def test_a_copy_is_made_beside_its_target_and_a_failed_one_leaves_nothing(tmp_path, monkeypatch):
+    import glm51.outputs as outputs
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'missing.png'}: does not exist"):
+        outputs.copy_file(tmp_path / "missing.png", tmp_path / "out" / "p.png")
+    assert list((tmp_path / "out").iterdir()) == []  # no temp file left behind
+    temps: list[str] = []
+    mkstemp = outputs.tempfile.mkstemp
+
+    def seen(*args, **kwargs):
+        fd, name = mkstemp(*args, **kwargs)
+        temps.append(name)
+        return fd, name
+
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", seen)
+    (tmp_path / "plot.png").write_bytes(b"png")
+    copied = outputs.copy_file(tmp_path / "plot.png", tmp_path / "out" / "p.png")
+    assert copied.read_bytes() == b"png" and [Path(t).parent for t in temps] == [copied.parent]
+    assert Path(temps[0]).name.startswith(".p.png.")  # hidden, named after its target

@@ -131,11 +131,11 @@ def bench_fidelity(session: nox.Session) -> None:
 def rehearsal(session: nox.Session) -> None:
     """The main job on the embedded default, the whole release chain on the CPU with the tiny
     glm_moe_dsa model (`glm51 release --rehearsal`): build it, quantize it to NVFP4 with
-    ModelOpt (coverage-gated), verify, fidelity (KL against BF16, gated), serve a BF16 copy with `transformers serve`, smoke it
-    (protocol tier) and bench it (the rehearsal's gates), render the card, publish to a local
-    folder (verified, then tagged). Resumable: a re-run skips the finished steps. Then the
-    serve preflight and the launch command for the checkpoint. Everything lands in
-    out/release/rehearsal-v0.0.0/."""
+    ModelOpt (coverage-gated), verify, fidelity (KL against BF16, gated), serve a BF16 copy
+    with `transformers serve`, smoke it (protocol tier) and bench it (the rehearsal's gates),
+    render the card, publish to a local folder (verified, then tagged). Resumable: a re-run
+    skips the finished steps. Then the serve preflight and the launch command for the
+    checkpoint. Everything lands in out/release/rehearsal-v0.0.0/."""
     _torch(session)
     session.install("-e", ".[quantize,publish,bench,serve-cpu]")
     session.run("glm51", "release", "--rehearsal", *session.posargs)

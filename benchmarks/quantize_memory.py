@@ -90,6 +90,32 @@ def child(model: str, mode: str, out: str, samples: int, length: int) -> None:
     print(json.dumps({"peak_rss_mib": peak_rss_kib() / 1024, "seconds": seconds}))
 
 
+def bounded_quantize(model: str, out: str, samples: int, length: int, **kwargs) -> None:
+    """Bounded quantize of ``model`` into OUT/out on ``samples`` random sequences of ``length``
+    tokens (seed 0: every run, every rank count, the same set); ``kwargs`` go to quantize()."""
+    import torch
+
+    from glm51.calib.data import CalibSet
+    from glm51.quantize.pipeline import quantize
+    from glm51.recipe.load import load_recipe
+
+    g = torch.Generator().manual_seed(0)
+    data = CalibSet(
+        "bench", [torch.randint(20, 110, (length,), generator=g).tolist() for _ in range(samples)]
+    )
+    work_dir = Path(out) / "work"
+    recipe = load_recipe().quantize
+    quantize(
+        model,
+        Path(out) / "out",
+        {"bench": [data]},
+        recipe,
+        work_dir=work_dir,
+        bounded=True,
+        **kwargs,
+    )
+
+
 def peak_rss_kib() -> int:
     """This process's own peak RSS. Not getrusage's ru_maxrss: Linux carries that across
     exec from the forking parent, which here holds the freshly built models."""
@@ -104,10 +130,7 @@ def glm51_child(model: str, out: str, device: str, samples: int, length: int) ->
     import torch
     from transformers.utils import logging as hf_logging
 
-    from glm51.calib.data import CalibSet
     from glm51.quantize import calibrate, export
-    from glm51.quantize.pipeline import quantize
-    from glm51.recipe.load import load_recipe
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -148,20 +171,7 @@ def glm51_child(model: str, out: str, device: str, samples: int, length: int) ->
         if cuda:
             torch.cuda.reset_peak_memory_stats()
 
-    g = torch.Generator().manual_seed(0)
-    data = CalibSet(
-        "bench", [torch.randint(20, 110, (length,), generator=g).tolist() for _ in range(samples)]
-    )
-    quantize(
-        model,
-        Path(out) / "out",
-        {"bench": [data]},
-        load_recipe().quantize,
-        work_dir=Path(out) / "work",
-        bounded=True,
-        device=device,
-        progress=progress,
-    )
+    bounded_quantize(model, out, samples, length, device=device, progress=progress)
     seconds = time.perf_counter() - t_start
     print(
         json.dumps(
@@ -401,12 +411,9 @@ def rank_child(model: str, out: str, device: str, samples: int, length: int) -> 
     import torch
     from transformers.utils import logging as hf_logging
 
-    from glm51.calib.data import CalibSet
     from glm51.checkpoint.folder import Checkpoint
     from glm51.quantize import calibrate, export
-    from glm51.quantize.pipeline import quantize
     from glm51.quantize.ranks import join
-    from glm51.recipe.load import load_recipe
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -474,21 +481,7 @@ def rank_child(model: str, out: str, device: str, samples: int, length: int) -> 
         sync()
         events.append({"what": what, "done": done, "t": time.perf_counter() - t_start})
 
-    g = torch.Generator().manual_seed(0)
-    data = CalibSet(
-        "bench", [torch.randint(20, 110, (length,), generator=g).tolist() for _ in range(samples)]
-    )
-    quantize(
-        model,
-        Path(out) / "out",
-        {"bench": [data]},
-        load_recipe().quantize,
-        work_dir=Path(out) / "work",
-        bounded=True,
-        device=device,
-        progress=progress,
-        ranks=ranks,
-    )
+    bounded_quantize(model, out, samples, length, device=device, progress=progress, ranks=ranks)
     seconds = time.perf_counter() - t_start
     result = {
         "rank": ranks.rank,

@@ -168,3 +168,22 @@ def test_the_estimate_at_glm51_scale_holds_one_layer_twice_over_its_experts_and_
     on_cpu = estimate(GLM51, [1024] * 200, device="cpu")
     assert on_cpu.host_bytes > on_cpu.device_bytes + on_cpu.streams_bytes
     assert "204,800 positions" in e.render()
+
+
+def test_a_figure_at_its_threshold_passes_and_one_past_it_fails():
+    """'fail when above' / 'fail when fewer': the bounds themselves pass."""
+    from glm51.fidelity.stage import gates
+    from glm51.recipe.fidelity import FidelityGates
+    from glm51.records.fidelity import KLStats
+
+    bounds = FidelityGates(kl_mean_max=0.05, kl_p99_max=0.5, top1_min=0.9)
+    at = KLStats(mean=0.05, median=0.01, p95=0.2, p99=0.5, max=3.0)
+    assert all(g.passed for g in gates(at, 0.9, bounds))
+    past = at.model_copy(update={"mean": 0.0500001, "p99": 0.5000001})
+    verdicts = {g.name: g.passed for g in gates(past, 0.8999999, bounds)}
+    assert verdicts == {"kl_mean": False, "kl_p99": False, "top1": False}
+    assert [(g.name, g.value, g.threshold, g.bound) for g in gates(at, 0.9, bounds)] == [
+        ("kl_mean", 0.05, 0.05, "max"),
+        ("kl_p99", 0.5, 0.5, "max"),
+        ("top1", 0.9, 0.9, "min"),
+    ]

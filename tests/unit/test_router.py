@@ -4,6 +4,7 @@ given; a key file missing or empty; no replicas at all."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 from unittest import mock
@@ -162,3 +163,25 @@ def test_the_replicas_can_come_from_the_recipe(tmp_path, recipe_text):
         "--dry-run", "--recipe", str(tmp_path / "r.toml"), "--worker-url", "http://a:1"
     )
     assert "--worker-urls http://a:1 --policy" in given.output  # the command line wins
+
+
+def test_a_replica_that_is_a_web_server_is_named_as_one_without_its_html(tmp_path):
+    """A static server answers /health (a file) but /v1/models with an HTML 404 page: exit 3,
+    said as not an OpenAI-compatible server, the page told by its text, in one line."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "health").write_text("<html><body>ok</body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result, spawn = _router("--worker-url", url)
+        server.shutdown()
+    said = error_text(result).strip().splitlines()[-1]  # after serve's no-key warning
+    assert exit_code(result) == 3 and not spawn.called
+    assert f"--worker-url {url}: answers, but not as an OpenAI-compatible server" in said
+    assert "answered HTTP 404: HTML page: " in said and "File not found" in said
+    assert re.search(r"<[a-zA-Z/!]", said) is None  # no tag of the page

@@ -8,6 +8,7 @@ timed out), `BadAnswer` (an answer that is not a valid completion).
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -34,7 +35,16 @@ class RequestRejected(EndpointError):
     def __init__(self, url: str, status: int, detail: str) -> None:
         self.status = status
         self.detail = detail
-        super().__init__(f"{url} answered HTTP {status}: {detail[:500]}")
+        super().__init__(f"{url} answered HTTP {status}: {_said(detail)}")
+
+
+def _said(detail: str) -> str:
+    """An answer's body for one error line: an HTML page (a proxy's, a static server's) by its
+    text, whitespace folded, cut at 300 characters."""
+    if detail.lstrip().startswith("<"):
+        detail = "HTML page: " + re.sub(r"<[^>]*>", " ", detail)
+    folded = " ".join(detail.split())
+    return folded if len(folded) <= 300 else folded[:300] + "..."
 
 
 class Unauthorized(InputError):

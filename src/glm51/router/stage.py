@@ -15,7 +15,14 @@ import httpx
 
 from glm51 import proc
 from glm51.apikey import REDACTED, KeySource, keyless_bind_words
-from glm51.endpoint.client import Endpoint, EndpointError, Unauthorized, base_url, sync_client
+from glm51.endpoint.client import (
+    Endpoint,
+    EndpointError,
+    RequestRejected,
+    Unauthorized,
+    base_url,
+    sync_client,
+)
 from glm51.errors import InputError, PreflightError
 from glm51.recipe.schema import Recipe
 from glm51.router.command import keyed_argv, smg_args
@@ -117,6 +124,10 @@ def check_workers(
                 models = worker.models()
             except Unauthorized as exc:
                 raise InputError(f"--worker-url {url}: {exc}") from None
+            except RequestRejected as exc:
+                raise InputError(
+                    f"--worker-url {url}: answers, but not as an OpenAI-compatible server ({exc})"
+                ) from None
             except EndpointError as exc:
                 raise InputError(f"--worker-url {url}: does not answer ({exc})") from None
             if name not in models:
